@@ -1,0 +1,35 @@
+# Set-up and everyday commands. Each target installs what it needs into .venv.
+#   make quickstart   install, then run the quickstart on 2 CPU cores
+#   make test         install, then ruff and the whole test suite (what CI runs)
+#   make test-fast    the suite without the slow end-to-end tests
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU wheel on these machines; override for a CUDA build, e.g.
+#   make TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install quickstart test test-fast lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+quickstart: install
+	$(BIN)/hpo ladder gpt --scales 13k,100k,336k --tokens 400000
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

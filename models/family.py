@@ -1,0 +1,130 @@
+"""The `ModelFamily` interface and the registry that finds a family by name.
+
+A model family is a ladder of model sizes over one data source. Everything
+`hpo` needs from a family is here: the ordered scale names, exact parameter
+counts, a way to build the model at a scale, and batches of data. The model's
+``forward(inputs, targets)`` returns the mean loss of the batch, so one
+training loop (`models.train`) serves every family.
+
+A user's own family plugs in without touching ``hpo/``: subclass
+`ModelFamily` and name it by import path, ``"my_package.my_module:MyFamily"``,
+wherever a family name is accepted, or call `register_family`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Literal, NamedTuple
+
+import torch
+from torch import nn
+
+Split = Literal["train", "val"]
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class ParamCount(NamedTuple):
+    """Exact parameter counts of one model: ``total`` counts every trainable
+    parameter once (tied weights once); ``non_embedding`` leaves out token and
+    position embeddings, the count scaling laws are usually fitted against."""
+
+    total: int
+    non_embedding: int
+
+
+class ModelFamily(ABC):
+    """A ladder of model sizes trained on one data source.
+
+    Units: a *token* is one prediction target. For language models it is one
+    token of the sequence; for a regression family it is one example, so
+    ``tokens_per_example`` is the sequence length or 1.
+    """
+
+    name: str
+    tokens_per_example: int
+
+    @property
+    @abstractmethod
+    def scales(self) -> tuple[str, ...]:
+        """Scale names, smallest model first."""
+
+    @abstractmethod
+    def param_count(self, scale: str) -> ParamCount:
+        """Exact parameter counts of the model `build(scale, ...)` returns."""
+
+    @abstractmethod
+    def build(self, scale: str, seed: int) -> nn.Module:
+        """A freshly initialised model; the same seed gives the same weights."""
+
+    @abstractmethod
+    def batches(self, split: Split, batch_size: int, seed: int) -> Iterator[Batch]:
+        """Batches of ``(inputs, targets)`` on the CPU.
+
+        ``"train"`` is an endless stream determined by `seed`. ``"val"`` is a
+        finite, fixed set of examples, the same for every seed and batch size,
+        so that every trial's eval loss is measured on the same data.
+        """
+
+    def train_flops(self, scale: str, tokens: int) -> float:
+        """Training compute in FLOPs, ``6 · N · D`` with N the non-embedding
+        parameters and D the tokens trained on (forward + backward)."""
+        return 6.0 * self.param_count(scale).non_embedding * tokens
+
+    def check_scale(self, scale: str) -> None:
+        """Raise `ValueError` naming `scale` and the valid names if unknown."""
+        if scale not in self.scales:
+            raise ValueError(
+                f"scale {scale!r} is not a scale of family {self.name!r}: "
+                f"use one of {', '.join(self.scales)}"
+            )
+
+
+FamilyFactory = Callable[..., ModelFamily]
+_REGISTRY: dict[str, FamilyFactory] = {}
+
+
+def register_family(name: str, factory: FamilyFactory) -> None:
+    """Make `factory(**options)` available as family `name`."""
+    _REGISTRY[name] = factory
+
+
+def family_names() -> tuple[str, ...]:
+    """Names of the registered families."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get_family(name: str, **options: object) -> ModelFamily:
+    """The family registered as `name`, or found at an import path
+    ``"module:attr"`` (a `ModelFamily` subclass, a factory, or an instance),
+    constructed with `options`."""
+    if ":" in name:
+        factory = _import_attr(name)
+    elif name in _REGISTRY:
+        factory = _REGISTRY[name]
+    else:
+        raise ValueError(
+            f"family {name!r} is unknown: use one of {', '.join(family_names())} "
+            "or an import path 'module:attr'"
+        )
+    if isinstance(factory, ModelFamily):
+        if options:
+            raise ValueError(f"family {name!r} is an instance and takes no options")
+        return factory
+    family = factory(**options)
+    if not isinstance(family, ModelFamily):
+        raise ValueError(f"family {name!r} did not give a models.ModelFamily")
+    return family
+
+
+def _import_attr(path: str) -> FamilyFactory:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"family {path!r}: cannot import module {module_name!r} ({error})") from error
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"family {path!r}: module {module_name!r} has no attribute {attr!r}") from None

@@ -1,0 +1,239 @@
+"""One training loop for every model family, budgeted and reported in tokens.
+
+The budget, the learning-rate schedule and every report are in **tokens**
+(for a regression family, examples), never steps, so trials with different
+batch sizes are compared at equal data and a run stopped early is judged at
+the learning rate it really had.
+
+Optimizer: AdamW with decoupled weight decay, applied only to parameters with
+two or more dimensions (weight matrices and embeddings; not biases or norm
+gains), the nanoGPT convention, switchable with `decay_matrices_only`.
+
+Schedule, with t the tokens seen before a step, T the budget, W the warmup
+tokens and r the final learning rate as a fraction of the peak:
+
+* warmup: lr(t) = peak · (t + 1) / W for t < W
+* ``cosine``: lr(t) = peak · (r + (1 − r) · ½ (1 + cos(π (t − W) / (T − W))))
+* ``wsd`` (warmup–stable–decay): peak until the last `decay_fraction` of T,
+  then linearly down to r · peak at T
+* ``constant``: peak after warmup
+
+Divergence: a non-finite training loss, or a smoothed training loss above
+`divergence_factor` times the first step's loss, ends the run with status
+``diverged`` instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from models.family import ModelFamily
+
+Schedule = Literal["cosine", "wsd", "constant"]
+Status = Literal["complete", "stopped", "diverged"]
+
+_LOSS_SMOOTHING = 0.9
+_DIVERGENCE_CHECK_STEPS = 8
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run. Token counts are prediction targets."""
+
+    lr: float
+    batch_size: int
+    tokens: int
+    weight_decay: float = 0.0
+    schedule: Schedule = "cosine"
+    warmup_fraction: float = 0.05
+    decay_fraction: float = 0.2
+    final_lr_fraction: float = 0.1
+    grad_clip: float | None = 1.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    decay_matrices_only: bool = True
+    eval_every_tokens: int | None = None
+    divergence_factor: float = 3.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "a positive learning rate"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("tokens", self.tokens >= 1, "a positive token budget"),
+            ("weight_decay", self.weight_decay >= 0, "a weight decay >= 0"),
+            ("schedule", self.schedule in ("cosine", "wsd", "constant"), "one of cosine, wsd, constant"),
+            ("warmup_fraction", 0 <= self.warmup_fraction < 1, "a fraction in [0, 1)"),
+            ("decay_fraction", 0 < self.decay_fraction <= 1, "a fraction in (0, 1]"),
+            ("final_lr_fraction", 0 <= self.final_lr_fraction <= 1, "a fraction in [0, 1]"),
+            ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "a positive norm or None"),
+            ("eval_every_tokens", self.eval_every_tokens is None or self.eval_every_tokens >= 1,
+             "a positive token count or None"),
+            ("divergence_factor", self.divergence_factor > 1, "a factor > 1"),
+        ]
+        for name, ok, fix in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: use {fix}")
+
+    @property
+    def eval_interval(self) -> int:
+        """Tokens between evaluations: `eval_every_tokens`, else a tenth of the budget."""
+        return self.eval_every_tokens or max(1, self.tokens // 10)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop reports at each evaluation."""
+
+    tokens_seen: int
+    train_loss: float
+    eval_loss: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """How a run ended. `eval_loss` is the last evaluation (NaN if diverged
+    before any); `curve` holds every report in order."""
+
+    status: Status
+    tokens_seen: int
+    train_loss: float
+    eval_loss: float
+    seconds: float
+    curve: list[Progress] = field(default_factory=list)
+
+
+ReportCallback = Callable[[Progress], bool | None]
+"""Called at each evaluation; returning True stops the run (status ``stopped``)."""
+
+
+def lr_at(tokens_seen: int, config: TrainConfig) -> float:
+    """Learning rate for the step that starts after `tokens_seen` tokens."""
+    total = config.tokens
+    warmup = config.warmup_fraction * total
+    peak = config.lr
+    floor = config.final_lr_fraction * peak
+    if tokens_seen < warmup:
+        return peak * (tokens_seen + 1) / warmup
+    if config.schedule == "constant":
+        return peak
+    if config.schedule == "cosine":
+        progress = min(1.0, (tokens_seen - warmup) / max(1.0, total - warmup))
+        return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    decay_start = (1 - config.decay_fraction) * total
+    if tokens_seen < decay_start:
+        return peak
+    progress = min(1.0, (tokens_seen - decay_start) / max(1.0, total - decay_start))
+    return peak - (peak - floor) * progress
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on ≥2-dim parameters only (or on all of them
+    when `decay_matrices_only` is False)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.decay_matrices_only:
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+    else:
+        groups = [{"params": params, "weight_decay": config.weight_decay}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, family: ModelFamily, batch_size: int, device: str) -> float:
+    """Mean loss per token over the family's fixed validation set."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for inputs, targets in family.batches("val", batch_size, seed=0):
+        examples = len(inputs)
+        total += model(inputs.to(device), targets.to(device)).item() * examples
+        count += examples
+    model.train(was_training)
+    return total / count
+
+
+def train(
+    family: ModelFamily,
+    scale: str,
+    config: TrainConfig,
+    report: ReportCallback | None = None,
+) -> TrainResult:
+    """Train `family` at `scale` for `config.tokens` tokens.
+
+    Calls `report` every `config.eval_interval` tokens and at the end; the
+    callback may stop the run. Seeded runs are reproducible on the CPU.
+    """
+    family.check_scale(scale)
+    torch.manual_seed(config.seed)
+    model = family.build(scale, config.seed).to(config.device)
+    model.train()
+    optimizer = make_optimizer(model, config)
+    tokens_per_step = config.batch_size * family.tokens_per_example
+    train_batches = family.batches("train", config.batch_size, config.seed)
+
+    start = time.perf_counter()
+    curve: list[Progress] = []
+    tokens_seen, step = 0, 0
+    next_eval = config.eval_interval
+    first_loss: float | None = None
+    smoothed = 0.0
+    window_sum = torch.zeros((), device=config.device)
+    window_steps = 0
+    last_train_loss = math.nan
+
+    while tokens_seen < config.tokens:
+        lr = lr_at(tokens_seen, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, targets = next(train_batches)
+        loss = model(inputs.to(config.device), targets.to(config.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        tokens_seen += tokens_per_step
+        step += 1
+        window_sum += loss.detach()
+        window_steps += 1
+
+        at_eval = tokens_seen >= next_eval or tokens_seen >= config.tokens
+        if at_eval or step % _DIVERGENCE_CHECK_STEPS == 0 or step == 1:
+            last_train_loss = window_sum.item() / window_steps
+            window_sum.zero_()
+            window_steps = 0
+            if first_loss is None:
+                first_loss = smoothed = last_train_loss
+            smoothed = _LOSS_SMOOTHING * smoothed + (1 - _LOSS_SMOOTHING) * last_train_loss
+            if not math.isfinite(last_train_loss) or smoothed > config.divergence_factor * first_loss:
+                return _finish("diverged", tokens_seen, last_train_loss, curve, start)
+        if at_eval:
+            while next_eval <= tokens_seen:
+                next_eval += config.eval_interval
+            eval_loss = evaluate(model, family, config.batch_size, config.device)
+            progress = Progress(tokens_seen, last_train_loss, eval_loss, lr, time.perf_counter() - start)
+            curve.append(progress)
+            if not math.isfinite(eval_loss):
+                return _finish("diverged", tokens_seen, last_train_loss, curve, start)
+            if report is not None and report(progress) and tokens_seen < config.tokens:
+                return _finish("stopped", tokens_seen, last_train_loss, curve, start)
+    return _finish("complete", tokens_seen, last_train_loss, curve, start)
+
+
+def _finish(
+    status: Status, tokens_seen: int, train_loss: float, curve: list[Progress], start: float
+) -> TrainResult:
+    eval_loss = curve[-1].eval_loss if curve else math.nan
+    return TrainResult(status, tokens_seen, train_loss, eval_loss, time.perf_counter() - start, curve)
