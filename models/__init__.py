@@ -11,15 +11,18 @@ from models.family import (
     get_family,
     register_family,
 )
+from models.gpt import GPTFamily
 from models.mlp import MLPFamily
-from models.train import Progress, TrainConfig, TrainResult, lr_at, train
+from models.train import Progress, ReportCallback, TrainConfig, TrainResult, lr_at, train
 
 __all__ = [
     "Batch",
+    "GPTFamily",
     "MLPFamily",
     "ModelFamily",
     "ParamCount",
     "Progress",
+    "ReportCallback",
     "Split",
     "TrainConfig",
     "TrainResult",
@@ -30,4 +33,5 @@ __all__ = [
     "train",
 ]
 
+register_family("gpt", GPTFamily)
 register_family("mlp", MLPFamily)

@@ -97,10 +97,14 @@ def family_names() -> tuple[str, ...]:
 
 def get_family(name: str, **options: object) -> ModelFamily:
     """The family registered as `name`, or found at an import path
-    ``"module:attr"`` (a `ModelFamily` subclass, a factory, or an instance),
-    constructed with `options`."""
+    ``"module:attr"`` naming a `ModelFamily` subclass or instance, constructed
+    with `options`. An import path must name a family, never any other
+    callable, so a study file cannot make `hpo` call arbitrary code."""
     if ":" in name:
         factory = _import_attr(name)
+        if not (isinstance(factory, ModelFamily) or
+                (isinstance(factory, type) and issubclass(factory, ModelFamily))):
+            raise ValueError(f"family {name!r} is not a models.ModelFamily subclass or instance")
     elif name in _REGISTRY:
         factory = _REGISTRY[name]
     else:

@@ -86,7 +86,7 @@ class MLPFamily(ModelFamily):
 
     def build(self, scale: str, seed: int) -> nn.Module:
         width = self._width(scale)
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return MLP(self.in_dim, width, self.depth, self.out_dim)
 

@@ -102,7 +102,9 @@ class Progress:
 @dataclass
 class TrainResult:
     """How a run ended. `eval_loss` is the last evaluation (NaN if diverged
-    before any); `curve` holds every report in order."""
+    before any); `curve` holds every report in order; `initial_loss` is the
+    training loss of the first step, before any update (the reference that
+    divergence is judged against; NaN if no step ran)."""
 
     status: Status
     tokens_seen: int
@@ -110,6 +112,7 @@ class TrainResult:
     eval_loss: float
     seconds: float
     curve: list[Progress] = field(default_factory=list)
+    initial_loss: float = math.nan
 
 
 ReportCallback = Callable[[Progress], bool | None]
@@ -218,7 +221,7 @@ def train(
                 first_loss = smoothed = last_train_loss
             smoothed = _LOSS_SMOOTHING * smoothed + (1 - _LOSS_SMOOTHING) * last_train_loss
             if not math.isfinite(last_train_loss) or smoothed > config.divergence_factor * first_loss:
-                return _finish("diverged", tokens_seen, last_train_loss, curve, start)
+                return _finish("diverged", tokens_seen, last_train_loss, curve, start, first_loss)
         if at_eval:
             while next_eval <= tokens_seen:
                 next_eval += config.eval_interval
@@ -226,14 +229,17 @@ def train(
             progress = Progress(tokens_seen, last_train_loss, eval_loss, lr, time.perf_counter() - start)
             curve.append(progress)
             if not math.isfinite(eval_loss):
-                return _finish("diverged", tokens_seen, last_train_loss, curve, start)
+                return _finish("diverged", tokens_seen, last_train_loss, curve, start, first_loss)
             if report is not None and report(progress) and tokens_seen < config.tokens:
-                return _finish("stopped", tokens_seen, last_train_loss, curve, start)
-    return _finish("complete", tokens_seen, last_train_loss, curve, start)
+                return _finish("stopped", tokens_seen, last_train_loss, curve, start, first_loss)
+    return _finish("complete", tokens_seen, last_train_loss, curve, start, first_loss)
 
 
 def _finish(
-    status: Status, tokens_seen: int, train_loss: float, curve: list[Progress], start: float
+    status: Status, tokens_seen: int, train_loss: float, curve: list[Progress], start: float,
+    first_loss: float | None,
 ) -> TrainResult:
     eval_loss = curve[-1].eval_loss if curve else math.nan
-    return TrainResult(status, tokens_seen, train_loss, eval_loss, time.perf_counter() - start, curve)
+    initial_loss = math.nan if first_loss is None else first_loss
+    return TrainResult(status, tokens_seen, train_loss, eval_loss, time.perf_counter() - start, curve,
+                       initial_loss)

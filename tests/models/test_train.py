@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from models import MLPFamily, Progress, TrainConfig, lr_at, train
+from models import MLPFamily, Progress, TrainConfig, get_family, lr_at, train
 from models.train import evaluate, make_optimizer
 
 
@@ -110,3 +110,15 @@ def test_bad_settings_raise_an_error_naming_the_setting(field: str, value: objec
 def test_unknown_scale_raises_an_error_naming_the_scale(family: MLPFamily) -> None:
     with pytest.raises(ValueError, match="scale 'w9999' is not a scale of family 'mlp'"):
         train(family, "w9999", quick())
+
+
+@pytest.mark.parametrize(("name", "scale", "options", "lr"),
+                         [("gpt", "13k", {"seq_len": 32}, 1e-2), ("mlp", "w32", {}, 3e-3)])
+def test_every_family_learns_within_a_small_budget(
+    name: str, scale: str, options: dict[str, object], lr: float
+) -> None:
+    family = get_family(name, **options)
+    untrained = evaluate(family.build(scale, seed=0), family, batch_size=64, device="cpu")
+    result = train(family, scale, quick(lr=lr, batch_size=16, tokens=60 * 16 * family.tokens_per_example))
+    assert result.status == "complete"
+    assert result.eval_loss < 0.75 * untrained

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from models import MLPFamily, ModelFamily, family_names, get_family, register_family
+
+
+def test_builtin_families_are_found_by_name() -> None:
+    assert {"gpt", "mlp"} <= set(family_names())
+    assert isinstance(get_family("mlp", widths=(4, 8)), MLPFamily)
+
+
+def test_a_users_family_is_found_by_import_path() -> None:
+    family = get_family("models.mlp:MLPFamily", widths=(4,))
+    assert family.scales == ("w4",)
+
+
+def test_a_registered_family_is_found_by_its_name() -> None:
+    register_family("tiny_mlp", lambda: MLPFamily(widths=(2, 4)))
+    assert get_family("tiny_mlp").scales == ("w2", "w4")
+
+
+def test_unknown_family_raises_an_error_naming_it_and_the_choices() -> None:
+    with pytest.raises(ValueError, match="family 'transformerxl' is unknown: use one of .*gpt.*mlp"):
+        get_family("transformerxl")
+
+
+@pytest.mark.parametrize(
+    "path", ["no_such_module:Family", "models.mlp:NoSuchFamily", "models.family:family_names"]
+)
+def test_bad_import_paths_raise_an_error_naming_the_path(path: str) -> None:
+    with pytest.raises(ValueError, match=f"family '{path}'"):
+        get_family(path)
+
+
+def test_every_family_satisfies_the_interface() -> None:
+    for name in ("gpt", "mlp"):
+        family = get_family(name)
+        assert isinstance(family, ModelFamily)
+        assert family.scales and family.tokens_per_example >= 1
+        first = family.scales[0]
+        assert family.param_count(first).total >= family.param_count(first).non_embedding > 0
+        assert family.train_flops(first, 1_000) == 6.0 * family.param_count(first).non_embedding * 1_000
