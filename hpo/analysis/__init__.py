@@ -1,0 +1,64 @@
+"""Pure analysis of a trial table: optima per scale, their scaling laws, loss laws, crossovers, extrapolation.
+
+Pandas in, dataclasses out; no Ray, MLflow or torch. The entry point is
+`extrapolate`; docs/analysis.md explains the formulas and the warnings. Plots
+live in `hpo.analysis.plots` (imported on demand, as they load matplotlib).
+Warnings are returned in `Recommendation.warnings` and also logged on the
+``hpo.analysis`` logger, which is silent until the application configures logging.
+
+Example:
+    >>> from hpo.analysis import extrapolate
+    >>> rec = extrapolate("trials.csv", target_params=1e9)      # doctest: +SKIP
+    >>> rec.lr, rec.batch_size_power_of_two, rec.warnings        # doctest: +SKIP
+"""
+
+import logging
+
+from hpo.analysis.crossover import (
+    Crossover,
+    HyperparameterCrossover,
+    find_crossover,
+    find_hyperparameter_crossover,
+)
+from hpo.analysis.estimate import Estimate
+from hpo.analysis.extrapolate import Recommendation, Setting, extrapolate, recommend
+from hpo.analysis.loss_law import LossLaw, fit_compute_loss_law, fit_loss_law
+from hpo.analysis.optimum import Optimum, find_optimum
+from hpo.analysis.power_law import PowerLaw, fit_power_law, round_to_power_of_two
+from hpo.analysis.regret import local_loss, regret_pct
+from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
+from hpo.analysis.synthetic import SyntheticVariant, crossing_variants, make_synthetic_trials
+from hpo.analysis.trials import TRIAL_COLUMNS, normalize_trials, read_trials
+
+__all__ = [
+    "TRIAL_COLUMNS",
+    "Crossover",
+    "Estimate",
+    "HyperparameterCrossover",
+    "LossLaw",
+    "Optimum",
+    "PowerLaw",
+    "Recommendation",
+    "ScalingFit",
+    "Setting",
+    "SyntheticVariant",
+    "VariantFit",
+    "crossing_variants",
+    "extrapolate",
+    "find_crossover",
+    "find_hyperparameter_crossover",
+    "find_optimum",
+    "fit_compute_loss_law",
+    "fit_loss_law",
+    "fit_power_law",
+    "fit_scaling",
+    "local_loss",
+    "make_synthetic_trials",
+    "normalize_trials",
+    "read_trials",
+    "recommend",
+    "regret_pct",
+    "round_to_power_of_two",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

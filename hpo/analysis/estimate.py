@@ -1,0 +1,68 @@
+"""`Estimate`: a point value with a bootstrap interval around it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value and its interval ``[low, high]`` at confidence `level`.
+
+    Units are those of the quantity estimated (lr, batch size in sequences or
+    examples per step, loss in nats per token, parameter count, ...). An
+    estimate without uncertainty (a fixed setting) has ``low == value == high``.
+    """
+
+    value: float
+    low: float
+    high: float
+    level: float = 0.9
+
+    @classmethod
+    def exact(cls, value: float) -> Estimate:
+        """A fixed value, no uncertainty."""
+        return cls(value, value, value, 1.0)
+
+    @classmethod
+    def missing(cls) -> Estimate:
+        """Nothing could be estimated (NaN everywhere)."""
+        return cls(math.nan, math.nan, math.nan, math.nan)
+
+    @classmethod
+    def from_draws(
+        cls, value: float, draws: np.ndarray, level: float = 0.9, *, log_scale: bool = True
+    ) -> Estimate:
+        """`value` ± z·σ, σ the robust spread of the bootstrap `draws` (in ln units when `log_scale`).
+
+        σ = 1.4826·MAD, the standard deviation of a normal with the draws'
+        median absolute deviation. Bootstrap replicates of an optimum have heavy
+        tails (a resample can lose the trials that pin the minimum down), which
+        make percentile intervals far wider than the estimator's real spread;
+        the MAD ignores those tails.
+        """
+        draws = np.asarray(draws, dtype=float)
+        draws = draws[np.isfinite(draws) & ((draws > 0) if log_scale else True)]
+        if draws.size < 2 or not math.isfinite(value):
+            return cls(value, math.nan, math.nan, level)
+        center = math.log(value) if log_scale else value
+        spread = robust_std(np.log(draws) if log_scale else draws)
+        half_width = NormalDist().inv_cdf(0.5 + level / 2) * spread
+        low, high = center - half_width, center + half_width
+        if log_scale:
+            low, high = math.exp(low), math.exp(high)
+        return cls(float(value), float(low), float(high), level)
+
+    def covers(self, truth: float) -> bool:
+        """Whether `truth` lies inside ``[low, high]``."""
+        return self.low <= truth <= self.high
+
+
+def robust_std(values: np.ndarray) -> float:
+    """1.4826 × the median absolute deviation: the standard deviation for normal data, robust to tails."""
+    values = np.asarray(values, dtype=float)
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))

@@ -1,0 +1,57 @@
+"""Crossovers between variants (where tuned loss curves intersect) and of hyperparameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpo.analysis import SyntheticVariant, crossing_variants, extrapolate, make_synthetic_trials
+
+LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
+TARGET = 1e10
+
+
+def verdict_for(crossing_params: float, seed: int = 0):
+    baseline, challenger = crossing_variants(crossing_params)
+    trials = make_synthetic_trials([baseline, challenger], LADDER, seed=seed)
+    recommendation = extrapolate(trials, target_params=TARGET, n_bootstrap=40, seed=seed)
+    (crossover,) = recommendation.crossovers
+    return crossover, recommendation
+
+
+def test_crossover_between_largest_measured_and_target_is_ahead() -> None:
+    crossover, recommendation = verdict_for(3e9)
+    assert crossover.verdict == "ahead"
+    assert crossover.params.value == pytest.approx(3e9, rel=0.5)
+    assert crossover.leader_at_largest == "challenger" and crossover.leader_at_target == "baseline"
+    assert crossover.p_flip > 0.8
+    assert recommendation.variant == "baseline"
+    assert any("overtake" in warning for warning in recommendation.warnings)
+
+
+def test_crossover_inside_the_measured_range_is_crossed() -> None:
+    crossover, _ = verdict_for(1e8)
+    assert crossover.verdict == "crossed"
+    assert crossover.params.value == pytest.approx(1e8, rel=0.5)
+    assert crossover.leader_at_largest == crossover.leader_at_target == "baseline"
+    assert crossover.p_flip < 0.2
+
+
+def test_crossover_beyond_the_target_is_none() -> None:
+    crossover, recommendation = verdict_for(1e12)
+    assert crossover.verdict == "none"
+    assert recommendation.variant == "challenger"
+
+
+def test_shifting_optimum_flags_a_hyperparameter_crossover() -> None:
+    shifting = make_synthetic_trials([SyntheticVariant()], LADDER, seed=1)
+    recommendation = extrapolate(shifting, target_params=TARGET, n_bootstrap=40)
+    flags = {h.hyperparameter: h for h in recommendation.hyperparameter_crossovers}
+    assert flags["lr"].flagged and flags["lr"].penalty_pct > 1.0
+    assert flags["lr"].small_scale_value > flags["lr"].target_optimum.high
+
+
+def test_scale_free_optimum_raises_no_hyperparameter_crossover() -> None:
+    constant = SyntheticVariant(lr_a=3e-3, lr_b=0.0, batch_a=128.0, batch_b=0.0)
+    trials = make_synthetic_trials([constant], LADDER, seed=2)
+    recommendation = extrapolate(trials, target_params=TARGET, n_bootstrap=40)
+    assert not any(h.flagged for h in recommendation.hyperparameter_crossovers)

@@ -1,0 +1,108 @@
+"""`extrapolate` on trial tables generated from known laws: recovery, interval coverage, warnings, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo.analysis import Recommendation, SyntheticVariant, extrapolate, make_synthetic_trials
+
+LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
+TARGET = 1e10
+TARGET_TOKENS = 20 * TARGET
+
+
+@pytest.fixture(scope="module")
+def recommendation(synthetic_trials: pd.DataFrame) -> Recommendation:
+    return extrapolate(synthetic_trials, target_params=TARGET, n_bootstrap=60)
+
+
+def test_fits_recover_the_exponents(recommendation: Recommendation, known_variant: SyntheticVariant) -> None:
+    """Tolerances: lr and batch exponents ±0.05 and ±0.1, loss exponent α ±0.03 (ladder of 2 decades)."""
+    variant_fit = recommendation.fit.variants["default"]
+    assert variant_fit.laws["lr"].b == pytest.approx(known_variant.lr_b, abs=0.05)
+    assert variant_fit.laws["batch_size"].b == pytest.approx(known_variant.batch_b, abs=0.1)
+    assert variant_fit.loss_law is not None
+    assert variant_fit.loss_law.alpha == pytest.approx(known_variant.alpha, abs=0.03)
+    assert abs(variant_fit.loss_law.E - known_variant.E) < 0.1
+
+
+def test_recommendation_is_close_to_the_true_optimum_at_the_target(
+    recommendation: Recommendation, known_variant: SyntheticVariant
+) -> None:
+    assert recommendation.lr.value == pytest.approx(known_variant.optimal_lr(TARGET, TARGET_TOKENS), rel=0.2)
+    true_batch = known_variant.optimal_batch_size(TARGET, TARGET_TOKENS)
+    assert recommendation.batch_size.value == pytest.approx(true_batch, rel=0.35)
+    assert recommendation.batch_size_power_of_two in (256, 512)
+    assert recommendation.loss.value == pytest.approx(
+        known_variant.optimal_loss(TARGET, TARGET_TOKENS), rel=0.01
+    )
+    assert recommendation.weight_decay.value == 0.0
+
+
+def test_ninety_percent_intervals_cover_the_truth_in_about_ninety_percent_of_draws(
+    known_variant: SyntheticVariant,
+) -> None:
+    """20 independent ladders (fixed seeds); lr, batch size and loss at a target 10x beyond the ladder."""
+    covered, widths = [], []
+    for seed in range(20):
+        trials = make_synthetic_trials([known_variant], LADDER, seed=1000 + seed)
+        rec = extrapolate(trials, target_params=TARGET, n_bootstrap=40, seed=seed)
+        covered += [
+            rec.lr.covers(known_variant.optimal_lr(TARGET, TARGET_TOKENS)),
+            rec.batch_size.covers(known_variant.optimal_batch_size(TARGET, TARGET_TOKENS)),
+            rec.loss.covers(known_variant.optimal_loss(TARGET, TARGET_TOKENS)),
+        ]
+        widths.append(np.log(rec.lr.high / rec.lr.low))
+    assert 0.8 <= np.mean(covered) <= 0.99
+    assert np.median(widths) < np.log(2.0), "intervals so wide that coverage says nothing"
+
+
+def test_only_the_five_required_columns_suffice(synthetic_trials: pd.DataFrame) -> None:
+    minimal = synthetic_trials.loc[
+        synthetic_trials["status"] == "complete", ["params", "tokens", "lr", "batch_size", "loss"]
+    ]
+    recommendation = extrapolate(minimal, target_params=TARGET, n_bootstrap=10)
+    assert recommendation.variant == "default"
+    assert recommendation.lr.low < recommendation.lr.value < recommendation.lr.high
+
+
+def test_far_target_and_short_ladder_are_warned_about(synthetic_trials: pd.DataFrame) -> None:
+    recommendation = extrapolate(synthetic_trials, target_params=1e13, n_bootstrap=10)
+    assert any("beyond the 100x span" in warning for warning in recommendation.warnings)
+    short = synthetic_trials[synthetic_trials["params"] <= 3e7]
+    short_recommendation = extrapolate(short, target_params=TARGET, n_bootstrap=10)
+    assert any("only 2 model sizes" in warning for warning in short_recommendation.warnings)
+    assert np.isnan(short_recommendation.loss.value)
+
+
+def test_optimum_at_a_range_edge_is_warned_about(
+    synthetic_trials: pd.DataFrame, known_variant: SyntheticVariant
+) -> None:
+    largest = synthetic_trials["params"] == LADDER[-1]
+    too_low = synthetic_trials["lr"] < 0.7 * known_variant.optimal_lr(LADDER[-1], 20 * LADDER[-1])
+    recommendation = extrapolate(synthetic_trials[~largest | too_low], target_params=TARGET, n_bootstrap=10)
+    assert any("lr optimum is at the high edge" in warning for warning in recommendation.warnings)
+
+
+def test_laws_in_params_and_tokens_assume_the_largest_cell_ratio_without_target_tokens() -> None:
+    variant = SyntheticVariant(lr_b=-0.7, lr_c=0.3, lr_a=2.0)
+    tokens = [[10 * n, 40 * n] for n in LADDER]
+    trials = make_synthetic_trials([variant], LADDER, tokens=tokens, trials_per_cell=30, seed=3)
+    recommendation = extrapolate(trials, target_params=TARGET, n_bootstrap=10)
+    assert recommendation.target_tokens == pytest.approx(40 * TARGET)
+    assert any("target_tokens not given" in warning for warning in recommendation.warnings)
+    law = recommendation.fit.variants["default"].laws["lr"]
+    assert (law.b, law.c) == (pytest.approx(-0.7, abs=0.1), pytest.approx(0.3, abs=0.1))
+
+
+@pytest.mark.parametrize("target", [0.0, -1e9, float("nan")])
+def test_target_must_be_positive(synthetic_trials: pd.DataFrame, target: float) -> None:
+    with pytest.raises(ValueError, match="target_params must be a positive number"):
+        extrapolate(synthetic_trials, target_params=target)
+
+
+def test_one_model_size_cannot_be_extrapolated(synthetic_trials: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="one model size"):
+        extrapolate(synthetic_trials[synthetic_trials["params"] == 1e8], target_params=TARGET)

@@ -1,0 +1,117 @@
+"""Optimum of one cell: smooth fit, interval, range edges, stability edge, weight decay's zero option."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo.analysis import find_optimum, normalize_trials
+
+BEST_LR, BEST_BATCH, BEST_LOSS = 3e-3, 128.0, 2.5
+ZERO_WD_COST = 1.004
+
+
+def cell(
+    lrs: np.ndarray,
+    batches: np.ndarray | None = None,
+    weight_decays: np.ndarray | None = None,
+    *,
+    noise: float = 0.001,
+    diverge_above: float = np.inf,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Trials of one cell on a quadratic bowl in (ln lr, ln batch, ln wd) around the known optimum.
+
+    The best weight decay is 0.1; wd = 0 costs a fixed 0.4%.
+    """
+    rng = np.random.default_rng(seed)
+    batches = np.full_like(lrs, BEST_BATCH) if batches is None else batches
+    weight_decays = np.zeros_like(lrs) if weight_decays is None else weight_decays
+    bowl = 1 + 0.01 * np.log(lrs / BEST_LR) ** 2 + 0.004 * np.log(batches / BEST_BATCH) ** 2
+    bowl += np.where(
+        weight_decays > 0, 0.003 * np.log(np.maximum(weight_decays, 1e-12) / 0.1) ** 2, ZERO_WD_COST - 1
+    )
+    loss = BEST_LOSS * bowl * (1 + noise * rng.standard_normal(lrs.size))
+    loss = np.where(lrs > diverge_above, np.nan, loss)
+    table = pd.DataFrame(
+        {
+            "params": 1e8,
+            "tokens": 2e9,
+            "lr": lrs,
+            "batch_size": batches,
+            "weight_decay": weight_decays,
+            "loss": loss,
+        }
+    )
+    return normalize_trials(table)
+
+
+def grid(lr_low: float, lr_high: float, batches: tuple[float, ...] = (32, 64, 128, 256, 512)) -> tuple:
+    lrs, bs = np.meshgrid(np.geomspace(lr_low, lr_high, 9), np.array(batches, dtype=float))
+    return lrs.ravel(), bs.ravel()
+
+
+def test_fit_recovers_the_optimum_between_grid_points() -> None:
+    optimum = find_optimum(cell(*grid(3e-4, 3e-2)), n_bootstrap=50)
+    assert optimum.lr.value == pytest.approx(BEST_LR, rel=0.15)
+    assert optimum.batch_size.value == pytest.approx(BEST_BATCH, rel=0.25)
+    assert optimum.lr.covers(BEST_LR) and optimum.batch_size.covers(BEST_BATCH)
+    assert optimum.loss.value == pytest.approx(BEST_LOSS * ZERO_WD_COST, rel=0.003)
+    assert optimum.searched == ("lr", "batch_size")
+    assert optimum.at_edge == {} and not optimum.too_few_trials and optimum.surface_fitted
+
+
+def test_optimum_beyond_the_searched_range_says_widen() -> None:
+    optimum = find_optimum(cell(*grid(1e-4, 1.5e-3)), n_bootstrap=20)
+    assert optimum.at_edge == {"lr": "high"}
+    assert optimum.lr.value == pytest.approx(1.5e-3, rel=0.01)
+
+
+def test_diverged_trials_mark_the_stability_edge_instead_of_a_range_edge() -> None:
+    lrs, batches = grid(3e-4, 1.2e-2)
+    optimum = find_optimum(cell(lrs, batches, diverge_above=3.5e-3), n_bootstrap=20)
+    assert optimum.n_diverged > 0
+    assert optimum.stability_edge_lr == pytest.approx(lrs[lrs > 3.5e-3].min())
+    assert optimum.near_stability_edge
+    assert "lr" not in optimum.at_edge
+
+
+def test_few_trials_are_flagged() -> None:
+    lrs, batches = grid(3e-4, 3e-2, batches=(64, 128, 256))
+    optimum = find_optimum(cell(lrs[::3], batches[::3]), n_bootstrap=10)
+    assert optimum.too_few_trials
+
+
+def test_pruned_trials_are_not_compared_with_complete_ones() -> None:
+    lrs, batches = grid(3e-4, 3e-2)
+    trials = cell(lrs, batches)
+    misleading = trials.iloc[:3].assign(lr=3e-2, loss=1.0, tokens_seen=1e8)
+    optimum = find_optimum(normalize_trials(pd.concat([trials, misleading])), n_bootstrap=10)
+    assert optimum.n_pruned == 3
+    assert optimum.lr.value == pytest.approx(BEST_LR, rel=0.15)
+
+
+def test_weight_decay_is_fitted_in_log_space_when_searched() -> None:
+    rng = np.random.default_rng(1)
+    lrs = np.exp(rng.uniform(np.log(3e-4), np.log(3e-2), 80))
+    weight_decays = np.exp(rng.uniform(np.log(1e-3), np.log(10.0), 80))
+    optimum = find_optimum(cell(lrs, weight_decays=weight_decays, noise=0.0005), n_bootstrap=20)
+    assert "weight_decay" in optimum.searched
+    assert optimum.weight_decay.value == pytest.approx(0.1, rel=0.3)
+
+
+def test_exact_zero_weight_decay_wins_when_it_is_best() -> None:
+    rng = np.random.default_rng(2)
+    lrs = np.exp(rng.uniform(np.log(3e-4), np.log(3e-2), 90))
+    weight_decays = np.where(np.arange(90) % 3 == 0, 0.0, np.exp(rng.uniform(np.log(1.0), np.log(30.0), 90)))
+    optimum = find_optimum(cell(lrs, weight_decays=weight_decays, noise=0.0005), n_bootstrap=10)
+    assert optimum.weight_decay.value == 0.0
+    assert optimum.lr.value == pytest.approx(BEST_LR, rel=0.2)
+
+
+def test_rows_of_several_cells_are_rejected() -> None:
+    lrs, batches = grid(3e-4, 3e-2)
+    trials = cell(lrs, batches)
+    with pytest.raises(ValueError, match="one cell"):
+        find_optimum(pd.concat([trials, trials.assign(params=2e8)]))

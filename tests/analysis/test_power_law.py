@@ -1,0 +1,57 @@
+"""Power laws of optima: h*(N) = a·N^b and h*(N, D) = a·N^b·D^c."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpo.analysis import fit_power_law, round_to_power_of_two
+
+PARAMS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
+
+
+def test_exact_power_law_is_recovered() -> None:
+    law = fit_power_law(PARAMS, 30.0 * PARAMS**-0.5, name="lr")
+    assert law.b == pytest.approx(-0.5, abs=1e-9)
+    assert law.a == pytest.approx(30.0, rel=1e-6)
+    assert law.predict(1e10) == pytest.approx(30.0 * 1e10**-0.5, rel=1e-6)
+
+
+def test_law_in_params_and_tokens_separates_the_exponents() -> None:
+    params = np.repeat(PARAMS, 3)
+    tokens = params * np.tile([10.0, 40.0, 160.0], PARAMS.size)
+    law = fit_power_law(params, 2.0 * params**-0.7 * tokens**0.3, tokens=tokens)
+    assert (law.b, law.c) == (pytest.approx(-0.7, abs=1e-9), pytest.approx(0.3, abs=1e-9))
+    with pytest.raises(ValueError, match="tokens=D"):
+        law.predict(1e10)
+
+
+def test_a_poorly_located_cell_weighs_less() -> None:
+    rng = np.random.default_rng(0)
+    truth = 30.0 * PARAMS**-0.5
+    optima = truth * np.array([1.0, 1.0, 1.0, 1.0, 2.0])
+    spread = np.array([0.02, 0.02, 0.02, 0.02, 1.0])
+    replicates = optima * np.exp(spread * rng.standard_normal((200, PARAMS.size)))
+    weighted = fit_power_law(PARAMS, optima, replicates=replicates)
+    unweighted = fit_power_law(PARAMS, optima)
+    assert abs(weighted.b + 0.5) < 0.02 < abs(unweighted.b + 0.5)
+
+
+def test_prediction_interval_includes_scatter_between_cells() -> None:
+    rng = np.random.default_rng(1)
+    optima = 30.0 * PARAMS**-0.5 * np.exp(0.3 * rng.standard_normal(PARAMS.size))
+    replicates = optima * np.exp(0.01 * rng.standard_normal((200, PARAMS.size)))
+    law = fit_power_law(PARAMS, optima, replicates=replicates)
+    assert law.tau > 0.1
+    estimate = law.estimate(1e9)
+    assert np.log(estimate.high / estimate.low) > 2 * 1.645 * 0.1
+
+
+def test_too_few_cells_are_rejected() -> None:
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        fit_power_law(PARAMS[:1], np.array([1e-3]), name="lr")
+
+
+@pytest.mark.parametrize(("batch", "rounded"), [(96.1, 128), (90.0, 64), (300.0, 256), (1.0, 1)])
+def test_batch_size_rounds_to_the_nearest_power_of_two_in_log_space(batch: float, rounded: int) -> None:
+    assert round_to_power_of_two(batch) == rounded

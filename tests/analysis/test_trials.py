@@ -1,0 +1,97 @@
+"""The trial table: defaults, validation, pruned and diverged trials."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo.analysis import TRIAL_COLUMNS, normalize_trials, read_trials
+from hpo.analysis.trials import scale_name, varies_tokens_independently
+
+
+def minimal_table(**overrides: list) -> pd.DataFrame:
+    columns = {
+        "params": [1e8, 1e8, 1e8],
+        "tokens": [2e9, 2e9, 2e9],
+        "lr": [1e-3, 2e-3, 4e-3],
+        "batch_size": [64, 64, 64],
+        "loss": [3.0, 2.9, 3.1],
+    }
+    columns.update(overrides)
+    return pd.DataFrame(columns)
+
+
+def test_minimal_columns_suffice_and_the_rest_defaults() -> None:
+    trials = normalize_trials(minimal_table())
+    assert list(trials.columns) == list(TRIAL_COLUMNS)
+    first = trials.iloc[0]
+    assert first["variant"] == "default"
+    assert first["status"] == "complete"
+    assert first["weight_decay"] == 0
+    assert first["tokens_seen"] == first["tokens"]
+    assert first["scale"] == "100M"
+    assert list(trials["trial_number"]) == [0, 1, 2]
+
+
+def test_extra_columns_are_ignored() -> None:
+    trials = normalize_trials(minimal_table(notes=["a", "b", "c"]))
+    assert "notes" not in trials.columns
+
+
+@pytest.mark.parametrize("column", ["params", "tokens", "lr", "batch_size", "loss"])
+def test_missing_required_column_names_the_field(column: str) -> None:
+    with pytest.raises(ValueError, match=f"missing required column '{column}'"):
+        normalize_trials(minimal_table().drop(columns=[column]))
+
+
+def test_empty_table_is_rejected() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        normalize_trials(minimal_table().iloc[:0])
+
+
+def test_non_positive_learning_rate_is_rejected() -> None:
+    with pytest.raises(ValueError, match="'lr' must be > 0"):
+        normalize_trials(minimal_table(lr=[1e-3, 0.0, 1e-3]))
+
+
+def test_unknown_status_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown status"):
+        normalize_trials(minimal_table(status=["complete", "done", "complete"]))
+
+
+def test_non_finite_or_exploding_loss_is_diverged() -> None:
+    trials = normalize_trials(minimal_table(loss=[3.0, math.nan, 7.5]))
+    assert list(trials["status"]) == ["complete", "diverged", "diverged"]
+
+
+def test_trial_stopped_before_its_budget_is_pruned() -> None:
+    trials = normalize_trials(minimal_table(tokens_seen=[2e9, 5e8, 2e9]))
+    assert list(trials["status"]) == ["complete", "pruned", "complete"]
+
+
+def test_divergence_is_judged_within_each_cell() -> None:
+    table = minimal_table(params=[1e7, 1e7, 1e9], loss=[4.5, 4.4, 2.5])
+    assert (normalize_trials(table)["status"] == "complete").all()
+
+
+def test_read_trials_renames_a_foreign_sweep(tmp_path) -> None:
+    path = tmp_path / "sweep.csv"
+    minimal_table().rename(columns={"params": "N", "batch_size": "bs"}).assign(loss_raw=1.0).to_csv(path)
+    trials = read_trials(path, rename={"N": "params", "bs": "batch_size"})
+    assert trials["params"].iloc[0] == 1e8
+    assert trials["batch_size"].iloc[0] == 64
+
+
+def test_scale_names_are_short() -> None:
+    assert scale_name(214_663_680) == "215M"
+    assert scale_name(1.3e9) == "1.3B"
+    assert scale_name(5e5) == "500K"
+
+
+def test_tokens_vary_independently_only_when_a_size_has_several_budgets() -> None:
+    params = np.array([1e7, 1e8, 1e9])
+    assert not varies_tokens_independently(params, 20 * params)
+    assert varies_tokens_independently(np.append(params, 1e9), np.append(20 * params, 4e10))
