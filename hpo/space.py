@@ -1,0 +1,78 @@
+"""The search space of one variant as an Optuna define-by-run function.
+
+Each hyperparameter of `hpo.spec.SearchSpace` is sampled so that the sampler
+sees its natural geometry:
+
+* ``lr`` (peak learning rate): log-uniform, ``suggest_float("lr", low, high, log=True)``;
+* ``batch_size`` (sequences or examples per step): an *ordered* integer over
+  the exponents, ``k = suggest_int("log2_batch_size", log2 low, log2 high)``
+  and ``batch_size = 2**k`` — never a categorical, so TPE learns that 32 lies
+  between 16 and 64;
+* ``weight_decay``: log-uniform; with ``zero: true`` an exact 0 is a further
+  option, chosen first by ``suggest_categorical("weight_decay_is_zero", ...)``.
+
+A plain number in the space fixes that hyperparameter: it is returned as a
+constant and never shown to the sampler. The function returns the values a
+trial trains with, keyed ``lr``, ``batch_size``, ``weight_decay``;
+`trial_params` recovers them from a stored trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+
+from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+
+__all__ = ["TrialParams", "define_space", "trial_params"]
+
+TrialParams = dict[str, float | int]
+"""What a trial trains with: ``lr`` (float), ``batch_size`` (int), ``weight_decay`` (float)."""
+
+
+@dataclass(frozen=True)
+class _Sampler:
+    """Samples `space` on a trial; a module-level class so that it pickles
+    (Ray checkpoints the searcher that holds it with `pickle`)."""
+
+    space: SearchSpace
+
+    def __call__(self, trial: optuna.Trial) -> TrialParams:
+        return {
+            "lr": _lr(trial, self.space.lr),
+            "batch_size": _batch_size(trial, self.space.batch_size),
+            "weight_decay": _weight_decay(trial, self.space.weight_decay),
+        }
+
+
+def define_space(space: SearchSpace) -> Callable[[optuna.Trial], TrialParams]:
+    """A define-by-run function sampling `space` on an Optuna trial."""
+    return _Sampler(space)
+
+
+def trial_params(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> TrialParams:
+    """The values a finished (or running) trial of `space` trained with, from its Optuna params."""
+    return define_space(space)(optuna.trial.FixedTrial(trial.params))
+
+
+def _lr(trial: optuna.Trial, lr: LogRange | float) -> float:
+    if isinstance(lr, LogRange):
+        return trial.suggest_float("lr", lr.low, lr.high, log=True)
+    return float(lr)
+
+
+def _batch_size(trial: optuna.Trial, batch_size: PowerOfTwoRange | int) -> int:
+    if isinstance(batch_size, PowerOfTwoRange):
+        low, high = batch_size.low.bit_length() - 1, batch_size.high.bit_length() - 1
+        return 2 ** trial.suggest_int("log2_batch_size", low, high)
+    return int(batch_size)
+
+
+def _weight_decay(trial: optuna.Trial, weight_decay: WeightDecayRange | float) -> float:
+    if not isinstance(weight_decay, WeightDecayRange):
+        return float(weight_decay)
+    if weight_decay.zero and trial.suggest_categorical("weight_decay_is_zero", [False, True]):
+        return 0.0
+    return trial.suggest_float("weight_decay", weight_decay.low, weight_decay.high, log=True)

@@ -1,0 +1,215 @@
+"""MLflow tracking of a study, from the driver only (trial workers never touch MLflow).
+
+Layout in the tracking store:
+
+* one experiment per study, named after it, its artifacts under the study's
+  output folder;
+* one *parent* run per (variant, scale), tagged ``study, variant, scale,
+  params`` (N) and ``tokens`` (D) and found again by those tags when a study
+  resumes; when the scale is done it gets the best trial's ``best_lr``,
+  ``best_batch_size``, ``best_weight_decay`` and ``best_loss`` as metrics
+  (metrics, not params: a resumed study may find a better trial later);
+* one *child* run per trial (tag ``mlflow.parentRunId``), created when the
+  trial starts; its params are the hyperparameters, ``scale``, ``params`` (N),
+  ``seed`` and ``variant``; its curve (``loss`` = eval loss, ``train_loss``,
+  ``lr``) is logged in one batch when the trial ends, with step = tokens seen;
+  tag ``status`` is complete / pruned / diverged / failed.
+
+`TrialTracker`, a Ray Tune callback, writes the child runs and records each
+one's ``run_id`` as a user attribute of its Optuna trial (still RUNNING then),
+so the trial table can link both stores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from hpo.trainable import trial_status
+
+__all__ = ["ScaleRun", "StudyTracker", "TrialTracker", "run_name"]
+
+_CURVE_KEYS = ("loss", "train_loss", "lr")
+"""Result keys logged as each child run's curve, at step = tokens seen."""
+
+
+def run_name(scale: str, lr: float, batch_size: int, weight_decay: float) -> str:
+    """A child run's display name, e.g. ``100k · lr=3.2e-3 bs=64 wd=0.1``."""
+    return f"{scale} · lr={_short(lr)} bs={batch_size} wd={_short(weight_decay)}"
+
+
+def _short(value: float) -> str:
+    """Two significant digits, exponent without padding: 0.0032 → ``3.2e-3``, 0.1 → ``0.1``."""
+    if value == 0 or 1e-2 <= abs(value) < 1e3:
+        return f"{value:.2g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@dataclass(frozen=True)
+class ScaleRun:
+    """What every child run of one (variant, scale) shares: the parent run,
+    the scale's N (`params`) and token budget D (`budget_tokens`), the trials' `seed`."""
+
+    study: str
+    variant: str
+    scale: str
+    params: int
+    budget_tokens: int
+    seed: int
+    experiment_id: str
+    parent_run_id: str
+
+
+class StudyTracker:
+    """The MLflow experiment of study `study` at `tracking_uri`, created with
+    its artifacts in `artifact_dir` if it does not exist."""
+
+    def __init__(self, tracking_uri: str, study: str, artifact_dir: Path) -> None:
+        self.tracking_uri = tracking_uri
+        self.study = study
+        self.client = MlflowClient(tracking_uri)
+        experiment = self.client.get_experiment_by_name(study)
+        if experiment is None:
+            self.experiment_id = self.client.create_experiment(
+                study, artifact_location=artifact_dir.absolute().as_uri(), tags={"study": study})
+        else:
+            self.experiment_id = experiment.experiment_id
+
+    def start_scale(self, variant: str, scale: str, *, params: int, budget_tokens: int,
+                    seed: int, trials: int) -> ScaleRun:
+        """The parent run of (`variant`, `scale`), found by its tags or created, set RUNNING."""
+        found = self.client.search_runs(
+            [self.experiment_id], max_results=1,
+            filter_string=(f"tags.kind = 'scale' and tags.variant = '{variant}' "
+                           f"and tags.scale = '{scale}'"),
+        )
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        else:
+            tags = {"kind": "scale", "study": self.study, "variant": variant, "scale": scale,
+                    "params": str(params), "tokens": str(budget_tokens)}
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{variant} · {scale}")
+            run_id = run.info.run_id
+            values = {"variant": variant, "scale": scale, "params": params, "tokens": budget_tokens,
+                      "trials": trials, "seed": seed}
+            self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in values.items()])
+        return ScaleRun(self.study, variant, scale, params, budget_tokens, seed, self.experiment_id, run_id)
+
+    def finish_scale(self, scale_run: ScaleRun, best: optuna.trial.FrozenTrial | None,
+                     best_params: Mapping[str, float] | None) -> None:
+        """Give the parent run the best trial's hyperparameters (`best_params`:
+        lr, batch_size, weight_decay) and loss, and end it FINISHED."""
+        if best is not None and best.value is not None and best_params is not None:
+            parent = scale_run.parent_run_id
+            step, now = len(self.client.get_metric_history(parent, "best_loss")), _now_ms()
+            values = {"best_loss": best.value, **{f"best_{key}": value for key, value in best_params.items()}}
+            self.client.log_batch(parent, metrics=[Metric(key, float(value), now, step)
+                                                   for key, value in values.items()])
+            self.client.set_tag(parent, "best_trial_number", str(best.number))
+            if "run_id" in best.user_attrs:
+                self.client.set_tag(parent, "best_run_id", best.user_attrs["run_id"])
+        self.client.set_terminated(scale_run.parent_run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def interrupt_scale(self, scale_run: ScaleRun) -> None:
+        """End the parent run KILLED: the run was stopped before the scale was done."""
+        self.client.set_terminated(scale_run.parent_run_id, RunStatus.to_string(RunStatus.KILLED))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a child run (of a trial interrupted by a killed driver)."""
+        self.client.delete_run(run_id)
+
+    def callback(self, scale_run: ScaleRun, storage: optuna.storages.BaseStorage,
+                 study_name: str) -> TrialTracker:
+        """The Ray Tune callback that tracks the trials of `scale_run` (Optuna study `study_name`)."""
+        return TrialTracker(self.tracking_uri, scale_run, storage, study_name)
+
+
+class TrialTracker(Callback):
+    """Ray Tune callback: one MLflow child run per trial of one (variant, scale),
+    its id stored as the Optuna trial's user attribute ``run_id``."""
+
+    def __init__(self, tracking_uri: str, scale_run: ScaleRun, storage: optuna.storages.BaseStorage,
+                 study_name: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.scale_run = scale_run
+        self.storage = storage
+        self.study_name = study_name
+        self._client: MlflowClient | None = None
+        self._run_ids: dict[str, str] = {}
+        self._curves: dict[str, list[Metric]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment state
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self) -> MlflowClient:
+        """The MLflow client, made on first use (it does not pickle)."""
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Create the trial's child run and link it to its Optuna trial."""
+        s, config = self.scale_run, trial.config
+        number, lr = int(config["trial_number"]), float(config["lr"])
+        batch_size, weight_decay = int(config["batch_size"]), float(config["weight_decay"])
+        tags = {"mlflow.parentRunId": s.parent_run_id, "kind": "trial", "study": s.study,
+                "variant": s.variant, "scale": s.scale, "trial_number": str(number), "params": str(s.params)}
+        run = self.client.create_run(s.experiment_id, tags=tags,
+                                     run_name=run_name(s.scale, lr, batch_size, weight_decay))
+        run_id = run.info.run_id
+        params = {"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "scale": s.scale,
+                  "params": s.params, "seed": s.seed, "variant": s.variant}
+        self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in params.items()])
+        self._run_ids[trial.trial_id] = run_id
+        self._curves[trial.trial_id] = []
+        study_id = self.storage.get_study_id_from_name(self.study_name)
+        optuna_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        self.storage.set_trial_user_attr(optuna_id, "run_id", run_id)
+
+    def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: Mapping[str, Any],
+                        **info: Any) -> None:
+        """Buffer one point of the trial's curve (a diverged trial's penalty is not a curve point)."""
+        if result.get("status") != "running" or trial.trial_id not in self._curves:
+            return
+        now, step = _now_ms(), int(result["tokens"])
+        self._curves[trial.trial_id].extend(
+            Metric(key, float(result[key]), now, step) for key in _CURVE_KEYS if key in result)
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Log the curve, tag the status and end the run FINISHED."""
+        self._finish(trial, trial_status(trial.last_result, self.scale_run.budget_tokens))
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Log the curve so far, tag ``status=failed`` and end the run FAILED."""
+        self._finish(trial, "failed")
+
+    def _finish(self, trial: Trial, status: str) -> None:
+        run_id = self._run_ids.pop(trial.trial_id, None)
+        if run_id is None:
+            return
+        curve = self._curves.pop(trial.trial_id)
+        tokens_seen = (trial.last_result or {}).get("tokens")
+        tags = {"status": status}
+        if tokens_seen is not None:
+            tags["tokens_seen"] = str(tokens_seen)
+        self.client.log_batch(run_id, metrics=curve)
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+        final = RunStatus.FAILED if status == "failed" else RunStatus.FINISHED
+        self.client.set_terminated(run_id, RunStatus.to_string(final))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

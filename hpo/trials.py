@@ -1,0 +1,83 @@
+"""Where a study's trials live in Optuna, and the trial table read from there.
+
+Each (variant, scale) of a study is one Optuna study named
+``{study}/{variant}/{scale}`` (`optuna_study_name`) in the study's RDB
+storage (`optuna_storage`). `load_trials` reads them into the trial table,
+the input of `hpo.analysis`.
+
+One row per finished trial of every (variant, scale) of the study, with the
+columns of the trial-record contract (`TRIAL_COLUMNS`): ``params`` is the
+scale's non-embedding parameter count N, ``tokens`` its token budget D,
+``tokens_seen`` how far the trial got, ``lr``/``batch_size``/``weight_decay``
+what it trained with, ``loss`` its last eval loss (NaN if it never reported
+one), ``status`` complete / pruned / diverged / failed, ``run_id`` its MLflow
+child run ("" if none). Trials interrupted by a killed driver (run again on
+resume), and trials not finished yet, are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from hpo.analysis.trials import TRIAL_COLUMNS
+from hpo.space import trial_params
+from hpo.spec import StudySpec, load_spec
+
+__all__ = ["INTERRUPTED", "load_trials", "optuna_storage", "optuna_study_name"]
+
+INTERRUPTED = "interrupted"
+"""User attribute ``status`` of a trial whose driver was killed while it ran."""
+
+_STATUS_OF_STATE = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+
+
+def optuna_study_name(study: str, variant: str, scale: str) -> str:
+    """The Optuna study of one (variant, scale): ``{study}/{variant}/{scale}``."""
+    return f"{study}/{variant}/{scale}"
+
+
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock."""
+    engine_kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+def load_trials(study: StudySpec | str | Path) -> pd.DataFrame:
+    """Every finished trial of `study` (a spec, or the path of its study file), one row each."""
+    spec = study if isinstance(study, StudySpec) else load_spec(study)
+    storage = optuna_storage(spec.storage.optuna)
+    existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+    rows = []
+    for variant in spec.variants:
+        for scale in spec.scales:
+            name = optuna_study_name(spec.name, variant.name, scale)
+            if name not in existing:
+                continue
+            optuna_study = optuna.load_study(study_name=name, storage=storage)
+            for trial in optuna_study.get_trials(deepcopy=False, states=tuple(_STATUS_OF_STATE)):
+                if trial.user_attrs.get("status") == INTERRUPTED:
+                    continue
+                rows.append({
+                    "study": spec.name, "variant": variant.name, "scale": scale,
+                    "params": spec.params(scale), "tokens": spec.tokens(scale),
+                    "tokens_seen": int(trial.user_attrs.get("tokens_seen", 0)),
+                    **trial_params(variant.space, trial), "seed": spec.seed, "loss": _loss(trial),
+                    "status": trial.user_attrs.get("status", _STATUS_OF_STATE[trial.state]),
+                    "trial_number": trial.number, "run_id": trial.user_attrs.get("run_id", ""),
+                })
+    return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+
+
+def _loss(trial: FrozenTrial) -> float:
+    """The last eval loss: the told value of a complete trial, else its last
+    intermediate value (a diverged trial's penalty is not an eval loss)."""
+    if trial.state == TrialState.COMPLETE and trial.user_attrs.get("status", "complete") == "complete":
+        return float(trial.value)
+    if trial.last_step is not None:
+        return float(trial.intermediate_values[trial.last_step])
+    return math.nan

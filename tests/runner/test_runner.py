@@ -1,0 +1,166 @@
+"""run_study end to end on a small mlp ladder: Optuna, MLflow, resume, and the trial table."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from hpo.analysis.trials import TRIAL_COLUMNS
+from hpo.runner import ScaleProgress, StudyInterrupted, StudyOutcome, run_study
+from hpo.space import define_space
+from hpo.spec import StudySpec, parse_spec
+from hpo.trials import INTERRUPTED, load_trials, optuna_storage, optuna_study_name
+
+LADDER_FILE = Path(__file__).resolve().parents[2] / "studies" / "mlp_ladder.yaml"
+SMALL = {"scales": ["w8", "w32"], "budget": {"tokens": 3000}, "trials_per_scale": 3,
+         "fidelity": {"grace_tokens": 750, "reduction_factor": 2, "eval_every_tokens": 500}}
+"""studies/mlp_ladder.yaml made small: two scales, three 3000-token trials each."""
+
+
+def small_ladder(root: Path, **overrides: object) -> StudySpec:
+    data = yaml.safe_load(LADDER_FILE.read_text())
+    data.update(SMALL, **overrides)
+    return parse_spec(data, output_root=root)
+
+
+@dataclass
+class Ran:
+    spec: StudySpec
+    first: StudyOutcome
+    again: StudyOutcome
+    progress: list[ScaleProgress]
+
+
+@pytest.fixture(scope="module")
+def ran(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    spec = small_ladder(tmp_path_factory.mktemp("ladder"))
+    progress: list[ScaleProgress] = []
+    first = run_study(spec, progress=progress.append)
+    again = run_study(spec)
+    return Ran(spec, first, again, progress)
+
+
+def optuna_trials(spec: StudySpec, scale: str, variant: str = "default") -> list[optuna.trial.FrozenTrial]:
+    name = optuna_study_name(spec.name, variant, scale)
+    return optuna.load_study(study_name=name, storage=optuna_storage(spec.storage.optuna)).get_trials()
+
+
+def test_exactly_the_planned_trials_run_at_each_scale(ran: Ran) -> None:
+    assert [(o.scale, o.planned, o.finished, o.ran) for o in ran.first.scales] == [
+        ("w8", 3, 3, 3), ("w32", 3, 3, 3)]
+    for scale in ran.spec.scales:
+        trials = optuna_trials(ran.spec, scale)
+        assert len(trials) == 3
+        assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert all(o.best_loss is not None and o.best_params is not None for o in ran.first.scales)
+
+
+def test_progress_counts_up_to_the_plan(ran: Ran) -> None:
+    for scale in ran.spec.scales:
+        counts = [p.finished for p in ran.progress if p.scale == scale]
+        assert counts[0] == 0 and counts[-1] == 3 and counts == sorted(counts)
+
+
+def test_second_run_runs_nothing_new(ran: Ran) -> None:
+    assert ran.again.ran == 0
+    assert [o.best_loss for o in ran.again.scales] == [o.best_loss for o in ran.first.scales]
+    assert all(len(optuna_trials(ran.spec, scale)) == 3 for scale in ran.spec.scales)
+
+
+def test_mlflow_children_nest_under_one_parent_per_scale(ran: Ran) -> None:
+    client = MlflowClient(ran.spec.storage.mlflow)
+    experiment = client.get_experiment_by_name(ran.spec.name)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = {r.data.tags["scale"]: r for r in runs if r.data.tags.get("kind") == "scale"}
+    assert sorted(parents) == ["w32", "w8"]
+    for outcome in ran.first.scales:
+        parent = parents[outcome.scale]
+        assert parent.info.status == "FINISHED"
+        assert parent.data.metrics["best_loss"] == pytest.approx(outcome.best_loss)
+        assert parent.data.metrics["best_lr"] == pytest.approx(outcome.best_params["lr"])
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(children) == 3
+        for child in children:
+            assert set(child.data.params) == {"lr", "batch_size", "weight_decay", "scale", "params", "seed",
+                                              "variant"}
+            assert child.data.params["params"] == str(ran.spec.params(outcome.scale))
+            assert child.info.run_name.startswith(f"{outcome.scale} · lr=")
+
+
+def test_loss_curves_match_between_stores(ran: Ran) -> None:
+    client = MlflowClient(ran.spec.storage.mlflow)
+    for scale in ran.spec.scales:
+        for trial in optuna_trials(ran.spec, scale):
+            history = client.get_metric_history(trial.user_attrs["run_id"], "loss")
+            assert {m.step: m.value for m in history} == pytest.approx(trial.intermediate_values)
+
+
+def test_load_trials_matches_both_stores(ran: Ran) -> None:
+    table = load_trials(ran.spec)
+    assert list(table.columns) == list(TRIAL_COLUMNS)
+    assert len(table) == 6
+    assert set(table["scale"]) == {"w8", "w32"}
+    assert (table["tokens"] == 3000).all() and (table["study"] == "mlp_ladder").all()
+    client = MlflowClient(ran.spec.storage.mlflow)
+    for row in table.itertuples():
+        run = client.get_run(row.run_id)
+        assert run.data.tags["status"] == row.status
+        assert float(run.data.params["lr"]) == pytest.approx(row.lr)
+        assert int(run.data.params["batch_size"]) == row.batch_size
+        assert run.data.metrics["loss"] == pytest.approx(row.loss)
+        assert row.params == ran.spec.params(row.scale)
+        assert (row.tokens_seen < row.tokens) == (row.status == "pruned")
+
+
+def test_interrupted_trial_runs_again(ray_runtime: None, tmp_path: Path) -> None:
+    """A trial left RUNNING by a killed driver: FAIL (interrupted), run again, its MLflow run deleted."""
+    spec = small_ladder(tmp_path, scales=["w8"], trials_per_scale=2)
+    spec.output_dir.mkdir(parents=True)
+    study = optuna.create_study(study_name=optuna_study_name(spec.name, "default", "w8"),
+                                storage=optuna_storage(spec.storage.optuna), direction="minimize")
+    killed = study.ask()
+    define_space(spec.variant("default").space)(killed)
+    client = MlflowClient(spec.storage.mlflow)
+    experiment_id = client.create_experiment(spec.name)
+    orphan = client.create_run(experiment_id).info.run_id
+    killed.set_user_attr("run_id", orphan)
+
+    outcome = run_study(spec)
+
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["status"] == INTERRUPTED
+    assert outcome.ran == 2 and len(trials) == 3
+    assert any(t.params == trials[0].params and t.state.is_finished() and t.number > 0 for t in trials)
+    assert client.get_run(orphan).info.lifecycle_stage == "deleted"
+    table = load_trials(spec)
+    assert len(table) == 2 and 0 not in set(table["trial_number"])
+    assert not table["loss"].map(math.isnan).any()
+
+
+def test_stopped_run_raises_and_the_next_run_completes_it(ray_runtime: None, tmp_path: Path) -> None:
+    """Stop the search after its first trial (SIGUSR1, as Ctrl+C would), then resume."""
+    spec = small_ladder(tmp_path, scales=["w8"], trials_per_scale=4, max_concurrent=1)
+
+    def stop_after_first_trial(update: ScaleProgress) -> None:
+        if update.finished == 1:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    with pytest.raises(StudyInterrupted, match="run the study again"):
+        run_study(spec, progress=stop_after_first_trial)
+    assert 1 <= len(load_trials(spec)) < 4
+    outcome = run_study(spec)
+    assert outcome.scales[0].finished == 4
+    table = load_trials(spec)
+    assert len(table) == 4 and table["trial_number"].is_unique
+    client = MlflowClient(spec.storage.mlflow)
+    runs = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
+    assert {r.info.run_id for r in runs if r.data.tags.get("kind") == "trial"} == set(table["run_id"])
