@@ -1,9 +1,15 @@
-"""The `hpo` command line. Errors print one line and exit with code 2."""
+"""The `hpo` command line. Errors print one line and exit with code 2.
+
+Ray, Optuna and MLflow are imported inside the commands that need them, so
+`hpo validate` answers in a moment.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
@@ -16,7 +22,7 @@ from models import Progress, ReportCallback, TrainConfig, get_family, train
 
 USAGE_ERROR = 2
 
-stdout = Console()
+stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True)
 
 
@@ -33,6 +39,133 @@ def validate(args: argparse.Namespace) -> int:
     stdout.print(f"variants: {', '.join(v.name for v in spec.variants)}")
     stdout.print(f"output: {spec.output_dir}")
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run or resume a study, showing per-scale progress, then a summary table."""
+    from hpo.runner import ScaleProgress, StudyInterrupted, run_study
+
+    if not args.verbose:
+        for library in ("ray", "ray.tune", "optuna", "mlflow", "alembic"):
+            logging.getLogger(library).setLevel(logging.WARNING)
+    spec = load_spec(args.study)
+    columns = (bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
+               bars.TextColumn("{task.fields[best]}"), bars.TimeElapsedColumn())
+    with bars.Progress(*columns, console=stderr) as progress:
+        tasks: dict[tuple[str, str], bars.TaskID] = {}
+
+        def show(update: ScaleProgress) -> None:
+            key = (update.variant, update.scale)
+            if key not in tasks:
+                label = f"{update.variant} · {update.scale}"
+                tasks[key] = progress.add_task(label, total=update.planned, best="")
+            best = "" if update.best_loss is None else f"best {update.best_loss:.4f}"
+            progress.update(tasks[key], completed=update.finished, total=update.planned, best=best)
+
+        try:
+            outcome = run_study(spec, address=args.address, scales=args.scales, variants=args.variants,
+                                progress=show)
+        except StudyInterrupted:
+            stderr.print(f"hpo run: interrupted; `hpo run {args.study}` resumes it", markup=False)
+            return 130
+    table = Table(title=f"study {spec.name}: {outcome.ran} trials run now")
+    for column in ("variant", "scale", "trials", "best loss", "lr", "batch size", "weight decay"):
+        table.add_column(column, justify="left" if column in ("variant", "scale") else "right")
+    for scale in outcome.scales:
+        best = scale.best_params
+        config = _config_cells(best["lr"], best["batch_size"], best["weight_decay"]) if best else ("-",) * 3
+        table.add_row(scale.variant, scale.scale, f"{scale.finished}/{scale.planned}",
+                      _number(scale.best_loss), *config)
+    stdout.print(table)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    """Per variant and scale: trials done, pruned, diverged and failed; the best loss and its config."""
+    from hpo.trials import load_trials
+
+    spec = load_spec(args.study)
+    trials = load_trials(spec)
+    table = Table(title=f"study {spec.name}")
+    for column in ("variant", "scale", "planned", "complete", "pruned", "diverged", "failed", "best loss",
+                   "lr", "batch size", "weight decay"):
+        table.add_column(column, justify="left" if column in ("variant", "scale") else "right")
+    for variant in spec.variants:
+        for scale in spec.scales:
+            rows = trials[(trials["variant"] == variant.name) & (trials["scale"] == scale)]
+            counts = rows["status"].value_counts()
+            complete = rows[rows["status"] == "complete"]
+            best = complete.loc[complete["loss"].idxmin()] if len(complete) else None
+            done = (str(counts.get(name, 0)) for name in ("complete", "pruned", "diverged", "failed"))
+            config = ("-",) * 3 if best is None else _config_cells(best["lr"], best["batch_size"],
+                                                                   best["weight_decay"])
+            table.add_row(variant.name, scale, str(spec.trials_per_scale[scale]), *done,
+                          _number(None if best is None else best["loss"]), *config)
+    stdout.print(table)
+    return 0
+
+
+def trials(args: argparse.Namespace) -> int:
+    """The study's trial table, one row per trial, as a table or as CSV."""
+    from hpo.trials import load_trials
+
+    table = load_trials(load_spec(args.study))
+    if args.csv:
+        table.to_csv(sys.stdout, index=False)
+    else:
+        stdout.print(table.to_string(index=False))
+    return 0
+
+
+def analyze(args: argparse.Namespace) -> int:
+    """Extrapolate the study's optima to the target scale and print the recommendation."""
+    from hpo.analysis import extrapolate
+    from hpo.analysis.report import format_recommendation
+    from hpo.trials import load_trials
+
+    spec = load_spec(args.study)
+    table = load_trials(spec)
+    target = args.target or spec.target_params
+    recommendation = extrapolate(table, target_params=target, target_tokens=args.target_tokens)
+    stdout.print(format_recommendation(recommendation), markup=False, highlight=False)
+    if args.plots:
+        from hpo.analysis.plots import write_plots
+
+        for path in write_plots(recommendation, table, args.plots):
+            stdout.print(f"wrote {path}", markup=False, highlight=False)
+    return 0
+
+
+def ui(args: argparse.Namespace) -> int:
+    """Serve the MLflow UI of the study's store on 127.0.0.1 until Ctrl-C."""
+    from mlflow import MlflowClient
+
+    spec = load_spec(args.study)
+    experiment = MlflowClient(spec.storage.mlflow).get_experiment_by_name(spec.name)
+    if experiment is None:
+        raise ValueError(f"study {spec.name!r} has no MLflow experiment yet: run `hpo run {args.study}`")
+    command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
+               "--backend-store-uri", spec.storage.mlflow, "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://{args.host}:{args.port}/#/experiments/{experiment.experiment_id}"
+    stdout.print(f"MLflow UI for study {spec.name}: {url}  (Ctrl-C stops it)", markup=False, highlight=False)
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait(timeout=30)
+        return 0
+    error = (server.stderr.read() if server.stderr else "").strip().splitlines()
+    raise ValueError(f"the MLflow server exited with code {code}: {error[-1] if error else 'no message'}")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _config_cells(lr: float, batch_size: float, weight_decay: float) -> tuple[str, str, str]:
+    return f"{lr:.3g}", str(int(batch_size)), f"{weight_decay:.3g}"
 
 
 def ladder(args: argparse.Namespace) -> int:
@@ -78,6 +211,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("study", help="path to the study YAML file")
     sub.set_defaults(handler=validate)
 
+    sub = commands.add_parser("run", help="run or resume a study on Ray (local by default)")
+    sub.add_argument("study", help="path to the study YAML file")
+    sub.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local runtime)")
+    sub.add_argument("--scales", type=_comma_list, help="comma-separated scales to run (default: all)")
+    sub.add_argument("--variants", type=_comma_list, help="comma-separated variants to run (default: all)")
+    sub.set_defaults(handler=run)
+
+    sub = commands.add_parser("status", help="trials done, pruned, diverged, failed per variant and scale")
+    sub.add_argument("study", help="path to the study YAML file")
+    sub.set_defaults(handler=status)
+
+    sub = commands.add_parser("trials", help="the trial table read back from the study's stores")
+    sub.add_argument("study", help="path to the study YAML file")
+    sub.add_argument("--csv", action="store_true", help="write CSV to standard output")
+    sub.set_defaults(handler=trials)
+
+    sub = commands.add_parser("analyze", help="extrapolate optimal settings to the target scale")
+    sub.add_argument("study", help="path to the study YAML file")
+    sub.add_argument("--target", type=float, help="target parameter count N (default: the study's target)")
+    sub.add_argument("--target-tokens", type=float, help="target token budget D (default: from the laws)")
+    sub.add_argument("--plots", help="folder to write the PNG plots into")
+    sub.set_defaults(handler=analyze)
+
+    sub = commands.add_parser("ui", help="serve the MLflow UI of the study's store on 127.0.0.1")
+    sub.add_argument("study", help="path to the study YAML file")
+    sub.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    sub.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
+    sub.set_defaults(handler=ui)
+
     sub = commands.add_parser("ladder", help="train each scale of a family once and print its loss")
     sub.add_argument("family", help="built-in family name (gpt, mlp) or import path module:attr")
     sub.add_argument("--scales", type=_comma_list, help="comma-separated scale names (default: all)")
@@ -106,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         stderr.print(f"hpo {args.command}: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return USAGE_ERROR
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the reader went away, e.g. `| head`)
+        return 0
     except KeyboardInterrupt:
         stderr.print("hpo: interrupted", markup=False)
         return 130
