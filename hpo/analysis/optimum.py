@@ -120,7 +120,8 @@ def find_optimum(
         )
     settings = complete.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
     losses = complete["loss"].to_numpy(dtype=float)
-    searched = tuple(h for i, h in enumerate(HYPERPARAMETERS) if _is_searched(settings[:, i]))
+    tried = rows.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
+    searched = tuple(h for i, h in enumerate(HYPERPARAMETERS) if _is_searched(tried[:, i]))
     fit = _fit_cell(settings, losses, searched, window)
     replicates = _clip_tails(_bootstrap(settings, losses, searched, window, n_bootstrap, seed))
     estimates = {

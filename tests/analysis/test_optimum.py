@@ -115,3 +115,19 @@ def test_rows_of_several_cells_are_rejected() -> None:
     trials = cell(lrs, batches)
     with pytest.raises(ValueError, match="one cell"):
         find_optimum(pd.concat([trials, trials.assign(params=2e8)]))
+
+
+def test_hyperparameter_tried_by_pruned_trials_counts_as_searched() -> None:
+    """ASHA leaves few complete trials; the values the pruned ones tried still
+    show the hyperparameter was searched, so it is scaled, not held fixed."""
+    rows = normalize_trials(pd.DataFrame({
+        "params": 1e6, "tokens": 1e8,
+        "lr": [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
+        "batch_size": 32,
+        "loss": [3.1, 3.0, 3.4, 3.6, 3.9],
+        "tokens_seen": [1e8, 1e8, 2e7, 2e7, 2e7],
+        "status": ["complete", "complete", "pruned", "pruned", "pruned"],
+    }))
+    optimum = find_optimum(rows, n_bootstrap=20)
+    assert optimum.searched == ("lr",)
+    assert optimum.value("lr").value == pytest.approx(2e-3)
