@@ -1,5 +1,5 @@
 # Set-up and everyday commands. Each target installs what it needs into .venv.
-#   make quickstart   install, then run the quickstart on 2 CPU cores
+#   make quickstart   install, then run the quickstart study and analyze it (2 CPU cores)
 #   make test         install, then ruff and the whole test suite (what CI runs)
 #   make test-fast    the suite without the slow end-to-end tests
 PYTHON ?= python3
@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 quickstart: install
-	$(BIN)/hpo ladder gpt --scales 13k,100k,336k --tokens 400000
+	$(BIN)/hpo run studies/quickstart.yaml
+	$(BIN)/hpo analyze studies/quickstart.yaml --plots runs/quickstart/plots
 
 lint: install
 	$(BIN)/ruff check .

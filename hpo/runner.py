@@ -117,6 +117,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> boo
     address = address or os.environ.get("RAY_ADDRESS")
     runtime_env = None if address else {"env_vars": {"PYTHONPATH": _driver_path()}}
     ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
+             logging_level=logging.getLogger("ray").getEffectiveLevel(),
              include_dashboard=False)
     return True
 
