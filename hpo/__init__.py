@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from hpo.analysis import Recommendation, extrapolate
 from hpo.spec import SpecError, StudySpec, load_spec
+from hpo.trials import load_trials
 
-__all__ = ["Recommendation", "SpecError", "StudySpec", "extrapolate", "load_spec"]
+__all__ = ["Recommendation", "SpecError", "StudySpec", "extrapolate", "load_spec", "load_trials"]
