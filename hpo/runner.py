@@ -169,7 +169,6 @@ def run_study(
 def _run_scale(spec: StudySpec, variant_name: str, scale: str, storage: optuna.storages.BaseStorage,
                tracker: StudyTracker, progress: ProgressCallback | None) -> ScaleOutcome:
     """Repair, then run the missing trials of one (variant, scale)."""
-    variant = spec.variant(variant_name)
     name = optuna_study_name(spec.name, variant_name, scale)
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
     planned = spec.trials_per_scale[scale]
@@ -191,7 +190,7 @@ def _run_scale(spec: StudySpec, variant_name: str, scale: str, storage: optuna.s
     else:
         logger.info("%s: all %d trials done, skipped", name, planned)
     best = _best(study)
-    best_params = None if best is None else trial_params(variant.space, best)
+    best_params = None if best is None else trial_params(best)
     tracker.finish_scale(scale_run, best, best_params)
     report.now()
     return ScaleOutcome(variant_name, scale, planned, _finished(study), _finished(study) - done,

@@ -40,21 +40,26 @@ class _Sampler:
     space: SearchSpace
 
     def __call__(self, trial: optuna.Trial) -> TrialParams:
-        return {
+        values: TrialParams = {
             "lr": _lr(trial, self.space.lr),
             "batch_size": _batch_size(trial, self.space.batch_size),
             "weight_decay": _weight_decay(trial, self.space.weight_decay),
         }
+        for name, value in values.items():
+            trial.set_user_attr(name, value)
+        return values
 
 
 def define_space(space: SearchSpace) -> Callable[[optuna.Trial], TrialParams]:
-    """A define-by-run function sampling `space` on an Optuna trial."""
+    """A define-by-run function sampling `space` on an Optuna trial. It also
+    records the values as the trial's user attributes, so what a trial trained
+    with stays readable after the study file's space is edited."""
     return _Sampler(space)
 
 
-def trial_params(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> TrialParams:
-    """The values a finished (or running) trial of `space` trained with, from its Optuna params."""
-    return define_space(space)(optuna.trial.FixedTrial(trial.params))
+def trial_params(trial: optuna.trial.FrozenTrial) -> TrialParams:
+    """The lr, batch size and weight decay a trial trained with, as recorded when it was sampled."""
+    return {name: trial.user_attrs[name] for name in ("lr", "batch_size", "weight_decay")}
 
 
 def _lr(trial: optuna.Trial, lr: LogRange | float) -> float:

@@ -66,7 +66,7 @@ def load_trials(study: StudySpec | str | Path) -> pd.DataFrame:
                     "study": spec.name, "variant": variant.name, "scale": scale,
                     "params": spec.params(scale), "tokens": spec.tokens(scale),
                     "tokens_seen": int(trial.user_attrs.get("tokens_seen", 0)),
-                    **trial_params(variant.space, trial), "seed": spec.seed, "loss": _loss(trial),
+                    **trial_params(trial), "seed": spec.seed, "loss": _loss(trial),
                     "status": trial.user_attrs.get("status", _STATUS_OF_STATE[trial.state]),
                     "trial_number": trial.number, "run_id": trial.user_attrs.get("run_id", ""),
                 })

@@ -33,7 +33,7 @@ def test_each_hyperparameter_has_its_natural_distribution() -> None:
 
 
 def test_values_lie_in_the_space_with_powers_of_two_and_an_exact_zero() -> None:
-    values = [trial_params(FULL, trial) for trial in sampled(FULL).trials]
+    values = [trial_params(trial) for trial in sampled(FULL).trials]
     assert all(1e-4 <= v["lr"] <= 1e-1 for v in values)
     assert {v["batch_size"] for v in values} == {16, 32, 64, 128}
     decays = [v["weight_decay"] for v in values]
@@ -53,7 +53,7 @@ def test_fixed_values_are_constants_the_sampler_never_sees() -> None:
     space = SearchSpace(lr=3e-3, batch_size=64, weight_decay=0.0)
     study = sampled(space, trials=3)
     assert all(trial.params == {} for trial in study.trials)
-    assert trial_params(space, study.trials[0]) == {"lr": 3e-3, "batch_size": 64, "weight_decay": 0.0}
+    assert trial_params(study.trials[0]) == {"lr": 3e-3, "batch_size": 64, "weight_decay": 0.0}
 
 
 def test_trial_params_recovers_what_the_trial_sampled() -> None:
@@ -61,7 +61,7 @@ def test_trial_params_recovers_what_the_trial_sampled() -> None:
     trial = study.ask()
     values = define_space(FULL)(trial)
     study.tell(trial, 1.0)
-    recovered = trial_params(FULL, study.trials[0])
+    recovered = trial_params(study.trials[0])
     assert recovered == values
     assert math.log2(recovered["batch_size"]).is_integer()
 
