@@ -3,7 +3,8 @@
 Every evaluation reports a result with the keys of `ReportKeys`: ``loss``
 (eval loss, the metric ASHA and Optuna minimise), ``tokens`` (tokens seen,
 the fidelity ASHA counts in), ``train_loss``, ``lr`` (the learning rate at
-that point), ``status`` (``running``) and ``trial_number`` (the Optuna trial).
+that point), ``seconds`` (time in `models.train`'s loop so far), ``status``
+(``running``) and ``trial_number`` (the Optuna trial).
 
 A diverged run reports once more with ``status="diverged"`` and a finite
 penalty as ``loss``: `divergence_factor` × the loss of the first step, the
@@ -74,15 +75,15 @@ def run_trial(config: dict[str, Any], job: TrialJob) -> None:
     def report(progress: Progress) -> None:
         tune.report({
             "loss": progress.eval_loss, "tokens": progress.tokens_seen, "train_loss": progress.train_loss,
-            "lr": progress.lr, "status": "running", "trial_number": number,
+            "lr": progress.lr, "seconds": progress.seconds, "status": "running", "trial_number": number,
         })
 
     result = train(family, job.scale, train_config, report=report)
     if result.status == "diverged":
         tune.report({
             "loss": divergence_penalty(result.initial_loss, train_config.divergence_factor),
-            "tokens": result.tokens_seen, "train_loss": result.train_loss, "status": "diverged",
-            "trial_number": number,
+            "tokens": result.tokens_seen, "train_loss": result.train_loss, "seconds": result.seconds,
+            "status": "diverged", "trial_number": number,
         })
 
 

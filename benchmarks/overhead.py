@@ -1,0 +1,189 @@
+"""Share of a study's wall time spent outside its trials' training loops.
+
+A study of `--trials` identical-length trials of the `mlp` family (one
+scale, fixed batch size, weight decay 0, the learning rate searched in a
+narrow range so that TPE still samples) runs under `run_study` with
+`--concurrency` (2) trials at a time, one CPU each, on a local Ray runtime
+with that many CPUs. The
+token budget is calibrated first, in this process, with a short
+`models.train` run, so that one trial trains for about `--trial-seconds`.
+ASHA is kept from pruning: the grace period is one token short of the
+budget, so its only rung is the final result.
+
+Each trial's own training time is the ``seconds`` of its last result (the
+time `models.train`'s loop ran, evaluations and reports included), read
+from Ray Tune's ``result.json`` files. With `--concurrency` trials at once
+the ideal wall time is their sum / concurrency, and
+
+    overhead_fraction = 1 − ideal / wall
+
+is what Ray scheduling, worker start-up, Optuna sampling and storage, and
+MLflow logging add. Ray's own start-up is a one-off, timed and reported
+apart, before the study's clock starts.
+
+    python benchmarks/overhead.py [--quick] [--trials N] [--trial-seconds S]
+
+Ends with ``RESULT overhead_fraction=<x>``. Target: below 0.05 with
+10-second trials on 2 CPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import ray
+import torch
+
+from hpo.runner import ScaleProgress, run_study, start_ray
+from hpo.spec import StudySpec, parse_spec
+from hpo.trials import optuna_storage, optuna_study_name
+from models import TrainConfig, get_family, train
+
+FAMILY = "mlp"
+
+
+@dataclass(frozen=True)
+class TrialTime:
+    """One trial: the last line of its ``result.json`` and when Optuna saw it end."""
+
+    number: int
+    seconds: float  # time in models.train's loop (its evaluations and reports included)
+    ray_seconds: float  # Ray's time_total_s: the trainable function, its set-up included
+    tokens: int
+    done: float  # wall-clock time (time.time()) the driver told Optuna the trial ended
+
+    @property
+    def loop_start(self) -> float:
+        """About when the training loop started (wall clock)."""
+        return self.done - self.seconds
+
+
+def calibrate(scale: str, batch_size: int, trial_seconds: float) -> tuple[float, int]:
+    """Tokens per second of `models.train` at `scale` on one thread, and the
+    budget (a whole number of batches) that trains for `trial_seconds`."""
+    family = get_family(FAMILY)
+    train(family, scale, TrainConfig(lr=1e-3, batch_size=batch_size, tokens=100 * batch_size))  # warm up
+    result = train(family, scale, TrainConfig(lr=1e-3, batch_size=batch_size, tokens=800 * batch_size))
+    rate = result.tokens_seen / result.seconds
+    return rate, max(10, round(rate * trial_seconds / batch_size)) * batch_size
+
+
+def study_spec(output: Path, scale: str, batch_size: int, budget: int, trials: int,
+               concurrency: int) -> StudySpec:
+    return parse_spec({
+        "name": "overhead", "family": FAMILY, "scales": [scale], "budget": {"tokens": budget},
+        "space": {"lr": {"low": 1e-3, "high": 3e-3}, "batch_size": batch_size, "weight_decay": 0.0},
+        "trials_per_scale": trials,
+        # ASHA's only rung is at budget - 1 tokens, reached by the final result: nothing is pruned.
+        "fidelity": {"grace_tokens": budget - 1, "reduction_factor": 2, "eval_every_tokens": budget // 10},
+        "max_concurrent": concurrency, "resources": {"cpu": 1, "gpu": 0}, "seed": 0,
+        "output": str(output),
+    })
+
+
+def trial_times(spec: StudySpec) -> list[TrialTime]:
+    """Every trial's times: ``result.json`` files Ray Tune wrote under the
+    study's output, and the trials' end times in Optuna's storage."""
+    (variant,), (scale,) = spec.variants, spec.scales
+    study = optuna.load_study(study_name=optuna_study_name(spec.name, variant.name, scale),
+                              storage=optuna_storage(spec.storage.optuna))
+    done = {trial.number: trial.datetime_complete.timestamp() for trial in study.trials
+            if trial.datetime_complete is not None}
+    times = []
+    for path in (spec.output_dir / "ray").glob("*/*/result.json"):
+        lines = path.read_text().splitlines()
+        if not lines:
+            continue
+        last = json.loads(lines[-1])
+        number = int(last["trial_number"])
+        times.append(TrialTime(number, float(last["seconds"]), float(last["time_total_s"]),
+                               int(last["tokens"]), done[number]))
+    return sorted(times, key=lambda trial: trial.number)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="4 trials of about 3 s")
+    parser.add_argument("--trials", type=int, default=None, help="trials in the study (default 8, quick 4)")
+    parser.add_argument("--trial-seconds", type=float, default=None,
+                        help="training time of one trial (default 10, quick 3)")
+    parser.add_argument("--concurrency", type=int, default=2, help="trials at once = Ray CPUs (1 CPU each)")
+    parser.add_argument("--scale", default="w128", help="mlp scale")
+    parser.add_argument("--batch-size", type=int, default=128)
+    args = parser.parse_args()
+    trials = args.trials or (4 if args.quick else 8)
+    trial_seconds = args.trial_seconds or (3.0 if args.quick else 10.0)
+    for name in ("ray", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)  # as in a trial: Ray gives a 1-CPU worker one OpenMP thread
+
+    rate, budget = calibrate(args.scale, args.batch_size, trial_seconds)
+    print(f"{FAMILY} {args.scale}, batch {args.batch_size}: {rate:,.0f} tokens/s on 1 thread in this process "
+          f"-> budget {budget:,} tokens ({budget / rate:.1f} s)")
+    print(f"{trials} trials, {args.concurrency} at a time, 1 CPU each, Ray with {args.concurrency} CPUs")
+
+    start = time.perf_counter()
+    start_ray(num_cpus=args.concurrency)
+    ray_start = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="hpo-overhead-") as folder:
+        spec = study_spec(Path(folder), args.scale, args.batch_size, budget, trials, args.concurrency)
+        marks: list[float] = []  # the scale starts, each trial ends, the scale is done
+
+        def progress(state: ScaleProgress) -> None:
+            marks.append(time.time())
+
+        wall_start, start = time.time(), time.perf_counter()
+        outcome = run_study(spec, progress=progress)
+        wall = time.perf_counter() - start
+        times = trial_times(spec)
+        start = time.perf_counter()
+        ray.shutdown()
+        ray_stop = time.perf_counter() - start
+
+    if outcome.ran != trials or len(times) != trials or any(t.tokens < budget for t in times):
+        raise SystemExit(f"expected {trials} complete trials, got {outcome.ran} run, {len(times)} with "
+                         f"results, tokens {[t.tokens for t in times]}")
+    train_seconds = [t.seconds for t in times]
+    ideal = sum(train_seconds) / args.concurrency
+    overhead = 1 - ideal / wall
+
+    print(f"\n{'trial':>5} {'loop start':>10} {'train s':>8} {'ray s':>6} {'tok/s':>7}")
+    for t in times:
+        print(f"{t.number:>5} {t.loop_start - wall_start:>10.2f} {t.seconds:>8.2f} {t.ray_seconds:>6.2f} "
+              f"{t.tokens / t.seconds:>7,.0f}")
+    print(f"\n{'trials':>6} {'trial s':>8} {'wall s':>7} {'ideal s':>8} {'overhead':>8} {'ray start s':>11}")
+    print(f"{trials:>6} {statistics.mean(train_seconds):>8.2f} {wall:>7.2f} {ideal:>8.2f} {overhead:>8.3f} "
+          f"{ray_start:>11.2f}")
+
+    # Phases of the wall time. Set-up: Optuna's study and MLflow's storage and parent run.
+    # Start-up: Tune starts, trial actors start (a Python process importing torch, Ray Tune and
+    # hpo), the first trial builds its model and optimizer. Trials: the first training loop's
+    # start to the last trial's end. Tear-down: Tune exits, the best trial is logged.
+    first_loop, last_done = min(t.loop_start for t in times), max(t.done for t in times)
+    setup, startup = marks[0] - wall_start, first_loop - marks[0]
+    phase = last_done - first_loop
+    teardown = wall - (last_done - wall_start)
+    idle = args.concurrency * phase - sum(train_seconds)
+    print(f"\nwall {wall:.2f} s = set-up {setup:.2f} + start-up {startup:.2f} + trials {phase:.2f} "
+          f"+ tear-down {teardown:.2f}")
+    print(f"trial phase alone: overhead {1 - ideal / phase:.3f}, {idle / trials:.2f} CPU-s idle per trial "
+          f"({args.concurrency} slots x {phase:.2f} s - {sum(train_seconds):.2f} s of training)")
+    loop_rate = statistics.mean(t.tokens / t.seconds for t in times)
+    print(f"trials trained at {loop_rate:,.0f} tokens/s ({loop_rate / rate:.2f} x the calibration); "
+          f"Ray shutdown {ray_stop:.2f} s")
+    print(f"RESULT overhead_fraction={overhead:.4f}")
+
+
+if __name__ == "__main__":
+    main()
