@@ -157,7 +157,7 @@ def test_the_quickstart_is_the_study_the_docs_describe() -> None:
     assert spec.scales == ("13k", "100k", "336k") and spec.target_scale == "98M"
     assert set(spec.budget_tokens.values()) == {300_000}
     assert [v.name for v in spec.variants] == ["baseline", "no_wd"]
-    assert set(spec.trials_per_scale.values()) == {6} and spec.max_concurrent == 2
+    assert set(spec.trials_per_scale.values()) == {8} and spec.max_concurrent == 2
 
 
 def test_yaml_1_2_floats_that_pyyaml_reads_as_strings_are_numbers() -> None:
