@@ -10,7 +10,8 @@ study's model family installed.
 Resuming is the default: `run_study` on a study that ran before first
 repairs each Optuna study — a trial left RUNNING by a killed driver becomes
 FAIL with user attribute ``status=interrupted``, its configuration is queued
-to run again and its MLflow run is deleted — then runs only the trials still
+to run again and its MLflow run is deleted, and a trial's MLflow run left
+RUNNING after its trial finished is ended — then runs only the trials still
 missing. A (variant, scale) whose planned trials all finished (complete,
 pruned, diverged or failed) is skipped. TPE is seeded with the study's seed
 plus the trials already in the Optuna study, so a resumed search does not
@@ -175,6 +176,7 @@ def _run_scale(spec: StudySpec, variant_name: str, scale: str, storage: optuna.s
     scale_run = tracker.start_scale(variant_name, scale, params=spec.params(scale),
                                     budget_tokens=spec.tokens(scale), seed=spec.seed, trials=planned)
     _repair(study, tracker)
+    tracker.close_stale_runs(scale_run, {trial.number: trial for trial in _counted(study)})
     done = _finished(study)
     report = _Reporter(study, variant_name, scale, planned, progress)
     report.now()
@@ -253,11 +255,16 @@ def _repair(study: optuna.Study, tracker: StudyTracker) -> None:
             tracker.delete_run(trial.user_attrs["run_id"])
 
 
-def _finished(study: optuna.Study) -> int:
+def _counted(study: optuna.Study) -> list[FrozenTrial]:
     """Trials that count towards the plan: complete, pruned, or failed but not interrupted."""
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(trial.user_attrs.get("status") != INTERRUPTED
-               for trial in study.get_trials(deepcopy=False, states=states))
+    return [trial for trial in study.get_trials(deepcopy=False, states=states)
+            if trial.user_attrs.get("status") != INTERRUPTED]
+
+
+def _finished(study: optuna.Study) -> int:
+    """How many trials count towards the plan (see `_counted`)."""
+    return len(_counted(study))
 
 
 def _best(study: optuna.Study) -> FrozenTrial | None:

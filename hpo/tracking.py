@@ -129,6 +129,39 @@ class StudyTracker:
         """Delete a child run (of a trial interrupted by a killed driver)."""
         self.client.delete_run(run_id)
 
+    def close_stale_runs(self, scale_run: ScaleRun, finished: Mapping[int, optuna.trial.FrozenTrial]) -> None:
+        """End the child runs a killed driver left RUNNING under `scale_run`.
+
+        A driver killed between Optuna's ``tell`` and the end of the trial's
+        MLflow run leaves that run RUNNING although its trial counts: it gets
+        the trial's status and its eval-loss curve from Optuna's intermediate
+        values (step = tokens) and ends FINISHED (FAILED for a failed trial).
+        A RUNNING run whose trial is not in `finished` (trial number → trial
+        that counts towards the plan) belongs to an interrupted trial, run
+        again on resume, and is deleted.
+        """
+        stale = self.client.search_runs(
+            [scale_run.experiment_id], max_results=10_000,
+            filter_string=(f"tags.mlflow.parentRunId = '{scale_run.parent_run_id}' "
+                           "and attributes.status = 'RUNNING'"),
+        )
+        for run in stale:
+            trial = finished.get(int(run.data.tags.get("trial_number", -1)))
+            if trial is None:
+                self.client.delete_run(run.info.run_id)
+                continue
+            status = trial.user_attrs.get("status", "complete")
+            if not self.client.get_metric_history(run.info.run_id, "loss"):
+                now = _now_ms()
+                self.client.log_batch(run.info.run_id, metrics=[
+                    Metric("loss", float(value), now, int(step))
+                    for step, value in sorted(trial.intermediate_values.items())])
+            self.client.set_tag(run.info.run_id, "status", status)
+            if "tokens_seen" in trial.user_attrs:
+                self.client.set_tag(run.info.run_id, "tokens_seen", str(trial.user_attrs["tokens_seen"]))
+            final = RunStatus.FAILED if status == "failed" else RunStatus.FINISHED
+            self.client.set_terminated(run.info.run_id, RunStatus.to_string(final))
+
     def callback(self, scale_run: ScaleRun, storage: optuna.storages.BaseStorage,
                  study_name: str) -> TrialTracker:
         """The Ray Tune callback that tracks the trials of `scale_run` (Optuna study `study_name`)."""

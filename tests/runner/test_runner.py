@@ -18,6 +18,7 @@ from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.runner import ScaleProgress, StudyInterrupted, StudyOutcome, run_study
 from hpo.space import define_space
 from hpo.spec import StudySpec, parse_spec
+from hpo.tracking import StudyTracker
 from hpo.trials import INTERRUPTED, load_trials, optuna_storage, optuna_study_name
 
 LADDER_FILE = Path(__file__).resolve().parents[2] / "studies" / "mlp_ladder.yaml"
@@ -144,6 +145,41 @@ def test_interrupted_trial_runs_again(ray_runtime: None, tmp_path: Path) -> None
     table = load_trials(spec)
     assert len(table) == 2 and 0 not in set(table["trial_number"])
     assert not table["loss"].map(math.isnan).any()
+
+
+def test_runs_left_running_by_a_killed_driver_are_ended_or_deleted(ray_runtime: None, tmp_path: Path) -> None:
+    """Killed after Optuna's ``tell`` but before its MLflow run ended: the run
+    gets the trial's status and curve; a run never linked to its trial is deleted."""
+    spec = small_ladder(tmp_path, scales=["w8"], trials_per_scale=2)
+    spec.output_dir.mkdir(parents=True)
+    study = optuna.create_study(study_name=optuna_study_name(spec.name, "default", "w8"),
+                                storage=optuna_storage(spec.storage.optuna), direction="minimize")
+    told = study.ask()
+    define_space(spec.variant("default").space)(told)
+    for step, loss in ((1000, 0.9), (3000, 0.7)):
+        told.report(loss, step)
+    tracker = StudyTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
+    parent = tracker.start_scale("default", "w8", params=spec.params("w8"), budget_tokens=3000, seed=0,
+                                 trials=2)
+    tags = {"mlflow.parentRunId": parent.parent_run_id, "kind": "trial", "scale": "w8"}
+    client = MlflowClient(spec.storage.mlflow)
+    unended = client.create_run(parent.experiment_id, tags={**tags, "trial_number": "0"}).info.run_id
+    unlinked = client.create_run(parent.experiment_id, tags={**tags, "trial_number": "1"}).info.run_id
+    told.set_user_attr("run_id", unended)
+    told.set_user_attr("status", "complete")
+    study.tell(told, 0.7)
+
+    outcome = run_study(spec)
+
+    assert outcome.ran == 1
+    run = client.get_run(unended)
+    assert run.info.status == "FINISHED" and run.data.tags["status"] == "complete"
+    assert {m.step: m.value for m in client.get_metric_history(unended, "loss")} == {1000: 0.9, 3000: 0.7}
+    assert client.get_run(unlinked).info.lifecycle_stage == "deleted"
+    runs = client.search_runs([parent.experiment_id])
+    assert all(r.info.status != "RUNNING" for r in runs)
+    trial_runs = {r.info.run_id for r in runs if r.data.tags.get("kind") == "trial"}
+    assert trial_runs == set(load_trials(spec)["run_id"])
 
 
 def test_stopped_run_raises_and_the_next_run_completes_it(ray_runtime: None, tmp_path: Path) -> None:
