@@ -103,8 +103,9 @@ class StudyOutcome:
 
 def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Start Ray unless it is running: connect to `address` (default
-    ``$RAY_ADDRESS``), else start a local runtime with `num_cpus` CPUs
-    (default: all). True when this call started it.
+    ``$RAY_ADDRESS``), else start a local runtime of its own with `num_cpus`
+    CPUs (default: all), even when another Ray runtime runs on this machine.
+    True when this call started it.
 
     A local runtime's workers get the driver's own import path (its folders
     outside the Python installation), so a family named by import path that
@@ -115,8 +116,10 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> boo
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    runtime_env = None if address else {"env_vars": {"PYTHONPATH": _driver_path()}}
+    # "local": a runtime of its own, never one found running on this machine (Ray's default joins that).
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    local = address == "local"
+    runtime_env = {"env_vars": {"PYTHONPATH": _driver_path()}} if local else None
     ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
              logging_level=logging.getLogger("ray").getEffectiveLevel(),
              include_dashboard=False)
