@@ -12,12 +12,18 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rich import progress as bars
 from rich.console import Console
 from rich.table import Table
 
-from hpo.spec import load_spec
+from hpo.spec import StudySpec, load_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from hpo.compute import StudyCompute
 from models import Progress, ReportCallback, TrainConfig, get_family, train
 
 USAGE_ERROR = 2
@@ -81,15 +87,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    """Per variant and scale: trials done, pruned, diverged and failed; the best loss and its config."""
-    from hpo.trials import load_trials
+    """Per variant and scale: how it is searched, trials done, pruned, diverged
+    and failed, the best loss and its config, its compute; then the study's
+    compute against one target run and each search decision."""
+    from hpo.trials import LAW_BROKEN, PLAN, load_study_attrs, load_trials
 
     spec = load_spec(args.study)
-    trials = load_trials(spec)
+    trials = load_trials(spec, compute=True)
+    attrs = load_study_attrs(spec)
     table = Table(title=f"study {spec.name}")
-    for column in ("variant", "scale", "planned", "complete", "pruned", "diverged", "failed", "best loss",
-                   "lr", "batch size", "weight decay"):
-        table.add_column(column, justify="left" if column in ("variant", "scale") else "right")
+    for column in ("variant", "scale", "search", "planned", "complete", "pruned", "diverged", "failed",
+                   "best loss", "lr", "batch size", "weight decay", "FLOPs"):
+        table.add_column(column, justify="left" if column in ("variant", "scale", "search") else "right")
+    decisions = []
     for variant in spec.variants:
         for scale in spec.scales:
             rows = trials[(trials["variant"] == variant.name) & (trials["scale"] == scale)]
@@ -99,10 +109,29 @@ def status(args: argparse.Namespace) -> int:
             done = (str(counts.get(name, 0)) for name in ("complete", "pruned", "diverged", "failed"))
             config = ("-",) * 3 if best is None else _config_cells(best["lr"], best["batch_size"],
                                                                    best["weight_decay"])
-            table.add_row(variant.name, scale, str(spec.trials_per_scale[scale]), *done,
-                          _number(None if best is None else best["loss"]), *config)
+            plan = attrs.get((variant.name, scale), {}).get(PLAN)
+            search = "-" if plan is None else "transferred" if plan["transferred"] else "full"
+            if attrs.get((variant.name, scale), {}).get(LAW_BROKEN):
+                search += " (law broke)"
+            if plan is not None:
+                decisions.append(f"{variant.name} · {scale}: {plan['reason']}")
+            planned = str(plan["trials"] if plan else spec.trials_per_scale[scale])
+            table.add_row(variant.name, scale, search, planned, *done,
+                          _number(None if best is None else best["loss"]), *config,
+                          f"{rows['flops'].sum():.3g}")
     stdout.print(table)
+    for line in decisions:
+        stdout.print(line, markup=False, highlight=False)
+    stdout.print(_compute(spec, trials).summary(), markup=False, highlight=False)
     return 0
+
+
+def _compute(spec: StudySpec, trials: pd.DataFrame) -> StudyCompute:
+    from hpo.compute import study_compute, target_flops
+
+    devices = spec.resources.gpu or spec.resources.cpu
+    return study_compute(trials, devices_per_trial=devices,
+                         target=target_flops(spec.target_params, spec.target_tokens))
 
 
 def trials(args: argparse.Namespace) -> int:
@@ -119,15 +148,17 @@ def trials(args: argparse.Namespace) -> int:
 
 def analyze(args: argparse.Namespace) -> int:
     """Extrapolate the study's optima to the target scale and print the recommendation."""
-    from hpo.analysis import extrapolate
+    from hpo.analysis import TRIAL_COLUMNS, extrapolate
     from hpo.analysis.report import format_recommendation
     from hpo.trials import load_trials
 
     spec = load_spec(args.study)
-    table = load_trials(spec)
+    table = load_trials(spec, compute=True)
     target = args.target or spec.target_params
-    recommendation = extrapolate(table, target_params=target, target_tokens=args.target_tokens)
+    recommendation = extrapolate(table[list(TRIAL_COLUMNS)], target_params=target,
+                                 target_tokens=args.target_tokens)
     stdout.print(format_recommendation(recommendation), markup=False, highlight=False)
+    stdout.print(_compute(spec, table).summary(), markup=False, highlight=False)
     if args.plots:
         from hpo.analysis.plots import write_plots
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import ray
 from optuna.trial import FrozenTrial, TrialState
 from ray import tune
@@ -41,11 +42,12 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from hpo.searcher import TokenOptunaSearch
-from hpo.space import TrialParams, define_space, trial_params
+from hpo.space import EXPLORE, TrialParams, define_space, fixed_params, trial_params
 from hpo.spec import StudySpec
 from hpo.tracking import StudyTracker
 from hpo.trainable import TrialJob, run_trial
-from hpo.trials import INTERRUPTED, optuna_storage, optuna_study_name
+from hpo.transfer import LawCheck, ScalePlan, check_law, full_plan, plan_scale
+from hpo.trials import INTERRUPTED, LAW_BROKEN, PLAN, load_trials, optuna_storage, optuna_study_name
 
 __all__ = ["ProgressCallback", "ScaleOutcome", "ScaleProgress", "StudyInterrupted", "StudyOutcome",
            "run_study", "start_ray"]
@@ -86,6 +88,8 @@ class ScaleOutcome:
     ran: int
     best_loss: float | None
     best_params: TrialParams | None
+    plan: ScalePlan | None = None
+    law: LawCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -175,9 +179,11 @@ def _run_scale(spec: StudySpec, variant_name: str, scale: str, storage: optuna.s
     """Repair, then run the missing trials of one (variant, scale)."""
     name = optuna_study_name(spec.name, variant_name, scale)
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
-    planned = spec.trials_per_scale[scale]
+    plan = _plan(spec, variant_name, scale, study, storage)
+    planned = plan.trials
     scale_run = tracker.start_scale(variant_name, scale, params=spec.params(scale),
                                     budget_tokens=spec.tokens(scale), seed=spec.seed, trials=planned)
+    tracker.log_plan(scale_run, plan)
     _repair(study, tracker)
     tracker.close_stale_runs(scale_run, {trial.number: trial for trial in _counted(study)})
     done = _finished(study)
@@ -187,7 +193,7 @@ def _run_scale(spec: StudySpec, variant_name: str, scale: str, storage: optuna.s
     if remaining > 0:
         logger.info("%s: running %d of %d trials", name, remaining, planned)
         callbacks = [tracker.callback(scale_run, storage, name), report]
-        _tuner(spec, variant_name, scale, storage, study, remaining, callbacks).fit()
+        _tuner(spec, variant_name, scale, plan, storage, study, remaining, callbacks).fit()
         if _finished(study) < planned:  # Tune returns normally after Ctrl+C (SIGINT) or SIGUSR1
             tracker.interrupt_scale(scale_run)
             raise StudyInterrupted(f"{name}: {_finished(study)} of {planned} trials finished before the run "
@@ -196,14 +202,59 @@ def _run_scale(spec: StudySpec, variant_name: str, scale: str, storage: optuna.s
         logger.info("%s: all %d trials done, skipped", name, planned)
     best = _best(study)
     best_params = None if best is None else trial_params(best)
-    tracker.finish_scale(scale_run, best, best_params)
+    law = check_law(plan, _scale_trials(spec, variant_name, scale), seed=spec.seed)
+    study.set_user_attr(LAW_BROKEN, law.broken)
+    if law.broken:
+        logger.warning("%s: %s", name, law.reason)
+    tracker.finish_scale(scale_run, best, best_params, law)
     report.now()
     return ScaleOutcome(variant_name, scale, planned, _finished(study), _finished(study) - done,
-                        None if best is None else best.value, best_params)
+                        None if best is None else best.value, best_params, plan, law)
 
 
-def _tuner(spec: StudySpec, variant_name: str, scale: str, storage: optuna.storages.BaseStorage,
-           study: optuna.Study, trials: int, callbacks: list[Callback]) -> tune.Tuner:
+def _plan(spec: StudySpec, variant_name: str, scale: str, study: optuna.Study,
+          storage: optuna.storages.BaseStorage) -> ScalePlan:
+    """The search plan of (variant, scale): the one stored with its Optuna study
+    (a resumed scale keeps its plan), else made now and stored, its first and
+    exploring trials enqueued."""
+    if PLAN in study.user_attrs:
+        return ScalePlan.from_dict(study.user_attrs[PLAN])
+    space, trials = spec.variant(variant_name).space, spec.trials_per_scale[scale]
+    if spec.search != "scale_aware":
+        plan = full_plan(scale, space, trials, f"search: {spec.search}")
+    else:
+        smaller = spec.scales[:spec.scales.index(scale)]
+        history = load_trials(spec, variants=[variant_name], scales=smaller)
+        plan = plan_scale(history, scale=scale, params=spec.params(scale), tokens=spec.tokens(scale),
+                          space=space, trials=trials, transfer=spec.transfer, seed=spec.seed,
+                          law_broken=bool(smaller) and _law_broken(spec, variant_name, smaller[-1], storage))
+    logger.info("%s: %s", study.study_name, plan.reason)
+    if not study.trials:
+        if plan.first is not None:
+            study.enqueue_trial(fixed_params(plan.first, plan.space), user_attrs={"origin": "predicted"})
+        for setting in plan.explore:
+            study.enqueue_trial(fixed_params(setting, space), user_attrs={"origin": EXPLORE})
+    study.set_user_attr(PLAN, plan.to_dict())
+    return plan
+
+
+def _law_broken(spec: StudySpec, variant_name: str, scale: str, storage: optuna.storages.BaseStorage) -> bool:
+    """Whether `scale` of the variant ran and broke the law its plan predicted."""
+    try:
+        name = optuna_study_name(spec.name, variant_name, scale)
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return False
+    return bool(study.user_attrs.get(LAW_BROKEN, False))
+
+
+def _scale_trials(spec: StudySpec, variant_name: str, scale: str) -> pd.DataFrame:
+    return load_trials(spec, variants=[variant_name], scales=[scale])
+
+
+def _tuner(spec: StudySpec, variant_name: str, scale: str, plan: ScalePlan,
+           storage: optuna.storages.BaseStorage, study: optuna.Study, trials: int,
+           callbacks: list[Callback]) -> tune.Tuner:
     """A Tuner running `trials` more trials of `study`: TPE under ASHA on tokens.
 
     TPE samples at random for its first third of the planned trials (Optuna's
@@ -220,9 +271,9 @@ def _tuner(spec: StudySpec, variant_name: str, scale: str, storage: optuna.stora
         train=dict(variant.train),
     )
     seed = (spec.seed + zlib.crc32(study.study_name.encode()) + len(study.trials)) % 2**32
-    startup = max(2, spec.trials_per_scale[scale] // 3)
+    startup = max(2, plan.trials // 3)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-    searcher = TokenOptunaSearch(define_space(variant.space), budget_tokens=budget,
+    searcher = TokenOptunaSearch(define_space(plan.space, variant.space), budget_tokens=budget,
                                  study_name=study.study_name, storage=storage, sampler=sampler)
     scheduler = ASHAScheduler(time_attr="tokens", metric="loss", mode="min", max_t=budget,
                               grace_period=spec.fidelity.grace_tokens,
@@ -253,7 +304,8 @@ def _repair(study: optuna.Study, tracker: StudyTracker) -> None:
         storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number),
                                     "status", INTERRUPTED)
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params)
+        origin = {"origin": trial.user_attrs["origin"]} if "origin" in trial.user_attrs else None
+        study.enqueue_trial(trial.params, user_attrs=origin)
         if "run_id" in trial.user_attrs:
             tracker.delete_run(trial.user_attrs["run_id"])
 

@@ -18,9 +18,9 @@ This subclass closes that gap in one place:
   complete   COMPLETE with the last eval loss
   ========== =====================================================================
 
-* user attributes ``status`` and ``tokens_seen`` (of a failed trial: its
-  last report, 0 if none) are set before ``tell`` (Optuna forbids changing a
-  finished trial);
+* user attributes ``status``, ``tokens_seen`` (of a failed trial: its
+  last report, 0 if none) and ``seconds`` (time in the training loop, when
+  reported) are set before ``tell`` (Optuna forbids changing a finished trial);
 * ``suggest`` adds ``trial_number`` (the Optuna trial number) to the config.
 
 The study is minimised on ``loss`` and kept in the given storage.
@@ -98,6 +98,8 @@ class TokenOptunaSearch(OptunaSearch):
             tokens_seen = int(result["tokens"])
         trial.set_user_attr("status", status)
         trial.set_user_attr("tokens_seen", tokens_seen)
+        if result and "seconds" in result:
+            trial.set_user_attr("seconds", float(result["seconds"]))
         loss = float(result["loss"]) if result and result.get("loss") is not None else math.nan
         if status == "pruned":
             self._ot_study.tell(trial, state=TrialState.PRUNED)

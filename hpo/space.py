@@ -14,7 +14,12 @@ sees its natural geometry:
 A plain number in the space fixes that hyperparameter: it is returned as a
 constant and never shown to the sampler. The function returns the values a
 trial trains with, keyed ``lr``, ``batch_size``, ``weight_decay``;
-`trial_params` recovers them from a stored trial.
+`trial_params` recovers them from a stored trial, `fixed_params` turns
+them back into the sampler's parameters (to enqueue a trial).
+
+A trial enqueued with user attribute ``origin = "explore"`` samples the
+`explore` space given to `define_space` instead (the full space, while
+scale-aware search narrows the one the sampler learns in).
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ import optuna
 
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
-__all__ = ["TrialParams", "define_space", "trial_params"]
+__all__ = ["EXPLORE", "TrialParams", "define_space", "fixed_params", "trial_params"]
 
 TrialParams = dict[str, float | int]
 """What a trial trains with: ``lr`` (float), ``batch_size`` (int), ``weight_decay`` (float)."""
+
+EXPLORE = "explore"
+"""User attribute ``origin`` of a trial that samples the full (explore) space."""
 
 
 @dataclass(frozen=True)
@@ -38,23 +46,43 @@ class _Sampler:
     (Ray checkpoints the searcher that holds it with `pickle`)."""
 
     space: SearchSpace
+    explore: SearchSpace
 
     def __call__(self, trial: optuna.Trial) -> TrialParams:
+        space = self.explore if trial.user_attrs.get("origin") == EXPLORE else self.space
         values: TrialParams = {
-            "lr": _lr(trial, self.space.lr),
-            "batch_size": _batch_size(trial, self.space.batch_size),
-            "weight_decay": _weight_decay(trial, self.space.weight_decay),
+            "lr": _lr(trial, space.lr),
+            "batch_size": _batch_size(trial, space.batch_size),
+            "weight_decay": _weight_decay(trial, space.weight_decay),
         }
         for name, value in values.items():
             trial.set_user_attr(name, value)
         return values
 
 
-def define_space(space: SearchSpace) -> Callable[[optuna.Trial], TrialParams]:
-    """A define-by-run function sampling `space` on an Optuna trial. It also
-    records the values as the trial's user attributes, so what a trial trained
-    with stays readable after the study file's space is edited."""
-    return _Sampler(space)
+def define_space(space: SearchSpace, explore: SearchSpace | None = None
+                 ) -> Callable[[optuna.Trial], TrialParams]:
+    """A define-by-run function sampling `space` on an Optuna trial (`explore`,
+    default `space`, for trials enqueued to explore). It also records the
+    values as the trial's user attributes, so what a trial trained with stays
+    readable after the study file's space is edited."""
+    return _Sampler(space, explore or space)
+
+
+def fixed_params(values: TrialParams, space: SearchSpace) -> dict[str, object]:
+    """The sampler's parameters that make a trial of `space` train with `values`
+    (for `optuna.Study.enqueue_trial`); fixed hyperparameters have none."""
+    params: dict[str, object] = {}
+    if isinstance(space.lr, LogRange):
+        params["lr"] = float(values["lr"])
+    if isinstance(space.batch_size, PowerOfTwoRange):
+        params["log2_batch_size"] = int(values["batch_size"]).bit_length() - 1
+    if isinstance(space.weight_decay, WeightDecayRange):
+        if space.weight_decay.zero:
+            params["weight_decay_is_zero"] = values["weight_decay"] == 0
+        if values["weight_decay"] != 0:
+            params["weight_decay"] = float(values["weight_decay"])
+    return params
 
 
 def trial_params(trial: optuna.trial.FrozenTrial) -> TrialParams:

@@ -26,17 +26,20 @@ from models import ModelFamily, get_family
 
 __all__ = [
     "Fidelity", "LogRange", "PowerOfTwoRange", "Resources", "SearchSpace", "SpecError", "Storage",
-    "StudySpec", "Variant", "WeightDecayRange", "load_spec", "parse_spec",
+    "StudySpec", "Transfer", "Variant", "WeightDecayRange", "load_spec", "parse_spec",
 ]
 
-SEARCH_MODES = ("independent",)
-"""Search modes a study may name; ``independent`` tunes each scale on its own."""
+SEARCH_MODES = ("scale_aware", "independent")
+"""``scale_aware`` narrows each scale's search to what the smaller scales
+predict (`hpo.transfer`); ``independent`` tunes each scale on its own."""
+TRANSFER_KEYS = ("mode", "safety_factor", "trials_share", "explore_share", "min_trials")
 SPACE_KEYS = ("lr", "batch_size", "weight_decay")
 MAX_BATCH_SIZE = 2**20
 MAX_FILE_BYTES = 2**20
 DEFAULTS: Mapping[str, object] = {
     "batch_size": 32, "weight_decay": 0.0, "variants": {"default": {}}, "trials_per_scale": 20,
-    "reduction_factor": 3, "search": "independent", "max_concurrent": 1, "cpu": 1.0, "gpu": 0.0, "seed": 0,
+    "reduction_factor": 3, "search": "scale_aware", "safety_factor": 2.0, "trials_share": 0.4,
+    "explore_share": 0.25, "min_trials": 4, "max_concurrent": 1, "cpu": 1.0, "gpu": 0.0, "seed": 0,
 }
 """Values of the optional fields a study leaves out (docs/study_files.md lists them all)."""
 _REQUIRED = ("name", "family", "scales", "budget", "space")
@@ -114,6 +117,19 @@ class Fidelity:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Scale-aware search (`hpo.transfer`): the predicted interval of each
+    optimum is widened by `safety_factor` on each side (a factor, in log
+    space); a transferred scale runs `trials_share` of its trials (at least
+    `min_trials`), `explore_share` of them drawn from the full space."""
+
+    safety_factor: float
+    trials_share: float
+    explore_share: float
+    min_trials: int
+
+
+@dataclass(frozen=True)
 class Resources:
     """Ray resources of one trial: CPUs and GPUs (fractions allowed)."""
 
@@ -133,7 +149,8 @@ class Storage:
 class StudySpec:
     """A validated study. `scales` run smallest first; `scale_params` and
     `target_params` count non-embedding parameters; `budget_tokens` is the full
-    token budget D of one trial at each scale; `output_dir` is absolute;
+    token budget D of one trial at each scale, `target_tokens` the one the
+    budget rule gives the target; `output_dir` is absolute;
     `source` is the study file, if the spec was read from one."""
 
     name: str
@@ -144,10 +161,12 @@ class StudySpec:
     target_params: int
     target_scale: str | None
     budget_tokens: Mapping[str, int]
+    target_tokens: int
     variants: tuple[Variant, ...]
     trials_per_scale: Mapping[str, int]
     fidelity: Fidelity
     search: str
+    transfer: Transfer
     max_concurrent: int
     resources: Resources
     seed: int
@@ -181,10 +200,11 @@ class StudySpec:
             "name": self.name, "family": self.family, "family_options": dict(self.family_options),
             "scales": list(self.scales), "scale_params": dict(self.scale_params),
             "target_params": self.target_params, "target_scale": self.target_scale,
-            "budget_tokens": dict(self.budget_tokens),
+            "budget_tokens": dict(self.budget_tokens), "target_tokens": self.target_tokens,
             "variants": {v.name: {"space": asdict(v.space), "train": dict(v.train)} for v in self.variants},
             "trials_per_scale": dict(self.trials_per_scale), "fidelity": asdict(self.fidelity),
-            "search": self.search, "max_concurrent": self.max_concurrent, "resources": asdict(self.resources),
+            "search": self.search, "transfer": asdict(self.transfer), "max_concurrent": self.max_concurrent,
+            "resources": asdict(self.resources),
             "seed": self.seed, "output_dir": str(self.output_dir),
             "storage": {key: _checks.mask(url) for key, url in asdict(self.storage).items()},
             "source": None if self.source is None else str(self.source),
@@ -246,7 +266,7 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
     variants = _variants(p, get("variants"), space, train)
     trials = _checks.trials(p, get("trials_per_scale"), scales, known=params is not None)
     fidelity = _fidelity(p, get("fidelity", {}), budget)
-    search = p.choice("search", get("search"), SEARCH_MODES)
+    search, transfer = _search(p, get("search"))
     max_concurrent = p.integer("max_concurrent", get("max_concurrent"), minimum=1)
     resources = _resources(p, get("resources", {}))
     seed = p.integer("seed", get("seed"), minimum=0, maximum=2**32 - 1)
@@ -256,10 +276,19 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
     return StudySpec(  # every value is checked here: raise_if_any raised otherwise
         name=name, family=family, family_options=options, scales=scales,
         scale_params={scale: params[scale] for scale in scales},
-        target_params=target_params, target_scale=target_scale, budget_tokens=budget, variants=variants,
-        trials_per_scale=trials, fidelity=fidelity, search=search, max_concurrent=max_concurrent,
+        target_params=target_params, target_scale=target_scale, budget_tokens=budget,
+        target_tokens=_target_tokens(top["budget"], target_params), variants=variants,
+        trials_per_scale=trials, fidelity=fidelity, search=search, transfer=transfer,
+        max_concurrent=max_concurrent,
         resources=resources, seed=seed, output_dir=output_dir, storage=storage, source=source,
     )
+
+
+def _target_tokens(budget: Mapping[str, object], target_params: int) -> int:
+    """D at the target by the study's budget rule (a validated ``budget`` entry)."""
+    if "tokens" in budget:
+        return int(float(budget["tokens"]))
+    return max(1, round(float(budget["tokens_per_param"]) * target_params))
 
 
 def _space(p: Problems, value: object) -> SearchSpace | None:
@@ -364,6 +393,27 @@ def _fidelity(p: Problems, value: object, budget: Mapping[str, int]) -> Fidelity
         p.add("fidelity.grace_tokens", "must be below every scale's budget "
               f"(got {grace} >= {budget[smallest]} at scale {smallest})", "lower it or raise the budget")
     return None if factor is None or grace is None or every is None else Fidelity(grace, factor, every)
+
+
+def _search(p: Problems, value: object) -> tuple[object, Transfer | None]:
+    """A mode name, or a mapping of the mode and the `Transfer` settings."""
+    entries = {"mode": value} if isinstance(value, str) else p.mapping("search", value, TRANSFER_KEYS)
+    if entries is None:
+        return None, None
+    mode = p.choice("search" if isinstance(value, str) else "search.mode",
+                    entries.get("mode", DEFAULTS["search"]), SEARCH_MODES)
+    factor = p.number("search.safety_factor", entries.get("safety_factor", DEFAULTS["safety_factor"]))
+    if factor is not None and not 1 <= factor <= 100:
+        p.add("search.safety_factor", f"must be in [1, 100] (got {show(factor)})", "use e.g. 2")
+    shares = {}
+    for key in ("trials_share", "explore_share"):
+        shares[key] = p.number(f"search.{key}", entries.get(key, DEFAULTS[key]))
+        if shares[key] is not None and not 0 < shares[key] <= 1:
+            p.add(f"search.{key}", f"must be in (0, 1] (got {show(shares[key])})", "use a share such as 0.25")
+    min_trials = p.integer("search.min_trials", entries.get("min_trials", DEFAULTS["min_trials"]), minimum=2)
+    if None in (factor, min_trials, *shares.values()):
+        return mode, None
+    return mode, Transfer(factor, shares["trials_share"], shares["explore_share"], min_trials)
 
 
 def _resources(p: Problems, value: object) -> Resources | None:

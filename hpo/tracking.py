@@ -22,6 +22,7 @@ so the trial table can link both stores.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from hpo.trainable import trial_status
+from hpo.transfer import LawCheck, ScalePlan
 
 __all__ = ["ScaleRun", "StudyTracker", "TrialTracker", "run_name"]
 
@@ -106,10 +108,22 @@ class StudyTracker:
             self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in values.items()])
         return ScaleRun(self.study, variant, scale, params, budget_tokens, seed, self.experiment_id, run_id)
 
+    def log_plan(self, scale_run: ScaleRun, plan: ScalePlan) -> None:
+        """Tag the parent run with how the scale is searched (`hpo.transfer`):
+        ``search`` (transferred / full), ``search_reason``, the searched space."""
+        tags = {"search": "transferred" if plan.transferred else "full", "search_reason": plan.reason,
+                "search_trials": str(plan.trials), "search_space": json.dumps(plan.to_dict()["space"])}
+        for key, value in tags.items():
+            self.client.set_tag(scale_run.parent_run_id, key, value)
+
     def finish_scale(self, scale_run: ScaleRun, best: optuna.trial.FrozenTrial | None,
-                     best_params: Mapping[str, float] | None) -> None:
+                     best_params: Mapping[str, float] | None, law: LawCheck | None = None) -> None:
         """Give the parent run the best trial's hyperparameters (`best_params`:
-        lr, batch_size, weight_decay) and loss, and end it FINISHED."""
+        lr, batch_size, weight_decay) and loss, the law check (tags
+        ``law_broken``, ``law_check``), and end it FINISHED."""
+        if law is not None:
+            self.client.set_tag(scale_run.parent_run_id, "law_broken", str(law.broken).lower())
+            self.client.set_tag(scale_run.parent_run_id, "law_check", law.reason)
         if best is not None and best.value is not None and best_params is not None:
             parent = scale_run.parent_run_id
             step, now = len(self.client.get_metric_history(parent, "best_loss")), _now_ms()

@@ -18,6 +18,7 @@ resume), and trials not finished yet, are left out.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -28,10 +29,18 @@ from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.space import trial_params
 from hpo.spec import StudySpec, load_spec
 
-__all__ = ["INTERRUPTED", "load_trials", "optuna_storage", "optuna_study_name"]
+__all__ = ["COMPUTE_COLUMNS", "INTERRUPTED", "LAW_BROKEN", "PLAN", "load_study_attrs", "load_trials",
+           "optuna_storage", "optuna_study_name"]
 
 INTERRUPTED = "interrupted"
 """User attribute ``status`` of a trial whose driver was killed while it ran."""
+PLAN = "plan"
+"""Optuna study user attribute: the (variant, scale)'s `hpo.transfer.ScalePlan`, as plain data."""
+LAW_BROKEN = "law_broken"
+"""Optuna study user attribute: the scale's optimum fell outside its plan's narrowed space."""
+COMPUTE_COLUMNS = ("flops", "seconds")
+"""Extra columns of `load_trials(..., compute=True)`: training FLOPs (the
+family's `train_flops` of the tokens seen) and seconds in the training loop."""
 
 _STATUS_OF_STATE = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 
@@ -47,14 +56,30 @@ def optuna_storage(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
-def load_trials(study: StudySpec | str | Path) -> pd.DataFrame:
-    """Every finished trial of `study` (a spec, or the path of its study file), one row each."""
+def load_study_attrs(spec: StudySpec) -> dict[tuple[str, str], dict[str, object]]:
+    """The user attributes of each (variant, scale)'s Optuna study that exists
+    (`PLAN`, `LAW_BROKEN`), keyed by (variant, scale)."""
+    storage = optuna_storage(spec.storage.optuna)
+    summaries = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
+    return {(variant.name, scale): dict(summaries[name].user_attrs)
+            for variant in spec.variants for scale in spec.scales
+            if (name := optuna_study_name(spec.name, variant.name, scale)) in summaries}
+
+
+def load_trials(study: StudySpec | str | Path, *, variants: Sequence[str] | None = None,
+                scales: Sequence[str] | None = None, compute: bool = False) -> pd.DataFrame:
+    """Every finished trial of `study` (a spec, or the path of its study file),
+    one row each; only of `variants` and `scales` when given; with the
+    `COMPUTE_COLUMNS` when `compute`."""
     spec = study if isinstance(study, StudySpec) else load_spec(study)
+    family = spec.load_family() if compute else None
     storage = optuna_storage(spec.storage.optuna)
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
     rows = []
     for variant in spec.variants:
-        for scale in spec.scales:
+        if variants is not None and variant.name not in variants:
+            continue
+        for scale in spec.scales if scales is None else [s for s in spec.scales if s in scales]:
             name = optuna_study_name(spec.name, variant.name, scale)
             if name not in existing:
                 continue
@@ -62,15 +87,18 @@ def load_trials(study: StudySpec | str | Path) -> pd.DataFrame:
             for trial in optuna_study.get_trials(deepcopy=False, states=tuple(_STATUS_OF_STATE)):
                 if trial.user_attrs.get("status") == INTERRUPTED:
                     continue
+                extra = {} if family is None else {
+                    "flops": family.train_flops(scale, int(trial.user_attrs.get("tokens_seen", 0))),
+                    "seconds": float(trial.user_attrs.get("seconds", math.nan))}
                 rows.append({
                     "study": spec.name, "variant": variant.name, "scale": scale,
                     "params": spec.params(scale), "tokens": spec.tokens(scale),
                     "tokens_seen": int(trial.user_attrs.get("tokens_seen", 0)),
                     **trial_params(trial), "seed": spec.seed, "loss": _loss(trial),
                     "status": trial.user_attrs.get("status", _STATUS_OF_STATE[trial.state]),
-                    "trial_number": trial.number, "run_id": trial.user_attrs.get("run_id", ""),
+                    "trial_number": trial.number, "run_id": trial.user_attrs.get("run_id", ""), **extra,
                 })
-    return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS))
+    return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS) + (list(COMPUTE_COLUMNS) if compute else []))
 
 
 def _loss(trial: FrozenTrial) -> float:

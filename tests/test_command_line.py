@@ -116,6 +116,7 @@ def test_run_records_every_trial_in_both_stores(tmp_path: Path) -> None:
 
     status = hpo("status", str(path), cwd=tmp_path)
     assert status.returncode == 0 and "w32" in status.stdout
+    assert "% of one target run" in status.stdout and "full space" in status.stdout
 
     again = hpo("run", str(path), cwd=tmp_path)
     assert again.returncode == 0 and "0 trials run now" in again.stdout
@@ -153,8 +154,9 @@ def assert_ui_serves_the_experiment(path: Path, cwd: Path) -> None:
 @pytest.mark.slow
 def test_driver_killed_mid_study_resumes_with_exact_counts(tmp_path: Path) -> None:
     path = study_file(tmp_path, name="killed", tokens=40_000)
+    log = (tmp_path / "driver.log").open("w")
     driver = subprocess.Popen([*HPO, "run", str(path)], cwd=tmp_path, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=log)
     database = tmp_path / "out" / "optuna.db"
     deadline = time.monotonic() + 300
     try:
@@ -162,11 +164,13 @@ def test_driver_killed_mid_study_resumes_with_exact_counts(tmp_path: Path) -> No
             time.sleep(1)
             if database.exists() and _finished_and_running(f"sqlite:///{database}", "killed/default/w8"):
                 break
-        assert driver.poll() is None, "the study ended before it could be killed mid-trial"
+        assert driver.poll() is None, ("the study ended before it could be killed mid-trial: "
+                                       + (tmp_path / "driver.log").read_text()[-3000:])
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     finally:
         _kill_group(driver.pid)
+        log.close()
 
     result = hpo("run", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -21,6 +21,7 @@ from hpo.spec import (
     SearchSpace,
     SpecError,
     Storage,
+    Transfer,
     WeightDecayRange,
     load_spec,
     parse_spec,
@@ -130,7 +131,9 @@ def test_left_out_fields_take_their_documented_defaults(tmp_path: Path) -> None:
     assert (variant.name, variant.space, variant.train) == ("default", SearchSpace(0.01, 32, 0.0), {})
     assert spec.trials_per_scale == {"w8": 20, "w16": 20}
     assert spec.fidelity == Fidelity(grace_tokens=1000 // 9, reduction_factor=3, eval_every_tokens=1000 // 9)
-    assert (spec.search, spec.max_concurrent, spec.seed) == ("independent", 1, 0)
+    assert (spec.search, spec.max_concurrent, spec.seed) == ("scale_aware", 1, 0)
+    assert spec.transfer == Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4)
+    assert spec.target_tokens == 1000
     assert spec.resources == Resources(cpu=1.0, gpu=0.0)
     assert spec.output_dir == tmp_path / "runs" / "mini"
     assert spec.storage.optuna == f"sqlite:///{tmp_path}/runs/mini/optuna.db"
@@ -158,6 +161,7 @@ def test_the_quickstart_is_the_study_the_docs_describe() -> None:
     assert set(spec.budget_tokens.values()) == {300_000}
     assert [v.name for v in spec.variants] == ["baseline", "no_wd"]
     assert set(spec.trials_per_scale.values()) == {8} and spec.max_concurrent == 2
+    assert spec.search == "scale_aware" and spec.transfer.trials_share == 0.5
 
 
 def test_yaml_1_2_floats_that_pyyaml_reads_as_strings_are_numbers() -> None:
@@ -250,7 +254,12 @@ BAD = [
     ("fidelity.reduction_factor", 1, "fidelity.reduction_factor: must be >= 2"),
     ("fidelity.eval_every_tokens", "often", "fidelity.eval_every_tokens: expected a number"),
     ("fidelity.grace", 1, "fidelity.grace: unknown key; did you mean 'grace_tokens'?"),
-    ("search", "scale_aware", "search: 'scale_aware' is not allowed; use one of independent"),
+    ("search", "scale_awar", "search: 'scale_awar' is not allowed; did you mean 'scale_aware'?"),
+    ("search", {"mode": "grid"}, "search.mode: 'grid' is not allowed; use one of scale_aware, independent"),
+    ("search", {"safety_factor": 0.5}, "search.safety_factor: must be in [1, 100]"),
+    ("search", {"trials_share": 0}, "search.trials_share: must be in (0, 1]"),
+    ("search", {"min_trials": 1}, "search.min_trials: must be >= 2"),
+    ("search", {"widen": 2}, "search.widen: unknown key"),
     ("max_concurrent", 0, "max_concurrent: must be >= 1"),
     ("resources", {"cpu": 0}, "resources.cpu: must be > 0"),
     ("resources", {"gpu": -1}, "resources.gpu: must be >= 0"),

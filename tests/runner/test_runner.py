@@ -200,3 +200,33 @@ def test_stopped_run_raises_and_the_next_run_completes_it(ray_runtime: None, tmp
     client = MlflowClient(spec.storage.mlflow)
     runs = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
     assert {r.info.run_id for r in runs if r.data.tags.get("kind") == "trial"} == set(table["run_id"])
+
+
+def test_third_scale_searches_the_space_the_first_two_predict(ray_runtime: None, tmp_path: Path) -> None:
+    """Scale-aware search: after w8 and w16, w32 runs fewer trials in a narrowed
+    space, the predicted optimum first and one trial over the full space; a
+    second run keeps the stored plan and runs nothing."""
+    search = {"mode": "scale_aware", "trials_share": 0.5, "explore_share": 0.25, "min_trials": 2}
+    spec = small_ladder(tmp_path, scales=["w8", "w16", "w32"], trials_per_scale=6, search=search,
+                        budget={"tokens": 2000}, fidelity={"grace_tokens": 1000, "reduction_factor": 2})
+
+    outcome = run_study(spec)
+
+    first, second, third = outcome.scales
+    assert not first.plan.transferred and not second.plan.transferred
+    assert third.plan.transferred and third.planned == 3 and third.finished == 3
+    full, narrowed = spec.variant("default").space.lr, third.plan.space.lr
+    assert full.low <= narrowed.low < narrowed.high <= full.high
+    assert narrowed.high / narrowed.low < full.high / full.low
+    trials = optuna_trials(spec, "w32")
+    assert [t.user_attrs.get("origin") for t in trials[:2]] == ["predicted", "explore"]
+    assert trials[0].user_attrs["lr"] == pytest.approx(third.plan.first["lr"])
+    assert third.law is not None and third.law.reason
+    client = MlflowClient(spec.storage.mlflow)
+    parents = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id],
+                                 filter_string="tags.kind = 'scale' and tags.scale = 'w32'")
+    assert parents[0].data.tags["search"] == "transferred"
+    assert parents[0].data.tags["law_broken"] in ("true", "false")
+
+    again = run_study(spec)
+    assert again.ran == 0 and again.scales[2].plan == third.plan
