@@ -38,11 +38,11 @@ from optuna.trial import FrozenTrial, TrialState
 from ray import tune
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from hpo.scheduler import ProtectedASHA
 from hpo.searcher import TokenOptunaSearch
-from hpo.space import EXPLORE, TrialParams, define_space, fixed_params, trial_params
+from hpo.space import EXPLORE, PREDICTED, TrialParams, define_space, fixed_params, trial_params
 from hpo.spec import StudySpec
 from hpo.tracking import StudyTracker
 from hpo.trainable import TrialJob, run_trial
@@ -231,7 +231,7 @@ def _plan(spec: StudySpec, variant_name: str, scale: str, study: optuna.Study,
     logger.info("%s: %s", study.study_name, plan.reason)
     if not study.trials:
         if plan.first is not None:
-            study.enqueue_trial(fixed_params(plan.first, plan.space), user_attrs={"origin": "predicted"})
+            study.enqueue_trial(fixed_params(plan.first, plan.space), user_attrs={"origin": PREDICTED})
         for setting in plan.explore:
             study.enqueue_trial(fixed_params(setting, space), user_attrs={"origin": EXPLORE})
     study.set_user_attr(PLAN, plan.to_dict())
@@ -275,7 +275,7 @@ def _tuner(spec: StudySpec, variant_name: str, scale: str, plan: ScalePlan,
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     searcher = TokenOptunaSearch(define_space(plan.space, variant.space), budget_tokens=budget,
                                  study_name=study.study_name, storage=storage, sampler=sampler)
-    scheduler = ASHAScheduler(time_attr="tokens", metric="loss", mode="min", max_t=budget,
+    scheduler = ProtectedASHA(time_attr="tokens", metric="loss", mode="min", max_t=budget,
                               grace_period=spec.fidelity.grace_tokens,
                               reduction_factor=spec.fidelity.reduction_factor)
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}

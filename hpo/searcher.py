@@ -21,7 +21,9 @@ This subclass closes that gap in one place:
 * user attributes ``status``, ``tokens_seen`` (of a failed trial: its
   last report, 0 if none) and ``seconds`` (time in the training loop, when
   reported) are set before ``tell`` (Optuna forbids changing a finished trial);
-* ``suggest`` adds ``trial_number`` (the Optuna trial number) to the config.
+* ``suggest`` adds ``trial_number`` (the Optuna trial number) and ``origin``
+  (``search``, or ``predicted`` / ``explore`` for a trial scale-aware search
+  enqueued) to the config.
 
 The study is minimised on ``loss`` and kept in the given storage.
 """
@@ -66,11 +68,14 @@ class TokenOptunaSearch(OptunaSearch):
         self._last_step: dict[str, int] = {}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        """The next configuration, with ``trial_number`` naming its Optuna trial."""
+        """The next configuration, with ``trial_number`` naming its Optuna trial
+        and ``origin`` saying why it runs (``search``, or the origin it was enqueued with)."""
         config = super().suggest(trial_id)
         if config is None:
             return None
-        return {**config, "trial_number": self._ot_trials[trial_id].number}
+        ot_trial = self._ot_trials[trial_id]
+        origin = ot_trial.user_attrs.get("origin", "search")
+        return {**config, "trial_number": ot_trial.number, "origin": origin}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Report the eval loss at step = tokens seen (a diverged trial's penalty

@@ -31,13 +31,15 @@ import optuna
 
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
-__all__ = ["EXPLORE", "TrialParams", "define_space", "fixed_params", "trial_params"]
+__all__ = ["EXPLORE", "PREDICTED", "TrialParams", "define_space", "fixed_params", "trial_params"]
 
 TrialParams = dict[str, float | int]
 """What a trial trains with: ``lr`` (float), ``batch_size`` (int), ``weight_decay`` (float)."""
 
 EXPLORE = "explore"
 """User attribute ``origin`` of a trial that samples the full (explore) space."""
+PREDICTED = "predicted"
+"""User attribute ``origin`` of the trial enqueued at a scale's predicted optimum."""
 
 
 @dataclass(frozen=True)

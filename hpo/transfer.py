@@ -15,9 +15,13 @@ each searched hyperparameter at this scale with its bootstrap interval
 * samples ``ceil(explore_share · trials)`` of them at random from the full
   space, so that a law that stops holding shows.
 
-After the scale, `check_law` calls the law *broken* when the scale's best
-complete trial, or its fitted optimum, lies outside the narrowed range: then
-the next scale searches the full space with all its trials again.
+The predicted and exploring trials always train to their full budget
+(`hpo.scheduler.ProtectedASHA`). After the scale, `check_law` calls the law
+*broken* when the scale's best complete trial, or its fitted optimum, lies
+outside the narrowed range, or when the lr or batch-size optimum of the
+trials inside the range presses on an edge of it (the outer `EDGE_SHARE` of
+its log width) that is not the study's own edge: then the next scale searches the full
+space with all its trials again.
 
 Pure: trial tables in, plans out (no Ray, no MLflow). Units: N parameters,
 D tokens, batch size in sequences (examples) per step.
@@ -40,9 +44,12 @@ __all__ = ["LawCheck", "ScalePlan", "check_law", "full_plan", "plan_scale", "sam
 Setting = dict[str, float]
 """A trial's lr, batch_size (a power of two) and weight_decay."""
 
+EDGE_SHARE = 0.15
+"""An in-range optimum in this outer share (log scale) of a narrowed range's edge means the law drifts."""
 _MIN_SCALES = 2
 _MIN_BATCH_CHOICES = 3
 _LOG_TOLERANCE = 1e-9
+_MIN_EDGE_TRIALS = 3
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,8 @@ class ScalePlan:
     """How one (variant, scale) is searched.
 
     `transferred` is False for a full search (the first scales, ``independent``
-    mode, or after a broken law). `space` is what the sampler searches;
+    mode, or after a broken law). `space` is what the sampler searches,
+    `full_space` the study's own;
     `trials` how many trials the scale runs; `first` the predicted optimum,
     run first; `explore` settings drawn from the full space; `predicted` the
     law's prediction per hyperparameter; `reason` one line for logs and `hpo status`.
@@ -59,6 +67,7 @@ class ScalePlan:
     scale: str
     transferred: bool
     space: SearchSpace
+    full_space: SearchSpace
     trials: int
     reason: str
     first: Setting | None = None
@@ -69,7 +78,8 @@ class ScalePlan:
         """Plain data (JSON-ready) that `from_dict` reads back: a resumed scale keeps its plan."""
         return {
             "scale": self.scale, "transferred": self.transferred, "space": _space_to_dict(self.space),
-            "trials": self.trials, "reason": self.reason, "first": self.first, "explore": list(self.explore),
+            "full_space": _space_to_dict(self.full_space), "trials": self.trials, "reason": self.reason,
+            "first": self.first, "explore": list(self.explore),
             "predicted": {name: [e.value, e.low, e.high, e.level] for name, e in self.predicted.items()},
         }
 
@@ -77,7 +87,8 @@ class ScalePlan:
     def from_dict(cls, data: Mapping[str, object]) -> ScalePlan:
         predicted = {name: Estimate(*values) for name, values in dict(data["predicted"]).items()}
         return cls(scale=str(data["scale"]), transferred=bool(data["transferred"]),
-                   space=_space_from_dict(data["space"]), trials=int(data["trials"]),
+                   space=_space_from_dict(data["space"]), full_space=_space_from_dict(data["full_space"]),
+                   trials=int(data["trials"]),
                    reason=str(data["reason"]), first=data["first"], explore=tuple(data["explore"]),
                    predicted=predicted)
 
@@ -92,7 +103,8 @@ class LawCheck:
 
 def full_plan(scale: str, space: SearchSpace, trials: int, reason: str) -> ScalePlan:
     """Search the whole `space` with all `trials`."""
-    return ScalePlan(scale=scale, transferred=False, space=space, trials=trials, reason=reason)
+    return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=trials,
+                     reason=reason)
 
 
 def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: float, space: SearchSpace,
@@ -129,7 +141,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     })
     shown = ", ".join(f"{name} {e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for name, e in predicted.items())
     return ScalePlan(
-        scale=scale, transferred=True, space=narrowed, trials=n_trials,
+        scale=scale, transferred=True, space=narrowed, full_space=space, trials=n_trials,
         reason=f"predicted {shown}; {n_trials} of {trials} trials, {n_explore} over the full space",
         first=first, explore=tuple(sample_full_space(space, rng) for _ in range(n_explore)),
         predicted=predicted,
@@ -153,7 +165,36 @@ def check_law(plan: ScalePlan, rows: pd.DataFrame, *, seed: int = 0) -> LawCheck
                     and not _contains(plan.space, name, optimum.value(name).value)]
     if outside:
         return LawCheck(True, f"law broken: {', '.join(outside)} outside the narrowed space")
+    pressing = _pressing_on_an_edge(plan, complete, seed)
+    if pressing:
+        return LawCheck(True, f"law drifting: {', '.join(pressing)}")
     return LawCheck(False, "optimum inside the narrowed space")
+
+
+def _pressing_on_an_edge(plan: ScalePlan, complete: pd.DataFrame, seed: int) -> list[str]:
+    """lr and batch size, when narrowed and their in-range optimum lies in the
+    outer `EDGE_SHARE` of a range edge that the study's full range extends
+    beyond. Not weight decay: the loss is too flat in it for a handful of
+    trials to place its optimum within a range."""
+    inside = complete[[all(_contains(plan.space, name, float(row[name])) for name in plan.predicted)
+                       for _, row in complete.iterrows()]]
+    if len(inside) < _MIN_EDGE_TRIALS:
+        return []
+    optimum = find_optimum(normalize_trials(inside), n_bootstrap=0, seed=seed)
+    pressing = []
+    for name in ("lr", "batch_size"):
+        if name not in plan.predicted:
+            continue
+        band, full = getattr(plan.space, name), getattr(plan.full_space, name)
+        if name not in optimum.searched or not isinstance(band, LogRange | PowerOfTwoRange):
+            continue
+        value = optimum.value(name).value
+        position = (math.log(value) - math.log(band.low)) / (math.log(band.high) - math.log(band.low))
+        if position > 1 - EDGE_SHARE and band.high < full.high:
+            pressing.append(f"{name} optimum {value:.3g} at the top of [{band.low:.3g}, {band.high:.3g}]")
+        elif position < EDGE_SHARE and band.low > full.low:
+            pressing.append(f"{name} optimum {value:.3g} at the bottom of [{band.low:.3g}, {band.high:.3g}]")
+    return pressing
 
 
 def sample_full_space(space: SearchSpace, rng: np.random.Generator) -> Setting:

@@ -1,0 +1,34 @@
+"""`ProtectedASHA`: Ray Tune's ASHA on tokens, except for the trials that test a prediction.
+
+Scale-aware search (`hpo.transfer`) enqueues the predicted optimum and a few
+settings drawn from the full space. Judged early, they would be stopped by
+trials that only look better at a few tokens (a short run favours a higher
+lr and a smaller batch than the full run), and the scale would confirm its
+own prediction instead of testing it. Trials whose config carries an
+``origin`` in `PROTECTED` therefore always train to their full budget; their
+results still enter ASHA's rungs, so they are the yardstick others are cut by.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from hpo.space import EXPLORE, PREDICTED
+
+__all__ = ["PROTECTED", "ProtectedASHA"]
+
+PROTECTED = (PREDICTED, EXPLORE)
+"""Trial origins that ASHA never stops."""
+
+
+class ProtectedASHA(ASHAScheduler):
+    """`ASHAScheduler` that lets trials of a `PROTECTED` origin run to the end."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if trial.config.get("origin") in PROTECTED:
+            return TrialScheduler.CONTINUE
+        return decision
