@@ -1,0 +1,428 @@
+"""Search efficiency: regret at the target scale against total tuning compute, scale-aware search vs peers.
+
+Surrogate ground truth (`hpo.surrogate.Surrogate`): a loss landscape with
+   known optima lr*(N) = 0.75·N^-0.4, B*(D) = 0.05·D^0.4 sequences,
+   wd*(N) = 0.04·N^0.04, Chinchilla's L*(N, D), learning curves whose early
+   optimum drifts (higher lr, smaller batch), 0.3% evaluation noise and a
+   divergence edge at 4·lr*. Ladder: N = 250k, 1M, 4M, 16M, 64M (×4), D = 20·N
+   tokens; target N = 1e9, D = 2e10. Every method searches the same space
+   (lr 1e-4..3e-2, batch 8..1024, wd 1e-2..0.3) on the same ladder, with T
+   trials per scale, T swept over `BUDGETS`, each trial evaluated at
+   D/27, D/9, D/3 and D (rungs of reduction factor 3; `grace` = D/27). Methods:
+
+   * ``scale_aware`` (ours): `hpo.transfer.plan_scale` before each scale,
+     `check_law` after it, TPE with the plan's first and exploring trials
+     enqueued as the runner does, under successive halving that never stops
+     those (as the runner's `hpo.scheduler.ProtectedASHA`);
+   * ``independent``: the same TPE + successive halving at every scale, full space, T trials;
+   * ``asha_random``: random search under successive halving;
+   * ``tpe_hyperband``: TPE under Optuna's `HyperbandPruner`;
+   * ``tpe``: TPE, every trial to its full budget;
+   * ``naive_transfer``: the ``independent`` search, but the target reuses
+     the best complete trial of the largest scale as it is.
+
+   All but ``naive_transfer`` recommend the target's setting with
+   `hpo.analysis.extrapolate` (its lr, its power-of-two batch size, its weight
+   decay). Successive halving is Optuna's `SuccessiveHalvingPruner`
+   (asynchronous successive halving: the algorithm of Ray Tune's
+   `ASHAScheduler`), run in process, one trial at a time: hundreds of study
+   repetitions through real Ray Tuners are not feasible. Compute of a trial is
+   6·N·tokens_seen FLOPs; the compute fraction is the sum over all trials of
+   all scales over one target run, 6·N_T·D_T. Regret is the true (noise-free)
+   loss of the recommended setting at the target over the true optimum of the
+   space there, in %.
+
+The real ``mlp`` ladder (issue 5's second ground truth) is not run here yet.
+
+Usage: ``python benchmarks/search_efficiency.py [--quick] [--jobs 2] [--plot PATH]``
+from the repository root. Ends with ``RESULT`` lines for the surrogate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+import multiprocessing
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from hpo.analysis import extrapolate
+from hpo.analysis.trials import scale_name
+from hpo.scheduler import PROTECTED
+from hpo.space import EXPLORE, PREDICTED, define_space, fixed_params
+from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
+from hpo.surrogate import Surrogate
+from hpo.transfer import check_law, plan_scale
+
+LADDER = tuple(2.5e5 * 4**k for k in range(5))
+TOKENS_PER_PARAM = 20
+TARGET_PARAMS = 1e9
+TARGET_TOKENS = TOKENS_PER_PARAM * TARGET_PARAMS
+SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
+                    weight_decay=WeightDecayRange(1e-2, 0.3))
+TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4)
+"""The defaults of `hpo.spec` (``search: scale_aware``)."""
+BUDGETS = (6, 10, 16, 24)
+"""Trials per scale T swept for every method."""
+REDUCTION_FACTOR = 3
+RUNGS = (1, 3, 9, 27)
+"""Evaluations of a trial, in units of grace = D/27: the rungs of successive halving, the last one D."""
+DIVERGENCE_PENALTY = 3.0
+"""A diverged trial is told to Optuna as COMPLETE with this × the best loss at its first rung (as the
+runner tells the trainable's penalty), so TPE learns the stability edge."""
+EXTRAPOLATE_BOOTSTRAP = 20
+"""Replicates behind `extrapolate`'s intervals: only its point values are used here."""
+REGRET_TARGET_PCT = 0.5
+OURS = "scale_aware"
+PEERS = ("independent", "asha_random", "tpe_hyperband", "tpe", "naive_transfer")
+SEARCHES = ("scale_aware", "independent", "asha_random", "tpe_hyperband", "tpe")
+"""Searches run; ``naive_transfer`` reuses the ``independent`` search of the same seed and budget."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One repetition of one method at one budget: target regret (%) and tuning compute / one target run."""
+
+    method: str
+    budget: int
+    seed: int
+    regret_pct: float
+    compute_fraction: float
+    law_broken: int = 0
+
+
+# ---------------------------------------------------------------- one scale, one trial
+
+
+def run_trial(truth: Surrogate, params: float, tokens: float, setting: dict[str, float],
+              trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator
+              ) -> dict[str, object]:
+    """Train `setting` on the surrogate, reporting at every rung; tell `study` the final state.
+
+    Returns the trial's row (trial-table columns; FLOPs in ``flops``).
+    """
+    grace = tokens / RUNGS[-1]
+    status, loss, seen = "complete", math.nan, 0.0
+    for step in RUNGS:
+        seen = grace * step
+        loss = truth.loss(params, tokens, setting, seen, rng)
+        if math.isnan(loss):
+            status = "diverged"
+            penalty = DIVERGENCE_PENALTY * truth.optimal_loss(params, grace)
+            study.tell(trial, penalty)
+            break
+        trial.report(loss, step)
+        if prune and step < RUNGS[-1] and trial.should_prune():
+            status = "pruned"
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            break
+    if status == "complete":
+        study.tell(trial, loss)
+    return {"params": params, "tokens": tokens, "tokens_seen": seen, **setting, "loss": loss,
+            "status": status, "flops": 6.0 * params * seen}
+
+
+def run_scale(truth: Surrogate, params: float, *, sampler: optuna.samplers.BaseSampler,
+              pruner: optuna.pruners.BasePruner | None, space: SearchSpace, trials: int,
+              enqueued: list[tuple[dict[str, object], dict[str, str]]], seed: int) -> pd.DataFrame:
+    """`trials` trials at model size `params` (D = 20·N), enqueued ones first; their rows."""
+    tokens = TOKENS_PER_PARAM * params
+    study = optuna.create_study(direction="minimize", sampler=sampler,
+                                pruner=pruner or optuna.pruners.NopPruner())
+    for sampler_params, attrs in enqueued:
+        study.enqueue_trial(sampler_params, user_attrs=attrs)
+    sample = define_space(space, SPACE)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for number in range(trials):
+        trial = study.ask()
+        setting = sample(trial)
+        prune = pruner is not None and trial.user_attrs.get("origin") not in PROTECTED
+        row = run_trial(truth, params, tokens, setting, trial, study, prune, rng)
+        rows.append({"variant": "default", "scale": scale_name(params), "trial_number": number, **row})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- one method, one repetition
+
+
+def study_seed(method: str, seed: int, params: float) -> int:
+    return (seed * 1_000_003 + zlib.crc32(f"{method}/{params:.0f}".encode())) % 2**32
+
+
+def sampler_for(method: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    if method == "asha_random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, trials // 3))
+
+
+def pruner_for(method: str) -> optuna.pruners.BasePruner | None:
+    if method in ("scale_aware", "independent", "asha_random"):
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=RUNGS[0],
+                                                      reduction_factor=REDUCTION_FACTOR)
+    if method == "tpe_hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=RUNGS[0], max_resource=RUNGS[-1],
+                                              reduction_factor=REDUCTION_FACTOR)
+    return None
+
+
+def search_ladder(truth: Surrogate, method: str, trials: int, seed: int,
+                  ladder: tuple[float, ...] = LADDER, transfer: Transfer = TRANSFER
+                  ) -> tuple[pd.DataFrame, int]:
+    """Every scale of `ladder`, smallest first, searched by `method`; all trial rows and the broken laws."""
+    history = pd.DataFrame()
+    broken, n_broken = False, 0
+    for params in ladder:
+        scale_seed = study_seed(method, seed, params)
+        space, n_trials, enqueued, plan = SPACE, trials, [], None
+        if method == OURS:
+            plan = plan_scale(history, scale=scale_name(params), params=params,
+                              tokens=TOKENS_PER_PARAM * params, space=SPACE, trials=trials,
+                              transfer=transfer, seed=seed, law_broken=broken)
+            space, n_trials = plan.space, plan.trials
+            if plan.first is not None:
+                enqueued.append((fixed_params(plan.first, plan.space), {"origin": PREDICTED}))
+            enqueued += [(fixed_params(setting, SPACE), {"origin": EXPLORE}) for setting in plan.explore]
+        rows = run_scale(truth, params, sampler=sampler_for(method, scale_seed, n_trials),
+                         pruner=pruner_for(method), space=space, trials=n_trials, enqueued=enqueued,
+                         seed=scale_seed)
+        if plan is not None:
+            broken = check_law(plan, rows, seed=seed).broken
+            n_broken += broken
+        history = pd.concat([history, rows], ignore_index=True)
+    return history, n_broken
+
+
+def recommend(history: pd.DataFrame, seed: int) -> dict[str, float]:
+    """The target's setting extrapolated from the ladder's trials."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rec = extrapolate(history.drop(columns="flops"), target_params=TARGET_PARAMS,
+                          target_tokens=TARGET_TOKENS, n_bootstrap=EXTRAPOLATE_BOOTSTRAP, seed=seed)
+    return {"lr": rec.lr.value, "batch_size": rec.batch_size_power_of_two,
+            "weight_decay": rec.weight_decay.value}
+
+
+def reuse_largest(history: pd.DataFrame) -> dict[str, float]:
+    """The best complete trial of the largest scale, as it is."""
+    largest = history[(history["params"] == history["params"].max()) & (history["status"] == "complete")]
+    best = largest.loc[largest["loss"].idxmin()]
+    return {"lr": float(best["lr"]), "batch_size": int(best["batch_size"]),
+            "weight_decay": float(best["weight_decay"])}
+
+
+def target_regret(truth: Surrogate, choose: Callable[[], dict[str, float]]) -> float:
+    """Regret (%) at the target of the chosen setting; inf when no setting could be chosen."""
+    try:
+        setting = choose()
+    except (ValueError, KeyError):
+        return math.inf
+    if not all(math.isfinite(float(value)) for value in setting.values()):
+        return math.inf
+    return truth.regret_pct(TARGET_PARAMS, TARGET_TOKENS, setting, SPACE)
+
+
+def repetition(truth: Surrogate, method: str, trials: int, seed: int) -> list[Outcome]:
+    """One search by `method` with `trials` per scale; ``independent`` also yields ``naive_transfer``."""
+    history, n_broken = search_ladder(truth, method, trials, seed)
+    fraction = float(history["flops"].sum()) / (6.0 * TARGET_PARAMS * TARGET_TOKENS)
+    outcomes = [Outcome(method, trials, seed, target_regret(truth, lambda: recommend(history, seed)),
+                        fraction, n_broken)]
+    if method == "independent":
+        outcomes.append(Outcome("naive_transfer", trials, seed,
+                                target_regret(truth, lambda: reuse_largest(history)), fraction))
+    return outcomes
+
+
+# ---------------------------------------------------------------- summary
+
+
+def summarize(outcomes: list[Outcome]) -> pd.DataFrame:
+    """Median and IQR of regret and compute fraction per (method, budget)."""
+    frame = pd.DataFrame([o.__dict__ for o in outcomes])
+    rows = []
+    for (method, budget), group in frame.groupby(["method", "budget"], sort=False):
+        regret = group["regret_pct"].to_numpy()
+        compute = group["compute_fraction"].to_numpy()
+        rows.append({
+            "method": method, "budget": budget, "seeds": len(group),
+            "regret_median": float(np.median(regret)),
+            "regret_q25": float(np.percentile(regret, 25)), "regret_q75": float(np.percentile(regret, 75)),
+            "regret_mean_finite": float(np.mean(regret[np.isfinite(regret)])) if np.isfinite(regret).any()
+            else math.inf,
+            "share_within_target": float(np.mean(regret <= REGRET_TARGET_PCT)),
+            "failed": int(np.sum(~np.isfinite(regret))),
+            "compute_median": float(np.median(compute)),
+            "compute_q25": float(np.percentile(compute, 25)),
+            "compute_q75": float(np.percentile(compute, 75)),
+            "law_broken": float(group["law_broken"].mean()),
+        })
+    return pd.DataFrame(rows)
+
+
+def operating_point(summary: pd.DataFrame) -> pd.Series:
+    """Ours at the cheapest budget whose median regret meets the target, else at its lowest median regret."""
+    ours = summary[summary["method"] == OURS].sort_values("compute_median")
+    meeting = ours[ours["regret_median"] <= REGRET_TARGET_PCT]
+    return meeting.iloc[0] if not meeting.empty else ours.loc[ours["regret_median"].idxmin()]
+
+
+def compute_needed(curve: pd.DataFrame, regret: float) -> tuple[float, str]:
+    """Compute fraction a method needs for median regret ≤ `regret`, reading its curve by compute.
+
+    Between two budgets the regret is interpolated linearly in log compute.
+    Returns the compute and how it was read: ``"="`` interpolated, ``"<="``
+    already met at the cheapest budget (the true need may be lower), ``">="``
+    never met in the sweep (a lower bound: the most compute tried).
+    """
+    points = curve.sort_values("compute_median")[["compute_median", "regret_median"]].to_numpy()
+    if points[0, 1] <= regret:
+        return float(points[0, 0]), "<="
+    for (c0, r0), (c1, r1) in itertools.pairwise(points):
+        if r1 <= regret:
+            share = (r0 - regret) / (r0 - r1) if math.isfinite(r0) else 1.0
+            return float(math.exp(math.log(c0) + share * (math.log(c1) - math.log(c0)))), "="
+    return float(points[-1, 0]), ">="
+
+
+def speedup(summary: pd.DataFrame, ours: pd.Series) -> tuple[str, float, str, list[list[str]]]:
+    """The best peer (least compute for our median regret) and compute it needs / ours."""
+    rows, best = [], None
+    for peer in PEERS:
+        needed, how = compute_needed(summary[summary["method"] == peer], ours["regret_median"])
+        ratio = needed / ours["compute_median"]
+        rows.append([peer, f"{how} {needed:.4f}", f"{how} {ratio:.2f}x"])
+        if best is None or needed < best[1]:
+            best = (peer, needed, how)
+    peer, needed, how = best
+    return peer, needed / ours["compute_median"], how, rows
+
+
+# ---------------------------------------------------------------- output
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    print(f"\n## {title}\n")
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def show_summary(summary: pd.DataFrame, seeds: int) -> None:
+    rows = [[r.method, str(r.budget), f"{r.compute_median:.4f} [{r.compute_q25:.4f}, {r.compute_q75:.4f}]",
+             f"{r.regret_median:.3f} [{r.regret_q25:.3f}, {r.regret_q75:.3f}]",
+             f"{r.share_within_target:.2f}", str(r.failed),
+             f"{r.law_broken:.2f}" if r.method == OURS else ""]
+            for r in summary.itertuples()]
+    print_table(
+        f"Surrogate: regret at N={TARGET_PARAMS:.0e}, D={TARGET_TOKENS:.0e} vs tuning compute "
+        f"(ladder {', '.join(scale_name(n) for n in LADDER)}, D = {TOKENS_PER_PARAM}·N; "
+        f"median [IQR] over {seeds} seeds)",
+        ["method", "trials/scale", "compute / target run", "regret %", f"P(regret<={REGRET_TARGET_PCT})",
+         "failed", "laws broken"],
+        rows,
+    )
+
+
+def save_plot(summary: pd.DataFrame, path: Path, ours: pd.Series) -> None:
+    """Median regret vs median compute fraction per method (IQR bars), log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    floor = 1e-3
+    for method, curve in summary.groupby("method", sort=False):
+        curve = curve.sort_values("compute_median")
+        y = np.clip(curve["regret_median"], floor, 1e3)
+        yerr = [y - np.clip(curve["regret_q25"], floor, 1e3), np.clip(curve["regret_q75"], floor, 1e3) - y]
+        x = curve["compute_median"]
+        xerr = [x - curve["compute_q25"], curve["compute_q75"] - x]
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker="o", capsize=2,
+                    label=method, linewidth=2.5 if method == OURS else 1.2, alpha=0.9)
+        for row in curve.itertuples():
+            ax.annotate(str(row.budget), (row.compute_median, max(row.regret_median, floor)), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.axhline(REGRET_TARGET_PCT, color="grey", linestyle="--", linewidth=0.8)
+    ax.axvline(0.05, color="grey", linestyle=":", linewidth=0.8)
+    ax.plot([ours["compute_median"]], [ours["regret_median"]], marker="*", markersize=16, color="black",
+            linestyle="none", label="our operating point")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("total tuning compute / one target run (6·N·D FLOPs)")
+    ax.set_ylabel(f"regret at N={TARGET_PARAMS:.0e} (% of the optimum's loss)")
+    ax.set_title("Surrogate ladder 250k-64M -> 1B: median [IQR] over seeds; labels = trials/scale",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _job(job: tuple[str, int, int]) -> list[Outcome]:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("hpo").setLevel(logging.ERROR)
+    return repetition(Surrogate(), *job)
+
+
+def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: int
+                        ) -> tuple[pd.Series, float, str]:
+    started = time.perf_counter()
+    work = [(method, budget, seed) for budget in budgets for method in SEARCHES for seed in range(seeds)]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        outcomes = [o for done in pool.imap(_job, work, chunksize=1) for o in done]
+    print(f"  {len(work)} searches of the ladder in {time.perf_counter() - started:.0f} s", flush=True)
+    summary = summarize(outcomes)
+    show_summary(summary, seeds)
+    ours = operating_point(summary)
+    peer, ratio, how, rows = speedup(summary, ours)
+    print_table(
+        f"Compute each peer needs for our median regret {ours['regret_median']:.3f}% "
+        f"(ours: {ours['budget']} trials/scale, compute {ours['compute_median']:.4f})",
+        ["peer", "compute needed", "vs ours"], rows,
+    )
+    save_plot(summary, plot, ours)
+    print(f"\nplot saved to {plot}")
+    return ours, ratio, f"{how} ({peer})"
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 seeds and 2 budgets instead of 10 and 4")
+    parser.add_argument("--seeds", type=int, default=None, help="repetitions per (method, budget)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (repetitions run in parallel)")
+    parser.add_argument("--plot", type=Path, default=Path("benchmarks/search_efficiency.png"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    seeds = args.seeds or (4 if args.quick else 10)
+    budgets = (6, 16) if args.quick else BUDGETS
+    started = time.perf_counter()
+    ours, ratio, how = surrogate_benchmark(seeds, budgets, args.plot, args.jobs)
+    print(f"\nspeedup read {how}")
+    print(f"ran in {time.perf_counter() - started:.0f} s ({'quick' if args.quick else 'full'})\n")
+    print(f"RESULT regret_pct={ours['regret_median']:.4f}")
+    print(f"RESULT compute_fraction={ours['compute_median']:.4f}")
+    print(f"RESULT speedup_vs_best_peer={ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

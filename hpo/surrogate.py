@@ -1,0 +1,168 @@
+"""A cheap ground truth for search methods: a loss landscape with known, scale-dependent optima.
+
+The eval loss of a run of N parameters with a budget of D tokens, after
+t ≤ D tokens, with peak learning rate lr, batch size B and weight decay wd, is
+
+    L(N, D, t; lr, B, wd) = L*(N, t) · (1 + κ_lr·ln²(lr / lr*_t) + κ_B·ln²(B / B*_t)
+                                         + κ_wd·ln²((wd + w₀) / (wd*(N) + w₀))) · (1 + σ·ε)
+
+with
+
+* ``L*(N, t) = E + A·N^-α + B_D·t^-β`` (Chinchilla's form): the loss at the
+  optimal setting, falling as the run sees more tokens (the learning curve);
+* ``lr*(N) = a_lr·N^b_lr`` (standard parameterization: b ≈ -0.4), and the
+  early optimum drifting up, ``lr*_t = lr*(N)·(D / t)^γ_lr``;
+* ``B*(D) = a_B·D^c_B`` sequences per step (c ≈ 0.4), and the early optimum
+  smaller, ``B*_t = B*(D)·(t / D)^γ_B``: a short run favours a higher lr and a
+  smaller batch than the full run, so judging trials early (ASHA, Hyperband)
+  is informative but imperfect, as in real training;
+* ``wd*(N) = a_wd·N^b_wd``, a mild law, and w₀ a floor so that wd = 0 is defined;
+* ε standard normal, drawn per evaluation (σ ≈ 0.3%);
+* a divergence edge: a run with ``lr > r·lr*(N)`` diverges, its loss NaN from
+  its first evaluation on.
+
+At t = D the drift vanishes: `true_loss` is the noise-free full-budget loss,
+`optimum` the best setting inside a search space (batch sizes powers of two),
+`regret_pct` how far a setting's true loss lies above that optimum.
+`with_lr_break` plants a break in the lr law above some N (the law jumps by a
+factor), to test that a method notices when a law stops holding.
+
+Units: N parameters, D and t tokens, B sequences per step, loss in nats per
+token. Pure numpy: no Ray, MLflow or torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+
+__all__ = ["Surrogate"]
+
+Setting = dict[str, float]
+"""``lr``, ``batch_size`` (sequences per step) and ``weight_decay``."""
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """Known laws of a loss landscape; the defaults are Chinchilla's loss law and SP-like optima.
+
+    With the defaults lr*(1e6) ≈ 3.0e-3 and lr*(1e9) ≈ 1.9e-4; B*(2e7 tokens) ≈ 42
+    and B*(2e10 tokens) ≈ 660 sequences; wd*(1e6) ≈ 0.070, wd*(1e9) ≈ 0.092.
+    A factor 2 off lr* costs ≈ 0.72% loss, off B* ≈ 0.29%, off wd* ≈ 0.12%.
+    """
+
+    E: float = 1.69
+    A: float = 406.4
+    alpha: float = 0.34
+    B: float = 410.7
+    beta: float = 0.28
+    lr_a: float = 0.75
+    lr_b: float = -0.4
+    batch_a: float = 0.05
+    batch_c: float = 0.4
+    wd_a: float = 0.04
+    wd_b: float = 0.04
+    wd_floor: float = 0.01
+    lr_curvature: float = 0.015
+    batch_curvature: float = 0.006
+    wd_curvature: float = 0.003
+    lr_drift: float = 0.1
+    """γ_lr: lr*_t = lr*·(D/t)^γ_lr."""
+    batch_drift: float = 0.2
+    """γ_B: B*_t = B*·(t/D)^γ_B."""
+    noise: float = 0.003
+    """σ, the relative standard deviation of one evaluation."""
+    divergence_ratio: float = 4.0
+    """r: runs with lr > r·lr*(N) diverge."""
+    break_params: float = math.inf
+    """N at and above which lr* is multiplied by `break_factor` (`with_lr_break`)."""
+    break_factor: float = 1.0
+
+    def with_lr_break(self, params: float, factor: float) -> Surrogate:
+        """The same landscape with lr*(N) (and the divergence edge) × `factor` for N ≥ `params`."""
+        return replace(self, break_params=params, break_factor=factor)
+
+    def optimal_lr(self, params: float) -> float:
+        """lr*(N) = a_lr·N^b_lr (× the break factor above the planted break), at the full budget."""
+        jump = self.break_factor if params >= self.break_params else 1.0
+        return jump * self.lr_a * params**self.lr_b
+
+    def optimal_batch_size(self, tokens: float) -> float:
+        """B*(D) = a_B·D^c_B sequences per step (real-valued), at the full budget."""
+        return self.batch_a * tokens**self.batch_c
+
+    def optimal_weight_decay(self, params: float) -> float:
+        """wd*(N) = a_wd·N^b_wd."""
+        return self.wd_a * params**self.wd_b
+
+    def optimal_loss(self, params: float, tokens: float) -> float:
+        """L*(N, D) = E + A·N^-α + B·D^-β, nats per token."""
+        return self.E + self.A * params**-self.alpha + self.B * tokens**-self.beta
+
+    def diverges(self, params: float, setting: Setting) -> bool:
+        """Whether a run with `setting` diverges: lr > r·lr*(N)."""
+        return setting["lr"] > self.divergence_ratio * self.optimal_lr(params)
+
+    def loss(self, params: float, tokens: float, setting: Setting, tokens_seen: float,
+             rng: np.random.Generator) -> float:
+        """One noisy evaluation after `tokens_seen` of the run's `tokens` (NaN if it diverges)."""
+        if self.diverges(params, setting):
+            return math.nan
+        clean = self._loss(params, tokens, setting, tokens_seen)
+        return clean * (1.0 + self.noise * float(rng.standard_normal()))
+
+    def true_loss(self, params: float, tokens: float, setting: Setting) -> float:
+        """The noise-free loss at the full budget (inf if the setting diverges)."""
+        if self.diverges(params, setting):
+            return math.inf
+        return self._loss(params, tokens, setting, tokens)
+
+    def optimum(self, params: float, tokens: float, space: SearchSpace) -> tuple[Setting, float]:
+        """The best setting inside `space` at (N, D) and its true loss.
+
+        The penalties are separable, so each hyperparameter is optimised on its
+        own: lr* and wd* clipped into their ranges, the power of two of `space`
+        closest to B* in log (a fixed value stays as it is).
+        """
+        lr, wd = self.optimal_lr(params), self.optimal_weight_decay(params)
+        setting: Setting = {
+            "lr": _clip(lr, space.lr),
+            "batch_size": _best_power_of_two(self.optimal_batch_size(tokens), space.batch_size),
+            "weight_decay": _clip(wd, space.weight_decay),
+        }
+        return setting, self.true_loss(params, tokens, setting)
+
+    def regret_pct(self, params: float, tokens: float, setting: Setting, space: SearchSpace) -> float:
+        """100·(true loss of `setting` / true loss of the optimum in `space` − 1): % above the optimum."""
+        _, best = self.optimum(params, tokens, space)
+        return 100.0 * (self.true_loss(params, tokens, setting) / best - 1.0)
+
+    def _loss(self, params: float, tokens: float, setting: Setting, tokens_seen: float) -> float:
+        progress = min(tokens_seen, tokens) / tokens
+        lr_star = self.optimal_lr(params) * progress**-self.lr_drift
+        batch_star = self.optimal_batch_size(tokens) * progress**self.batch_drift
+        wd_star = self.optimal_weight_decay(params)
+        floor = self.wd_floor
+        shape = (1.0 + self.lr_curvature * math.log(setting["lr"] / lr_star) ** 2
+                 + self.batch_curvature * math.log(setting["batch_size"] / batch_star) ** 2
+                 + self.wd_curvature * math.log((setting["weight_decay"] + floor) / (wd_star + floor)) ** 2)
+        return self.optimal_loss(params, min(tokens_seen, tokens)) * shape
+
+
+def _clip(value: float, bounds: LogRange | float) -> float:
+    if isinstance(bounds, WeightDecayRange) and bounds.zero and value <= 0:
+        return 0.0
+    if isinstance(bounds, LogRange):
+        return min(max(value, bounds.low), bounds.high)
+    return float(bounds)
+
+
+def _best_power_of_two(value: float, bounds: PowerOfTwoRange | int) -> int:
+    if not isinstance(bounds, PowerOfTwoRange):
+        return int(bounds)
+    choices = np.array(bounds.choices, dtype=float)
+    return int(choices[np.argmin(np.abs(np.log(choices / value)))])
