@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 
 from rich import progress as bars
@@ -118,9 +119,12 @@ def trials(args: argparse.Namespace) -> int:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    """Extrapolate the study's optima to the target scale and print the recommendation."""
+    """Extrapolate the study's optima to the target scale, print the recommendation, and record it
+    (with the plots and the trial table) as the summary run of the study's MLflow experiment."""
     from hpo.analysis import extrapolate
+    from hpo.analysis.plots import write_plots
     from hpo.analysis.report import format_recommendation
+    from hpo.summary import write_summary
     from hpo.trials import load_trials
 
     spec = load_spec(args.study)
@@ -128,11 +132,15 @@ def analyze(args: argparse.Namespace) -> int:
     target = args.target or spec.target_params
     recommendation = extrapolate(table, target_params=target, target_tokens=args.target_tokens)
     stdout.print(format_recommendation(recommendation), markup=False, highlight=False)
-    if args.plots:
-        from hpo.analysis.plots import write_plots
-
-        for path in write_plots(recommendation, table, args.plots):
-            stdout.print(f"wrote {path}", markup=False, highlight=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        plots = write_plots(recommendation, table, args.plots or scratch)
+        if args.plots:
+            for path in plots:
+                stdout.print(f"wrote {path}", markup=False, highlight=False)
+        if not args.no_mlflow:
+            run_id = write_summary(spec.storage.mlflow, spec.name, recommendation, table, plots)
+            stdout.print(f"MLflow: summary run {run_id} of experiment {spec.name} (`hpo ui {args.study}`)",
+                         markup=False, highlight=False)
     return 0
 
 
@@ -232,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--target", type=float, help="target parameter count N (default: the study's target)")
     sub.add_argument("--target-tokens", type=float, help="target token budget D (default: from the laws)")
     sub.add_argument("--plots", help="folder to write the PNG plots into")
+    sub.add_argument("--no-mlflow", action="store_true",
+                     help="do not record the result as the summary run of the study's MLflow experiment")
     sub.set_defaults(handler=analyze)
 
     sub = commands.add_parser("ui", help="serve the MLflow UI of the study's store on 127.0.0.1")
