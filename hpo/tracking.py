@@ -3,7 +3,8 @@
 Layout in the tracking store, made to be browsed in the MLflow UI (docs/browse_in_mlflow.md):
 
 * one experiment per study, named after it, its artifacts under the study's
-  output folder;
+  output folder, tagged ``mlflow.experimentKind=custom_model_development`` so
+  the UI shows it as model training (runs, params, charts);
 * one *parent* run per (variant, scale), named ``{scale} · {variant}``
   (`scale_run_name`), tagged ``kind=scale``, ``study``, ``variant``,
   ``scale``, ``N`` (= ``params``, the scale's parameter count) and ``tokens``
@@ -23,7 +24,8 @@ Layout in the tracking store, made to be browsed in the MLflow UI (docs/browse_i
 * one *child* run per trial (tag ``mlflow.parentRunId``), named like
   ``{scale} · lr=3.2e-3 bs=64 wd=0.1`` (`run_name`), created when the trial
   starts, tagged ``kind=trial``, ``study``, ``variant``, ``scale``, ``N``,
-  ``trial_number``; its params are the hyperparameters, ``scale``, ``params``
+  ``trial_number``, with a description (tag ``mlflow.note.content``) saying
+  which trial it is and that chart steps are tokens; its params are the hyperparameters, ``scale``, ``params``
   (N), ``seed`` and ``variant``; its curve (``loss`` = eval loss,
   ``train_loss``, ``lr``) is logged in one batch when the trial ends, with
   step = tokens seen; tag ``status`` is complete / pruned / diverged / failed;
@@ -55,6 +57,10 @@ __all__ = ["TRIAL_STATUSES", "ScaleRun", "StudyTracker", "TrialTracker", "run_na
 
 _CURVE_KEYS = ("loss", "train_loss", "lr")
 """Result keys logged as each child run's curve, at step = tokens seen."""
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+"""The experiment tag that tells MLflow's UI what kind of work an experiment holds."""
+_DESCRIPTION = "mlflow.note.content"
+"""The tag MLflow's UI shows (as Markdown) as a run's description."""
 TRIAL_STATUSES = ("complete", "pruned", "diverged", "failed")
 """Values of a child run's ``status`` tag."""
 _BEST_KEYS = ("lr", "batch_size", "weight_decay")
@@ -108,6 +114,8 @@ class StudyTracker:
                 study, artifact_location=artifact_dir.absolute().as_uri(), tags={"study": study})
         else:
             self.experiment_id = experiment.experiment_id
+        # The UI then treats the experiment as model training (runs, params, metric charts), not GenAI traces.
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
     def start_scale(self, variant: str, scale: str, *, params: int, budget_tokens: int,
                     seed: int, trials: int) -> ScaleRun:
@@ -123,7 +131,8 @@ class StudyTracker:
                                    name=scale_run_name(scale, variant))
         else:
             tags = {"kind": "scale", "study": self.study, "variant": variant, "scale": scale,
-                    "N": str(params), "params": str(params), "tokens": str(budget_tokens)}
+                    "N": str(params), "params": str(params), "tokens": str(budget_tokens),
+                    _DESCRIPTION: _scale_description(variant, scale, params, budget_tokens, trials)}
             run = self.client.create_run(self.experiment_id, tags=tags,
                                          run_name=scale_run_name(scale, variant))
             run_id = run.info.run_id
@@ -257,7 +266,8 @@ class TrialTracker(Callback):
         batch_size, weight_decay = int(config["batch_size"]), float(config["weight_decay"])
         tags = {"mlflow.parentRunId": s.parent_run_id, "kind": "trial", "study": s.study,
                 "variant": s.variant, "scale": s.scale, "trial_number": str(number), "N": str(s.params),
-                "params": str(s.params)}
+                "params": str(s.params),
+                _DESCRIPTION: _trial_description(s, number)}
         run = self.client.create_run(s.experiment_id, tags=tags,
                                      run_name=run_name(s.scale, lr, batch_size, weight_decay))
         run_id = run.info.run_id
@@ -301,6 +311,22 @@ class TrialTracker(Callback):
             self.client.set_tag(run_id, key, value)
         final = RunStatus.FAILED if status == "failed" else RunStatus.FINISHED
         self.client.set_terminated(run_id, RunStatus.to_string(final))
+
+
+def _scale_description(variant: str, scale: str, params: int, budget_tokens: int, trials: int) -> str:
+    """A parent run's description (Markdown): what it stands for and where its params come from."""
+    return (f"Variant `{variant}` at scale `{scale}`: N = {params:,} parameters, D = {budget_tokens:,} "
+            f"tokens per trial, {trials} trials (the nested runs). Once the scale is done, its params "
+            "`lr`, `batch_size`, `weight_decay` and its metric `loss` are those of its best complete trial "
+            "(tag `best_run_id`).")
+
+
+def _trial_description(scale_run: ScaleRun, number: int) -> str:
+    """A child run's description (Markdown): which trial it is and how to read its charts."""
+    s = scale_run
+    return (f"Trial {number} of variant `{s.variant}` at scale `{s.scale}` (N = {s.params:,} parameters, "
+            f"budget D = {s.budget_tokens:,} tokens). In its metric charts *step* is tokens seen: `loss` is "
+            "the eval loss, `train_loss` the training loss, `lr` the scheduled learning rate.")
 
 
 def _param_text(key: str, value: float) -> str:
