@@ -163,7 +163,7 @@ def ui(args: argparse.Namespace) -> int:
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         if _wait_until_up(server, f"http://{args.host}:{port}/health", UI_START_SECONDS):
-            url = f"http://{args.host}:{port}/#/experiments/{experiment.experiment_id}"
+            url = f"http://{args.host}:{port}/#/experiments/{experiment.experiment_id}/runs?{UI_QUERY}"
             stdout.print(f"MLflow UI for study {spec.name}: {url}  (Ctrl-C stops it)", markup=False,
                          highlight=False)
             code = server.wait()
@@ -179,6 +179,8 @@ def ui(args: argparse.Namespace) -> int:
     raise ValueError(f"the MLflow server exited with code {code}: {error[-1] if error else 'no message'}")
 
 
+UI_QUERY = "workflowType=machine_learning"
+"""Opens MLflow's UI in its model-training view (runs, params, metric charts) rather than GenAI's."""
 UI_START_SECONDS = 120
 """How long `hpo ui` waits for the MLflow server to answer (it starts in ~7 s on an idle machine)."""
 
