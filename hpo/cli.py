@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -160,22 +161,26 @@ def ui(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(port),
                "--backend-store-uri", spec.storage.mlflow, "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        if _wait_until_up(server, f"http://{args.host}:{port}/health", UI_START_SECONDS):
-            url = f"http://{args.host}:{port}/#/experiments/{experiment.experiment_id}/runs?{UI_QUERY}"
-            stdout.print(f"MLflow UI for study {spec.name}: {url}  (Ctrl-C stops it)", markup=False,
-                         highlight=False)
-            code = server.wait()
-        else:
-            code = server.poll()
-    except KeyboardInterrupt:
-        _stop(server)
-        return 0
-    if code is None:  # never answered
-        _stop(server)
-        raise ValueError(f"the MLflow server on port {port} did not answer within {UI_START_SECONDS} s")
-    error = (server.stderr.read() if server.stderr else "").strip().splitlines()
+    # Its log goes to a file, not a pipe: a pipe nobody reads fills up and stalls the server.
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server too, as Ctrl-C does
+        try:
+            if _wait_until_up(server, f"http://{args.host}:{port}/health", UI_START_SECONDS):
+                url = f"http://{args.host}:{port}/#/experiments/{experiment.experiment_id}/runs?{UI_QUERY}"
+                stdout.print(f"MLflow UI for study {spec.name}: {url}  (Ctrl-C stops it)", markup=False,
+                             highlight=False)
+                code = server.wait()
+            else:
+                code = server.poll()
+        except KeyboardInterrupt:
+            _stop(server)
+            return 0
+        if code is None:  # never answered
+            _stop(server)
+            raise ValueError(f"the MLflow server on port {port} did not answer within {UI_START_SECONDS} s")
+        log.seek(0)
+        error = log.read().strip().splitlines()
     raise ValueError(f"the MLflow server exited with code {code}: {error[-1] if error else 'no message'}")
 
 
@@ -210,6 +215,10 @@ def _wait_until_up(server: subprocess.Popen[str], url: str, seconds: float) -> b
             pass
         time.sleep(0.5)
     return False
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop(server: subprocess.Popen[str]) -> None:
