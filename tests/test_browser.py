@@ -16,7 +16,7 @@ skipped otherwise, saying how to install it.
 The same code makes the guide's screenshots (docs/browse_in_mlflow.md), from a
 study that already ran and was analysed::
 
-    .venv/bin/python tests/test_browser.py studies/quickstart.yaml --screenshots docs/images
+    .venv/bin/python -m tests.test_browser studies/quickstart.yaml --screenshots docs/images
 """
 
 from __future__ import annotations
@@ -232,6 +232,8 @@ class Browse:
         expect(page.get_by_role("heading", name=trial.info.run_name)).to_be_visible()
         self._close_assistant()
         expect(page.get_by_text("step is tokens seen")).to_be_visible()  # its description
+        parent = next(r for r in self.runs.parents if r.info.run_id == trial.data.tags["mlflow.parentRunId"])
+        expect(page.get_by_role("link", name=parent.info.run_name, exact=True)).to_be_visible()
         for key in ("lr", "batch_size", "weight_decay", "variant", "scale"):
             expect(self._param_row(key)).to_contain_text(trial.data.params[key])
         overview = self._shot("trial_overview", full_page=True)
@@ -246,7 +248,7 @@ class Browse:
         return [overview, self._shot("trial_loss_curve")]
 
     def summary_page(self) -> list[Path]:
-        """The summary run: the recommendation as description and params; its loss-vs-scale plot renders."""
+        """The summary run: the recommendation as description and params; its optima-vs-scale plot renders."""
         from playwright.sync_api import expect
 
         page, summary = self.page, self.runs.summary
@@ -255,16 +257,14 @@ class Browse:
         expect(page.get_by_role("heading", name=summary.info.run_name)).to_be_visible()
         self._close_assistant()
         expect(page.get_by_text("Recommendation for N =").first).to_be_visible()
-        more = page.get_by_role("button", name="Show more")
-        if more.count():
-            more.first.click()
-        expect(page.get_by_text("All variants, best predicted loss first").first).to_be_visible()
+        page.get_by_text("Show more", exact=True).first.click()  # the description is folded
+        expect(page.get_by_text("Show less", exact=True).first).to_be_visible()
         for key in ("variant", "lr", "batch_size", "target_N"):
             expect(self._param_row(key)).to_contain_text(summary.data.params[key])
         overview = self._shot("summary_overview", full_page=True)
 
-        page.goto(f"{run_url}/artifacts/plots/loss_vs_scale.png?{UI_QUERY}")
-        image = page.locator('img[alt="plots/loss_vs_scale.png"]')  # its src is a blob of the fetched file
+        page.goto(f"{run_url}/artifacts/plots/optimum_vs_scale.png?{UI_QUERY}")
+        image = page.locator('img[alt="plots/optimum_vs_scale.png"]')  # its src is a blob of the fetched file
         expect(image).to_be_visible()
         page.wait_for_function("img => img.complete && img.naturalWidth > 100", arg=image.element_handle())
         return [overview, self._shot("summary_plot")]
@@ -326,6 +326,7 @@ class Browse:
 
     def _shot(self, name: str, *, full_page: bool = False) -> Path:
         path = self.shots / f"{name}.png"
+        self.page.mouse.move(0, 0)  # no hover highlight in the picture
         self.page.screenshot(path=path, full_page=full_page)
         return path
 
