@@ -49,6 +49,8 @@ __all__ = ["SummaryValues", "summary_run_name", "summary_values", "write_summary
 
 _DESCRIPTION = "mlflow.note.content"
 """The tag MLflow shows as a run's (or experiment's) description."""
+_TAG_LIMIT = 8000
+"""MLflow's longest tag value, in characters."""
 
 
 @dataclass(frozen=True)
@@ -146,9 +148,14 @@ def write_summary(tracking_uri: str, experiment_name: str, recommendation: Recom
     return run_id
 
 
-def _markdown(text: str) -> str:
-    """Plain-text tables as a Markdown code block (the UI renders descriptions as Markdown)."""
-    return f"```\n{text}\n```"
+def _markdown(text: str, limit: int = _TAG_LIMIT) -> str:
+    """Plain-text tables as a Markdown code block (the UI renders descriptions as Markdown), cut to
+    MLflow's `limit` on a tag's length (characters) with a pointer to the full text."""
+    block = f"```\n{text}\n```"
+    if len(block) <= limit:
+        return block
+    tail = "\n…\n```\nThe full report is the artifact `recommendation.txt`."
+    return block[: limit - len(tail)].rsplit("\n", 1)[0] + tail
 
 
 def _text(value: float) -> str:

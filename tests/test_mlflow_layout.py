@@ -98,3 +98,13 @@ def test_summary_needs_the_study_experiment(tmp_path: Path) -> None:
     recommendation = extrapolate(trials, target_params=1e10, n_bootstrap=20)
     with pytest.raises(ValueError, match="no experiment 'missing'"):
         write_summary(f"sqlite:///{tmp_path / 'mlflow.db'}", "missing", recommendation, trials)
+
+
+def test_a_long_report_is_cut_to_mlflow_tag_limit_pointing_to_the_full_text() -> None:
+    from hpo.summary import _markdown
+
+    report = "\n".join(f"- warning {i}: " + "x" * 80 for i in range(200))
+    description = _markdown(report)
+    assert len(description) <= 8000 and description.startswith("```\n- warning 0")
+    assert description.endswith("The full report is the artifact `recommendation.txt`.")
+    assert _markdown("short") == "```\nshort\n```"
