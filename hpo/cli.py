@@ -9,8 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -147,9 +152,13 @@ def trials(args: argparse.Namespace) -> int:
 
 
 def analyze(args: argparse.Namespace) -> int:
-    """Extrapolate the study's optima to the target scale and print the recommendation."""
+    """Extrapolate the study's optima to the target scale, print the recommendation and the tuning
+    compute, and record it (with the plots and the trial table) as the summary run of the study's
+    MLflow experiment."""
     from hpo.analysis import TRIAL_COLUMNS, extrapolate
+    from hpo.analysis.plots import write_plots
     from hpo.analysis.report import format_recommendation
+    from hpo.summary import write_summary
     from hpo.trials import load_trials
 
     spec = load_spec(args.study)
@@ -159,36 +168,99 @@ def analyze(args: argparse.Namespace) -> int:
                                  target_tokens=args.target_tokens)
     stdout.print(format_recommendation(recommendation), markup=False, highlight=False)
     stdout.print(_compute(spec, table).summary(), markup=False, highlight=False)
-    if args.plots:
-        from hpo.analysis.plots import write_plots
-
-        for path in write_plots(recommendation, table, args.plots):
-            stdout.print(f"wrote {path}", markup=False, highlight=False)
+    with tempfile.TemporaryDirectory() as scratch:
+        plots = write_plots(recommendation, table[list(TRIAL_COLUMNS)], args.plots or scratch)
+        if args.plots:
+            for path in plots:
+                stdout.print(f"wrote {path}", markup=False, highlight=False)
+        if not args.no_mlflow:
+            run_id = write_summary(spec.storage.mlflow, spec.name, recommendation, table, plots)
+            stdout.print(f"MLflow: summary run {run_id} of experiment {spec.name} (`hpo ui {args.study}`)",
+                         markup=False, highlight=False)
     return 0
 
 
 def ui(args: argparse.Namespace) -> int:
-    """Serve the MLflow UI of the study's store on 127.0.0.1 until Ctrl-C."""
+    """Serve the MLflow UI of the study's store on `args.host` until Ctrl-C; print the
+    experiment's URL once the server answers."""
     from mlflow import MlflowClient
 
     spec = load_spec(args.study)
     experiment = MlflowClient(spec.storage.mlflow).get_experiment_by_name(spec.name)
     if experiment is None:
         raise ValueError(f"study {spec.name!r} has no MLflow experiment yet: run `hpo run {args.study}`")
-    command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
+    port = _free_port(args.host, args.port)
+    command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(port),
                "--backend-store-uri", spec.storage.mlflow, "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://{args.host}:{args.port}/#/experiments/{experiment.experiment_id}"
-    stdout.print(f"MLflow UI for study {spec.name}: {url}  (Ctrl-C stops it)", markup=False, highlight=False)
-    try:
-        code = server.wait()
-    except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=30)
-        return 0
-    error = (server.stderr.read() if server.stderr else "").strip().splitlines()
+    # Its log goes to a file, not a pipe: a pipe nobody reads fills up and stalls the server.
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server too, as Ctrl-C does
+        try:
+            if _wait_until_up(server, f"http://{args.host}:{port}/health", UI_START_SECONDS):
+                url = f"http://{args.host}:{port}/#/experiments/{experiment.experiment_id}/runs?{UI_QUERY}"
+                stdout.print(f"MLflow UI for study {spec.name}: {url}  (Ctrl-C stops it)", markup=False,
+                             highlight=False)
+                code = server.wait()
+            else:
+                code = server.poll()
+        except KeyboardInterrupt:
+            _stop(server)
+            return 0
+        if code is None:  # never answered
+            _stop(server)
+            raise ValueError(f"the MLflow server on port {port} did not answer within {UI_START_SECONDS} s")
+        log.seek(0)
+        error = log.read().strip().splitlines()
     raise ValueError(f"the MLflow server exited with code {code}: {error[-1] if error else 'no message'}")
+
+
+UI_QUERY = "workflowType=machine_learning"
+"""Opens MLflow's UI in its model-training view (runs, params, metric charts) rather than GenAI's."""
+UI_START_SECONDS = 120
+"""How long `hpo ui` waits for the MLflow server to answer (it starts in ~7 s on an idle machine)."""
+
+
+def _free_port(host: str, port: int | None) -> int:
+    """`port` if given and free on `host`; with no port, 5000 when free, else one the system picks;
+    with port 0, one the system picks. A given port in use is a usage error."""
+    for candidate in ([port] if port is not None else [5000, 0]):
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise ValueError(f"--port {port}: port in use on {host}; pass another, or --port 0 to pick a free one")
+
+
+def _wait_until_up(server: subprocess.Popen[str], url: str, seconds: float) -> bool:
+    """True once `url` answers 200, False if `server` exits or `seconds` pass first."""
+    deadline = time.monotonic() + seconds
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    """Stop the MLflow server (SIGTERM ends its workers with it); kill it after 30 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _number(value: float | None) -> str:
@@ -263,11 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--target", type=float, help="target parameter count N (default: the study's target)")
     sub.add_argument("--target-tokens", type=float, help="target token budget D (default: from the laws)")
     sub.add_argument("--plots", help="folder to write the PNG plots into")
+    sub.add_argument("--no-mlflow", action="store_true",
+                     help="do not record the result as the summary run of the study's MLflow experiment")
     sub.set_defaults(handler=analyze)
 
     sub = commands.add_parser("ui", help="serve the MLflow UI of the study's store on 127.0.0.1")
     sub.add_argument("study", help="path to the study YAML file")
-    sub.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    sub.add_argument("--port", type=_port, help="port; 0 picks a free one (default: 5000 if free, else any)")
     sub.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
     sub.set_defaults(handler=ui)
 
@@ -282,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     sub.set_defaults(handler=ladder)
     return parser
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 to 65535 (argparse turns the ValueError into a usage error, exit 2)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0 to 65535 (0 picks a free one)")
+    return int(text)
 
 
 def _comma_list(text: str) -> list[str]:

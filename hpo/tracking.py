@@ -1,19 +1,36 @@
 """MLflow tracking of a study, from the driver only (trial workers never touch MLflow).
 
-Layout in the tracking store:
+Layout in the tracking store, made to be browsed in the MLflow UI (docs/browse_in_mlflow.md):
 
 * one experiment per study, named after it, its artifacts under the study's
-  output folder;
-* one *parent* run per (variant, scale), tagged ``study, variant, scale,
-  params`` (N) and ``tokens`` (D) and found again by those tags when a study
-  resumes; when the scale is done it gets the best trial's ``best_lr``,
-  ``best_batch_size``, ``best_weight_decay`` and ``best_loss`` as metrics
-  (metrics, not params: a resumed study may find a better trial later);
-* one *child* run per trial (tag ``mlflow.parentRunId``), created when the
-  trial starts; its params are the hyperparameters, ``scale``, ``params`` (N),
-  ``seed`` and ``variant``; its curve (``loss`` = eval loss, ``train_loss``,
-  ``lr``) is logged in one batch when the trial ends, with step = tokens seen;
-  tag ``status`` is complete / pruned / diverged / failed.
+  output folder, tagged ``mlflow.experimentKind=custom_model_development`` so
+  the UI shows it as model training (runs, params, charts);
+* one *parent* run per (variant, scale), named ``{scale} · {variant}``
+  (`scale_run_name`), tagged ``kind=scale``, ``study``, ``variant``,
+  ``scale``, ``N`` (= ``params``, the scale's parameter count) and ``tokens``
+  (D), and found again by those tags when a study resumes. When the scale is
+  done it carries its best trial as its own, so the experiment's table
+  compares scales row by row: metric ``loss`` is the best trial's eval loss,
+  and params ``lr``, ``batch_size``, ``weight_decay`` its hyperparameters.
+  MLflow params cannot change once logged, so those three are logged the
+  first time the scale finishes with a best trial, and tag ``params_trial``
+  names the trial they come from; should a later resume (with more trials
+  per scale) find a better trial, the metrics ``loss``, ``best_loss``,
+  ``best_lr``, ``best_batch_size``, ``best_weight_decay`` and the tags
+  ``best_trial_number``, ``best_run_id`` follow it, and tag
+  ``params_stale=true`` says the three params no longer do. Metrics
+  ``trials_complete``, ``trials_pruned``, ``trials_diverged`` and
+  ``trials_failed`` count its child runs by status;
+* one *child* run per trial (tag ``mlflow.parentRunId``), named like
+  ``{scale} · lr=3.2e-3 bs=64 wd=0.1`` (`run_name`), created when the trial
+  starts, tagged ``kind=trial``, ``study``, ``variant``, ``scale``, ``N``,
+  ``trial_number``, with a description (tag ``mlflow.note.content``) saying
+  which trial it is and that chart steps are tokens; its params are the hyperparameters, ``scale``, ``params``
+  (N), ``seed`` and ``variant``; its curve (``loss`` = eval loss,
+  ``train_loss``, ``lr``) is logged in one batch when the trial ends, with
+  step = tokens seen; tag ``status`` is complete / pruned / diverged / failed;
+* one study-level *summary* run (tag ``kind=summary``) with the analysis's
+  answer, written by `hpo.summary` (``hpo analyze``).
 
 `TrialTracker`, a Ray Tune callback, writes the child runs and records each
 one's ``run_id`` as a user attribute of its Optuna trial (still RUNNING then),
@@ -38,10 +55,23 @@ from ray.tune.experiment import Trial
 from hpo.trainable import trial_status
 from hpo.transfer import LawCheck, ScalePlan
 
-__all__ = ["ScaleRun", "StudyTracker", "TrialTracker", "run_name"]
+__all__ = ["TRIAL_STATUSES", "ScaleRun", "StudyTracker", "TrialTracker", "run_name", "scale_run_name"]
 
 _CURVE_KEYS = ("loss", "train_loss", "lr")
 """Result keys logged as each child run's curve, at step = tokens seen."""
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+"""The experiment tag that tells MLflow's UI what kind of work an experiment holds."""
+_DESCRIPTION = "mlflow.note.content"
+"""The tag MLflow's UI shows (as Markdown) as a run's description."""
+TRIAL_STATUSES = ("complete", "pruned", "diverged", "failed")
+"""Values of a child run's ``status`` tag."""
+_BEST_KEYS = ("lr", "batch_size", "weight_decay")
+"""The best trial's hyperparameters, logged as its parent run's own params."""
+
+
+def scale_run_name(scale: str, variant: str) -> str:
+    """A parent run's display name, e.g. ``100k · no_wd``."""
+    return f"{scale} · {variant}"
 
 
 def run_name(scale: str, lr: float, batch_size: int, weight_decay: float) -> str:
@@ -86,6 +116,8 @@ class StudyTracker:
                 study, artifact_location=artifact_dir.absolute().as_uri(), tags={"study": study})
         else:
             self.experiment_id = experiment.experiment_id
+        # The UI then treats the experiment as model training (runs, params, metric charts), not GenAI traces.
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
     def start_scale(self, variant: str, scale: str, *, params: int, budget_tokens: int,
                     seed: int, trials: int) -> ScaleRun:
@@ -95,13 +127,16 @@ class StudyTracker:
             filter_string=(f"tags.kind = 'scale' and tags.variant = '{variant}' "
                            f"and tags.scale = '{scale}'"),
         )
-        if found:
+        if found:  # renamed too: stores written before the `{scale} · {variant}` names get them
             run_id = found[0].info.run_id
-            self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING),
+                                   name=scale_run_name(scale, variant))
         else:
             tags = {"kind": "scale", "study": self.study, "variant": variant, "scale": scale,
-                    "params": str(params), "tokens": str(budget_tokens)}
-            run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"{variant} · {scale}")
+                    "N": str(params), "params": str(params), "tokens": str(budget_tokens),
+                    _DESCRIPTION: _scale_description(variant, scale, params, budget_tokens, trials)}
+            run = self.client.create_run(self.experiment_id, tags=tags,
+                                         run_name=scale_run_name(scale, variant))
             run_id = run.info.run_id
             values = {"variant": variant, "scale": scale, "params": params, "tokens": budget_tokens,
                       "trials": trials, "seed": seed}
@@ -119,21 +154,53 @@ class StudyTracker:
     def finish_scale(self, scale_run: ScaleRun, best: optuna.trial.FrozenTrial | None,
                      best_params: Mapping[str, float] | None, law: LawCheck | None = None) -> None:
         """Give the parent run the best trial's hyperparameters (`best_params`:
-        lr, batch_size, weight_decay) and loss, the law check (tags
-        ``law_broken``, ``law_check``), and end it FINISHED."""
+        lr, batch_size, weight_decay) and loss as its own, count its child
+        runs by status, tag the law check (``law_broken``, ``law_check``), and
+        end it FINISHED (see the module docstring for what a later, better
+        trial changes)."""
+        parent = scale_run.parent_run_id
+        now = _now_ms()
+        counts = self._status_counts(scale_run)
+        metrics = [Metric(f"trials_{status}", float(counts.get(status, 0)), now, 0)
+                   for status in TRIAL_STATUSES]
         if law is not None:
-            self.client.set_tag(scale_run.parent_run_id, "law_broken", str(law.broken).lower())
-            self.client.set_tag(scale_run.parent_run_id, "law_check", law.reason)
+            self.client.set_tag(parent, "law_broken", str(law.broken).lower())
+            self.client.set_tag(parent, "law_check", law.reason)
         if best is not None and best.value is not None and best_params is not None:
-            parent = scale_run.parent_run_id
-            step, now = len(self.client.get_metric_history(parent, "best_loss")), _now_ms()
-            values = {"best_loss": best.value, **{f"best_{key}": value for key, value in best_params.items()}}
-            self.client.log_batch(parent, metrics=[Metric(key, float(value), now, step)
-                                                   for key, value in values.items()])
+            step = len(self.client.get_metric_history(parent, "best_loss"))
+            values = {"loss": best.value, "best_loss": best.value,
+                      **{f"best_{key}": value for key, value in best_params.items()}}
+            metrics += [Metric(key, float(value), now, step) for key, value in values.items()]
             self.client.set_tag(parent, "best_trial_number", str(best.number))
             if "run_id" in best.user_attrs:
                 self.client.set_tag(parent, "best_run_id", best.user_attrs["run_id"])
-        self.client.set_terminated(scale_run.parent_run_id, RunStatus.to_string(RunStatus.FINISHED))
+            self._log_best_params(parent, best.number, best_params)
+        self.client.log_batch(parent, metrics=metrics)
+        self.client.set_terminated(parent, RunStatus.to_string(RunStatus.FINISHED))
+
+    def _log_best_params(self, parent: str, number: int, best_params: Mapping[str, float]) -> None:
+        """Log the best trial's hyperparameters as the parent's params once; tag them stale when a
+        later best trial trained with other ones (params cannot change)."""
+        values = {key: _param_text(key, best_params[key]) for key in _BEST_KEYS}
+        logged = self.client.get_run(parent).data.params
+        if not any(key in logged for key in _BEST_KEYS):
+            self.client.log_batch(parent, params=[Param(key, value) for key, value in values.items()])
+            self.client.set_tag(parent, "params_trial", str(number))
+        elif any(logged.get(key) != value for key, value in values.items()):
+            self.client.set_tag(parent, "params_stale", "true")
+
+    def _status_counts(self, scale_run: ScaleRun) -> dict[str, int]:
+        """How many child runs of `scale_run` have each ``status`` tag."""
+        runs = self.client.search_runs(
+            [scale_run.experiment_id], max_results=10_000,
+            filter_string=f"tags.mlflow.parentRunId = '{scale_run.parent_run_id}'",
+        )
+        counts: dict[str, int] = {}
+        for run in runs:
+            status = run.data.tags.get("status")
+            if status is not None:
+                counts[status] = counts.get(status, 0) + 1
+        return counts
 
     def interrupt_scale(self, scale_run: ScaleRun) -> None:
         """End the parent run KILLED: the run was stopped before the scale was done."""
@@ -212,7 +279,9 @@ class TrialTracker(Callback):
         number, lr = int(config["trial_number"]), float(config["lr"])
         batch_size, weight_decay = int(config["batch_size"]), float(config["weight_decay"])
         tags = {"mlflow.parentRunId": s.parent_run_id, "kind": "trial", "study": s.study,
-                "variant": s.variant, "scale": s.scale, "trial_number": str(number), "params": str(s.params)}
+                "variant": s.variant, "scale": s.scale, "trial_number": str(number), "N": str(s.params),
+                "params": str(s.params),
+                _DESCRIPTION: _trial_description(s, number)}
         run = self.client.create_run(s.experiment_id, tags=tags,
                                      run_name=run_name(s.scale, lr, batch_size, weight_decay))
         run_id = run.info.run_id
@@ -256,6 +325,27 @@ class TrialTracker(Callback):
             self.client.set_tag(run_id, key, value)
         final = RunStatus.FAILED if status == "failed" else RunStatus.FINISHED
         self.client.set_terminated(run_id, RunStatus.to_string(final))
+
+
+def _scale_description(variant: str, scale: str, params: int, budget_tokens: int, trials: int) -> str:
+    """A parent run's description (Markdown): what it stands for and where its params come from."""
+    return (f"Variant `{variant}` at scale `{scale}`: N = {params:,} parameters, D = {budget_tokens:,} "
+            f"tokens per trial, {trials} trials (the nested runs). Once the scale is done, its params "
+            "`lr`, `batch_size`, `weight_decay` and its metric `loss` are those of its best complete trial "
+            "(tag `best_run_id`).")
+
+
+def _trial_description(scale_run: ScaleRun, number: int) -> str:
+    """A child run's description (Markdown): which trial it is and how to read its charts."""
+    s = scale_run
+    return (f"Trial {number} of variant `{s.variant}` at scale `{s.scale}` (N = {s.params:,} parameters, "
+            f"budget D = {s.budget_tokens:,} tokens). In its metric charts *step* is tokens seen: `loss` is "
+            "the eval loss, `train_loss` the training loss, `lr` the scheduled learning rate.")
+
+
+def _param_text(key: str, value: float) -> str:
+    """A hyperparameter as its child runs' params write it (batch size as an integer)."""
+    return str(int(value)) if key == "batch_size" else str(float(value))
 
 
 def _now_ms() -> int:
