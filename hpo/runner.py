@@ -15,8 +15,15 @@ RUNNING after its trial finished is ended — then runs only the trials still
 missing. A (variant, scale) whose planned trials all finished (complete,
 pruned, diverged or failed) is skipped. TPE is seeded with the study's seed
 plus the trials already in the Optuna study, so a resumed search does not
-replay the same random suggestions. Two drivers must not run the same study
-at once: each would take the other's running trials for interrupted ones.
+replay the same random suggestions.
+
+A trial whose node or process died, or whose code raised, runs again up to
+the study's ``retries`` times (Ray Tune's `FailureConfig`), from scratch, as
+the same Optuna trial and MLflow run. Several drivers may share one study's
+stores (PostgreSQL) when each runs its own variants; two drivers must not run
+the same (variant, scale) at once: each would take the other's running trials
+for interrupted ones. The stores are opened before Ray starts, so one that
+cannot be reached fails at once.
 """
 
 from __future__ import annotations
@@ -153,10 +160,10 @@ def run_study(
     for scale in scales or ():
         spec.params(scale)  # raises ValueError naming the valid scales
     spec.output_dir.mkdir(parents=True, exist_ok=True)
+    storage = optuna_storage(spec.storage.optuna)  # a store that cannot be used fails before Ray starts
+    tracker = StudyTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
     started = start_ray(address)
     try:
-        storage = optuna_storage(spec.storage.optuna)
-        tracker = StudyTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
         outcomes = tuple(
             _run_scale(spec, variant.name, scale, storage, tracker, progress)
             for variant in chosen_variants for scale in chosen_scales
@@ -234,7 +241,7 @@ def _tuner(spec: StudySpec, variant_name: str, scale: str, storage: optuna.stora
         run_config=tune.RunConfig(
             name=f"{variant_name}.{scale}.{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(spec.output_dir / "ray"), callbacks=callbacks, verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
         ),
     )
 
