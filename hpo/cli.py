@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -17,10 +18,13 @@ from rich import progress as bars
 from rich.console import Console
 from rich.table import Table
 
+from hpo._checks import mask
 from hpo.spec import load_spec
 from models import Progress, ReportCallback, TrainConfig, get_family, train
 
 USAGE_ERROR = 2
+_PASSWORD_WORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
+"""``password=...`` in a libpq connection string, as a driver's error may quote it."""
 
 stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True)
@@ -257,6 +261,17 @@ def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _store_error(error: Exception) -> str | None:
+    """One line for an error of a study's database or tracking store (its
+    passwords masked), or None when `error` comes from elsewhere."""
+    if not type(error).__module__.startswith(("sqlalchemy", "psycopg2", "mlflow")):
+        return None
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else type(error).__name__
+    masked = _PASSWORD_WORD.sub(r"\g<1>***", mask(text))
+    return f"cannot use the study's storage ({masked})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -271,6 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the reader went away, e.g. `| head`)
         return 0
+    except Exception as error:
+        message = _store_error(error)
+        if message is None:
+            raise
+        stderr.print(f"hpo {args.command}: error: {message}", markup=False, highlight=False, soft_wrap=True)
+        return USAGE_ERROR
     except KeyboardInterrupt:
         stderr.print("hpo: interrupted", markup=False)
         return 130

@@ -17,11 +17,14 @@ resume), and trials not finished yet, are left out.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from pathlib import Path
 
 import optuna
 import pandas as pd
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.analysis.trials import TRIAL_COLUMNS
@@ -29,6 +32,8 @@ from hpo.space import trial_params
 from hpo.spec import StudySpec, load_spec
 
 __all__ = ["INTERRUPTED", "load_trials", "optuna_storage", "optuna_study_name"]
+
+logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
 """User attribute ``status`` of a trial whose driver was killed while it ran."""
@@ -41,9 +46,22 @@ def optuna_study_name(study: str, variant: str, scale: str) -> str:
     return f"{study}/{variant}/{scale}"
 
 
-def optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock."""
+def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock.
+
+    Two processes opening a new database at once (two drivers on one fresh
+    PostgreSQL, or a reader beside a starting driver) both create its tables
+    and stamp its schema version; the loser's integrity error is retried, up
+    to `attempts` tries in all, 0.5 s apart, by when the winner has finished.
+    """
     engine_kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            logger.info("Optuna storage schema created concurrently (%s); try %d of %d",
+                        type(error.orig).__name__, attempt + 1, attempts)
+            time.sleep(0.5)
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
