@@ -30,6 +30,8 @@ NAME = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9_.-]{1,100}")
 NAME_FIX = "use 1 to 100 letters, digits, _ . - (not . or ..)"
 MAX_TOKENS = 10**13
 """Largest token budget of a scale."""
+MAX_TRIALS = 100_000
+"""Most trials at one scale (and most trials running at once)."""
 SET_ELSEWHERE = {"lr": "space.lr", "batch_size": "space.batch_size", "weight_decay": "space.weight_decay",
                  "tokens": "budget", "seed": "seed", "eval_every_tokens": "fidelity.eval_every_tokens"}
 """TrainConfig fields a study does not set under ``train``, and where they come from instead."""
@@ -355,12 +357,12 @@ def trials(p: Problems, value: object, chosen: tuple[str, ...], known: bool) -> 
     """Trials at each scale: one count for all, or a mapping scale → count naming
     every scale (checked only when the family's scales are `known`)."""
     if not isinstance(value, Mapping):
-        count = p.integer("trials_per_scale", value, minimum=1)
+        count = p.integer("trials_per_scale", value, minimum=1, maximum=MAX_TRIALS)
         return {} if count is None else dict.fromkeys(chosen, count)
     if not known or not chosen:
         return {}
     counts = p.mapping("trials_per_scale", value, chosen, required=chosen) or {}
-    checked = {scale: p.integer(f"trials_per_scale.{scale}", count, minimum=1)
+    checked = {scale: p.integer(f"trials_per_scale.{scale}", count, minimum=1, maximum=MAX_TRIALS)
                for scale, count in counts.items()}
     return {scale: count for scale, count in checked.items() if count is not None}
 

@@ -47,12 +47,12 @@ def validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run or resume a study, showing per-scale progress, then a summary table."""
+    spec = load_spec(args.study)  # a bad study file fails before Ray, Optuna and MLflow load
     from hpo.runner import ScaleProgress, StudyInterrupted, run_study
 
     if not args.verbose:
         for library in ("ray", "ray.tune", "optuna", "mlflow", "alembic"):
             logging.getLogger(library).setLevel(logging.WARNING)
-    spec = load_spec(args.study)
     columns = (bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
                bars.TextColumn("{task.fields[best]}"), bars.TimeElapsedColumn())
     with bars.Progress(*columns, console=stderr) as progress:

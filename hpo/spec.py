@@ -254,7 +254,7 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
     trials = _checks.trials(p, get("trials_per_scale"), scales, known=params is not None)
     fidelity = _fidelity(p, get("fidelity", {}), budget)
     search = p.choice("search", get("search"), SEARCH_MODES)
-    max_concurrent = p.integer("max_concurrent", get("max_concurrent"), minimum=1)
+    max_concurrent = p.integer("max_concurrent", get("max_concurrent"), minimum=1, maximum=_checks.MAX_TRIALS)
     resources = _resources(p, get("resources", {}))
     seed = p.integer("seed", get("seed"), minimum=0, maximum=2**32 - 1)
     output_dir = _checks.output_dir(p, get("output", f"runs/{name}"), output_root) if name else None
