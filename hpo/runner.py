@@ -111,7 +111,8 @@ class StudyOutcome:
 def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Start Ray unless it is running: connect to `address` (default
     ``$RAY_ADDRESS``), else start a local runtime with `num_cpus` CPUs
-    (default: all). True when this call started it.
+    (default: all). True when this call started it. A local runtime's
+    dashboard, if Ray starts one at all, listens on 127.0.0.1 only.
 
     A local runtime's workers get the driver's own import path (its folders
     outside the Python installation), so a family named by import path that
@@ -126,7 +127,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> boo
     runtime_env = None if address else {"env_vars": {"PYTHONPATH": _driver_path()}}
     ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
              logging_level=logging.getLogger("ray").getEffectiveLevel(),
-             include_dashboard=False)
+             include_dashboard=False, dashboard_host="127.0.0.1")
     return True
 
 
