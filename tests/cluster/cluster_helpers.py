@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import optuna
+import ray._private.node
 import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
+from ray.cluster_utils import Cluster
 
 from hpo.spec import load_spec
 from hpo.trials import INTERRUPTED, optuna_storage, optuna_study_name
@@ -23,6 +25,34 @@ from hpo.trials import INTERRUPTED, optuna_storage, optuna_study_name
 HERE = Path(__file__).resolve().parent
 HPO = [sys.executable, "-m", "hpo.cli"]
 FAMILY = "cluster_families:NodeRecordingMLP"
+
+
+@dataclass
+class LocalCluster:
+    """The cluster, its `address` for ``hpo run --address``, and its live worker nodes.
+    The head offers no CPUs: trials run on the workers only."""
+
+    cluster: Cluster
+    workers: list[ray._private.node.Node] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return self.cluster.address
+
+    @property
+    def head_id(self) -> str:
+        return self.cluster.head_node.node_id
+
+    def add_worker(self) -> ray._private.node.Node:
+        """Start one more 1-CPU worker node (what an autoscaler does for a lost one)."""
+        node = self.cluster.add_node(num_cpus=1, include_dashboard=False)
+        self.workers.append(node)
+        return node
+
+    def kill_worker(self, node: ray._private.node.Node) -> None:
+        """Kill every process of a worker node at once, as a preempted instance vanishes."""
+        self.workers.remove(node)
+        self.cluster.remove_node(node, allow_graceful=False)
 
 
 def driver_env(**extra: str) -> dict[str, str]:
@@ -86,7 +116,7 @@ def attempts(records: Path) -> list[dict[str, object]]:
     return found
 
 
-def training_on(records: Path, node_id: str, within: float = 1.0) -> list[dict[str, object]]:
+def training_on(records: Path, node_id: str, within: float = 0.5) -> list[dict[str, object]]:
     """The attempts on `node_id` that took a training step in the last `within` seconds."""
     now = time.time()
     live = []

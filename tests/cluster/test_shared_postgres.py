@@ -16,10 +16,9 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from cluster_helpers import audit, driver_env, hpo, record, start_driver, write_study
-from conftest import LocalCluster
+from cluster_helpers import LocalCluster, audit, driver_env, hpo, record, start_driver, write_study
 from mlflow import MlflowClient
-from postgres import PostgresServer, free_port, postgres_server, server_binaries
+from pg_server import PostgresServer, free_port, postgres_server, server_binaries
 
 from hpo.spec import load_spec
 from hpo.trials import optuna_storage, optuna_study_name
