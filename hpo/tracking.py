@@ -41,6 +41,7 @@ from mlflow.exceptions import MlflowException
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from hpo._checks import without_password
 from hpo.trainable import trial_status
 
 __all__ = ["ScaleRun", "StudyTracker", "TrialTracker", "run_name"]
@@ -209,8 +210,8 @@ class TrialTracker(Callback):
         self._run_ids: dict[str, str] = {}
         self._curves: dict[str, list[Metric]] = {}
 
-    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment state
-        return {**self.__dict__, "_client": None}
+    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks into the output folder
+        return {**self.__dict__, "_client": None, "tracking_uri": without_password(self.tracking_uri)}
 
     @property
     def client(self) -> MlflowClient:

@@ -21,12 +21,14 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo._checks import without_password
 from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.space import trial_params
 from hpo.spec import StudySpec, load_spec
@@ -46,6 +48,20 @@ def optuna_study_name(study: str, variant: str, scale: str) -> str:
     return f"{study}/{variant}/{scale}"
 
 
+class _RDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, except that its pickled form carries no password.
+
+    Ray Tune pickles the searcher and the callbacks, and with them this
+    storage, into the study's output folder (for a `Tuner.restore` that hpo
+    does not use); a copy read back connects with ``$PGPASSWORD``.
+    """
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["url"] = without_password(state["url"])
+        return state
+
+
 def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage:
     """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock.
 
@@ -57,12 +73,12 @@ def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage
     engine_kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None
     for attempt in range(1, attempts):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            return _RDBStorage(url, engine_kwargs=engine_kwargs)
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
             logger.info("Optuna storage schema created concurrently (%s); try %d of %d",
                         type(error.orig).__name__, attempt + 1, attempts)
             time.sleep(0.5)
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    return _RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
 def load_trials(study: StudySpec | str | Path) -> pd.DataFrame:
