@@ -110,9 +110,10 @@ class StudyOutcome:
 
 def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Start Ray unless it is running: connect to `address` (default
-    ``$RAY_ADDRESS``), else start a local runtime with `num_cpus` CPUs
-    (default: all). True when this call started it. A local runtime's
-    dashboard, if Ray starts one at all, listens on 127.0.0.1 only.
+    ``$RAY_ADDRESS``), else start a new local runtime with `num_cpus` CPUs
+    (default: all), even where another runtime runs on this machine. True
+    when this call started it. A local runtime's dashboard, if Ray starts
+    one at all, listens on 127.0.0.1 only.
 
     A local runtime's workers get the driver's own import path (its folders
     outside the Python installation), so a family named by import path that
@@ -125,7 +126,8 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> boo
         return False
     address = address or os.environ.get("RAY_ADDRESS")
     runtime_env = None if address else {"env_vars": {"PYTHONPATH": _driver_path()}}
-    ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
+    # "local": without it Ray joins any cluster `ray start` left on this machine (/tmp/ray).
+    ray.init(address=address or "local", num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
              logging_level=logging.getLogger("ray").getEffectiveLevel(),
              include_dashboard=False, dashboard_host="127.0.0.1")
     return True
