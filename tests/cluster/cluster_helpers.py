@@ -29,10 +29,12 @@ FAMILY = "cluster_families:NodeRecordingMLP"
 
 @dataclass
 class LocalCluster:
-    """The cluster, its `address` for ``hpo run --address``, and its live worker nodes.
-    The head offers no CPUs: trials run on the workers only."""
+    """The cluster, its `address` for ``hpo run --address``, and its live worker
+    nodes, all keeping their sessions in `temp_dir`. The head offers no CPUs:
+    trials run on the workers only."""
 
     cluster: Cluster
+    temp_dir: str
     workers: list[ray._private.node.Node] = field(default_factory=list)
 
     @property
@@ -45,12 +47,12 @@ class LocalCluster:
 
     def add_worker(self) -> ray._private.node.Node:
         """Start one more 1-CPU worker node (what an autoscaler does for a lost one)."""
-        node = self.cluster.add_node(num_cpus=1, include_dashboard=False)
+        node = self.cluster.add_node(num_cpus=1, include_dashboard=False, temp_dir=self.temp_dir)
         self.workers.append(node)
         return node
 
     def kill_worker(self, node: ray._private.node.Node) -> None:
-        """Kill every process of a worker node at once, as a preempted instance vanishes."""
+        """Kill every process of a worker node at once (SIGKILL), as a preempted instance vanishes."""
         self.workers.remove(node)
         self.cluster.remove_node(node, allow_graceful=False)
 
