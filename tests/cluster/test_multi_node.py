@@ -104,7 +104,7 @@ def test_driver_killed_mid_study_resumes_from_the_stored_search(ray_cluster: Loc
     trials' configurations run again, and TPE goes on from the stored trials."""
     started = time.monotonic()
     records = tmp_path / "records"
-    path = write_study(tmp_path, "driver_killed", records=records, trials=8)
+    path = write_study(tmp_path, "driver_killed", records=records, trials=6)
     driver = start_driver("run", str(path), "--address", ray_cluster.address, cwd=tmp_path)
     try:
         def finished_and_training() -> bool:
@@ -151,7 +151,7 @@ def test_driver_killed_mid_study_resumes_from_the_stored_search(ray_cluster: Loc
 
 
 VARIANTS = ("tuned_wd", "no_wd")
-TRIALS = 4
+TRIALS = 3
 
 
 def status_rows(output: str) -> dict[str, dict[str, int]]:
