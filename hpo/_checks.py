@@ -30,6 +30,8 @@ NAME = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9_.-]{1,100}")
 NAME_FIX = "use 1 to 100 letters, digits, _ . - (not . or ..)"
 MAX_TOKENS = 10**13
 """Largest token budget of a scale."""
+MAX_TRIALS = 100_000
+"""Most trials at one scale (and most trials running at once)."""
 SET_ELSEWHERE = {"lr": "space.lr", "batch_size": "space.batch_size", "weight_decay": "space.weight_decay",
                  "tokens": "budget", "seed": "seed", "eval_every_tokens": "fidelity.eval_every_tokens"}
 """TrainConfig fields a study does not set under ``train``, and where they come from instead."""
@@ -44,6 +46,7 @@ _YAML_FLOAT = re.compile(
 _IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _USER_PASSWORD = re.compile(r"(://[^:/@]*:).*@")
+_USER_PASSWORD_ONLY = re.compile(r"(://[^:/@]*):.*@")
 _PASSWORD_PARAM = re.compile(r"([?&;](?:password|passwd|pwd)=)[^&;]*", re.IGNORECASE)
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
@@ -100,6 +103,13 @@ def power_of_two(value: int) -> bool:
 def mask(url: str) -> str:
     """`url` with its password (``user:password@`` or ``password=``) shown as ``***``."""
     return _PASSWORD_PARAM.sub(r"\1***", _USER_PASSWORD.sub(r"\1***@", url))
+
+
+def without_password(url: str) -> str:
+    """`url` with its password left out (``user:password@`` becomes ``user@``, a
+    ``password=`` parameter empty): safe to write to disk; the database driver
+    then takes the password from the environment (``$PGPASSWORD``)."""
+    return _PASSWORD_PARAM.sub(r"\1", _USER_PASSWORD_ONLY.sub(r"\1@", url))
 
 
 class Problems:
@@ -355,12 +365,12 @@ def trials(p: Problems, value: object, chosen: tuple[str, ...], known: bool) -> 
     """Trials at each scale: one count for all, or a mapping scale → count naming
     every scale (checked only when the family's scales are `known`)."""
     if not isinstance(value, Mapping):
-        count = p.integer("trials_per_scale", value, minimum=1)
+        count = p.integer("trials_per_scale", value, minimum=1, maximum=MAX_TRIALS)
         return {} if count is None else dict.fromkeys(chosen, count)
     if not known or not chosen:
         return {}
     counts = p.mapping("trials_per_scale", value, chosen, required=chosen) or {}
-    checked = {scale: p.integer(f"trials_per_scale.{scale}", count, minimum=1)
+    checked = {scale: p.integer(f"trials_per_scale.{scale}", count, minimum=1, maximum=MAX_TRIALS)
                for scale, count in counts.items()}
     return {scale: count for scale, count in checked.items() if count is not None}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from rich import progress as bars
 from rich.console import Console
 from rich.table import Table
 
+from hpo._checks import mask
 from hpo.spec import StudySpec, load_spec
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 from models import Progress, ReportCallback, TrainConfig, get_family, train
 
 USAGE_ERROR = 2
+_PASSWORD_WORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
+"""``password=...`` in a libpq connection string, as a driver's error may quote it."""
 
 stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True)
@@ -54,12 +58,12 @@ def validate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run or resume a study, showing per-scale progress, then a summary table."""
+    spec = load_spec(args.study)  # a bad study file fails before Ray, Optuna and MLflow load
     from hpo.runner import ScaleProgress, StudyInterrupted, run_study
 
     if not args.verbose:
         for library in ("ray", "ray.tune", "optuna", "mlflow", "alembic"):
             logging.getLogger(library).setLevel(logging.WARNING)
-    spec = load_spec(args.study)
     columns = (bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
                bars.TextColumn("{task.fields[best]}"), bars.TimeElapsedColumn())
     with bars.Progress(*columns, console=stderr) as progress:
@@ -369,6 +373,17 @@ def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _store_error(error: Exception) -> str | None:
+    """One line for an error of a study's database or tracking store (its
+    passwords masked), or None when `error` comes from elsewhere."""
+    if not type(error).__module__.startswith(("sqlalchemy", "psycopg2", "mlflow")):
+        return None
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    text = " ".join(lines[0].split()) if lines else type(error).__name__
+    masked = _PASSWORD_WORD.sub(r"\g<1>***", mask(text))
+    return f"cannot use the study's storage ({masked})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -383,6 +398,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the reader went away, e.g. `| head`)
         return 0
+    except Exception as error:
+        message = _store_error(error)
+        if message is None:
+            raise
+        stderr.print(f"hpo {args.command}: error: {message}", markup=False, highlight=False, soft_wrap=True)
+        return USAGE_ERROR
     except KeyboardInterrupt:
         stderr.print("hpo: interrupted", markup=False)
         return 130

@@ -15,8 +15,15 @@ RUNNING after its trial finished is ended — then runs only the trials still
 missing. A (variant, scale) whose planned trials all finished (complete,
 pruned, diverged or failed) is skipped. TPE is seeded with the study's seed
 plus the trials already in the Optuna study, so a resumed search does not
-replay the same random suggestions. Two drivers must not run the same study
-at once: each would take the other's running trials for interrupted ones.
+replay the same random suggestions.
+
+A trial whose node or process died, or whose code raised, runs again up to
+the study's ``retries`` times (Ray Tune's `FailureConfig`), from scratch, as
+the same Optuna trial and MLflow run. Several drivers may share one study's
+stores (PostgreSQL) when each runs its own variants; two drivers must not run
+the same (variant, scale) at once: each would take the other's running trials
+for interrupted ones. The stores are opened before Ray starts, so one that
+cannot be reached fails at once.
 """
 
 from __future__ import annotations
@@ -107,9 +114,10 @@ class StudyOutcome:
 
 def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> bool:
     """Start Ray unless it is running: connect to `address` (default
-    ``$RAY_ADDRESS``), else start a local runtime of its own with `num_cpus`
-    CPUs (default: all), even when another Ray runtime runs on this machine.
-    True when this call started it.
+    ``$RAY_ADDRESS``), else start a new local runtime with `num_cpus` CPUs
+    (default: all), even where another runtime runs on this machine. True
+    when this call started it. A local runtime's dashboard, if Ray starts
+    one at all, listens on 127.0.0.1 only.
 
     A local runtime's workers get the driver's own import path (its folders
     outside the Python installation), so a family named by import path that
@@ -126,7 +134,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> boo
     runtime_env = {"env_vars": {"PYTHONPATH": _driver_path()}} if local else None
     ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
              logging_level=logging.getLogger("ray").getEffectiveLevel(),
-             include_dashboard=False)
+             include_dashboard=False, dashboard_host="127.0.0.1")
     return True
 
 
@@ -160,10 +168,10 @@ def run_study(
     for scale in scales or ():
         spec.params(scale)  # raises ValueError naming the valid scales
     spec.output_dir.mkdir(parents=True, exist_ok=True)
+    storage = optuna_storage(spec.storage.optuna)  # a store that cannot be used fails before Ray starts
+    tracker = StudyTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
     started = start_ray(address)
     try:
-        storage = optuna_storage(spec.storage.optuna)
-        tracker = StudyTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
         outcomes = tuple(
             _run_scale(spec, variant.name, scale, storage, tracker, progress)
             for variant in chosen_variants for scale in chosen_scales
@@ -288,7 +296,7 @@ def _tuner(spec: StudySpec, variant_name: str, scale: str, plan: ScalePlan,
         run_config=tune.RunConfig(
             name=f"{variant_name}.{scale}.{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(spec.output_dir / "ray"), callbacks=callbacks, verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
         ),
     )
 

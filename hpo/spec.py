@@ -36,16 +36,20 @@ TRANSFER_KEYS = ("mode", "safety_factor", "trials_share", "explore_share", "min_
 SPACE_KEYS = ("lr", "batch_size", "weight_decay")
 MAX_BATCH_SIZE = 2**20
 MAX_FILE_BYTES = 2**20
+RETRIES = 2
+"""Default of ``retries``: how often an errored trial runs again before it counts as failed."""
+MAX_RETRIES = 100
 DEFAULTS: Mapping[str, object] = {
     "batch_size": 32, "weight_decay": 0.0, "variants": {"default": {}}, "trials_per_scale": 20,
     "reduction_factor": 3, "search": "scale_aware", "safety_factor": 2.0, "trials_share": 0.4,
     "explore_share": 0.25, "min_trials": 4, "max_concurrent": 1, "cpu": 1.0, "gpu": 0.0, "seed": 0,
+    "retries": RETRIES,
 }
 """Values of the optional fields a study leaves out (docs/study_files.md lists them all)."""
 _REQUIRED = ("name", "family", "scales", "budget", "space")
 _FIELDS = ("name", "family", "family_options", "scales", "target", "budget", "space", "train",
            "variants", "trials_per_scale", "fidelity", "search", "max_concurrent", "resources", "seed",
-           "output", "storage")
+           "output", "storage", "retries")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
 
 
@@ -151,7 +155,9 @@ class StudySpec:
     `target_params` count non-embedding parameters; `budget_tokens` is the full
     token budget D of one trial at each scale, `target_tokens` the one the
     budget rule gives the target; `output_dir` is absolute;
-    `source` is the study file, if the spec was read from one."""
+    `source` is the study file, if the spec was read from one; `retries` is how
+    many times a trial that errored (its node lost, its process killed, its
+    code raised) runs again before it counts as failed."""
 
     name: str
     family: str
@@ -173,6 +179,7 @@ class StudySpec:
     output_dir: Path
     storage: Storage
     source: Path | None = None
+    retries: int = RETRIES
 
     def params(self, scale: str) -> int:
         """Non-embedding parameters N of `scale`."""
@@ -207,7 +214,7 @@ class StudySpec:
             "resources": asdict(self.resources),
             "seed": self.seed, "output_dir": str(self.output_dir),
             "storage": {key: _checks.mask(url) for key, url in asdict(self.storage).items()},
-            "source": None if self.source is None else str(self.source),
+            "source": None if self.source is None else str(self.source), "retries": self.retries,
         }
 
     def _check_scale(self, scale: str) -> str:
@@ -267,11 +274,12 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
     trials = _checks.trials(p, get("trials_per_scale"), scales, known=params is not None)
     fidelity = _fidelity(p, get("fidelity", {}), budget)
     search, transfer = _search(p, get("search"))
-    max_concurrent = p.integer("max_concurrent", get("max_concurrent"), minimum=1)
+    max_concurrent = p.integer("max_concurrent", get("max_concurrent"), minimum=1, maximum=_checks.MAX_TRIALS)
     resources = _resources(p, get("resources", {}))
     seed = p.integer("seed", get("seed"), minimum=0, maximum=2**32 - 1)
     output_dir = _checks.output_dir(p, get("output", f"runs/{name}"), output_root) if name else None
     storage = _storage(p, get("storage", {}), output_dir)
+    retries = p.integer("retries", get("retries"), minimum=0, maximum=MAX_RETRIES)
     p.raise_if_any(source)
     return StudySpec(  # every value is checked here: raise_if_any raised otherwise
         name=name, family=family, family_options=options, scales=scales,
@@ -281,6 +289,7 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
         trials_per_scale=trials, fidelity=fidelity, search=search, transfer=transfer,
         max_concurrent=max_concurrent,
         resources=resources, seed=seed, output_dir=output_dir, storage=storage, source=source,
+        retries=retries,
     )
 
 

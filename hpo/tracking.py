@@ -34,12 +34,17 @@ Layout in the tracking store, made to be browsed in the MLflow UI (docs/browse_i
 
 `TrialTracker`, a Ray Tune callback, writes the child runs and records each
 one's ``run_id`` as a user attribute of its Optuna trial (still RUNNING then),
-so the trial table can link both stores.
+so the trial table can link both stores. A trial that Ray Tune runs again
+after an error (the study's ``retries``) keeps its one child run: the retry
+count goes to its tag and to the Optuna trial's user attribute ``retries``,
+and its curve, like Optuna's, keeps the first point at each step (a retry
+trains from scratch and reports the steps already seen again).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,16 +52,22 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from hpo._checks import without_password
 from hpo.trainable import trial_status
 from hpo.transfer import LawCheck, ScalePlan
 
 __all__ = ["TRIAL_STATUSES", "ScaleRun", "StudyTracker", "TrialTracker", "run_name", "scale_run_name"]
 
+logger = logging.getLogger(__name__)
+
+_ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 _CURVE_KEYS = ("loss", "train_loss", "lr")
 """Result keys logged as each child run's curve, at step = tokens seen."""
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -104,20 +115,37 @@ class ScaleRun:
 
 class StudyTracker:
     """The MLflow experiment of study `study` at `tracking_uri`, created with
-    its artifacts in `artifact_dir` if it does not exist."""
+    its artifacts in `artifact_dir` if it does not exist.
 
-    def __init__(self, tracking_uri: str, study: str, artifact_dir: Path) -> None:
+    Several drivers may open one store at once (a team's PostgreSQL): the one
+    that loses a race to create the store's tables or the experiment retries,
+    up to `attempts` tries 1 s apart, and then finds what the other created.
+    """
+
+    def __init__(self, tracking_uri: str, study: str, artifact_dir: Path, *, attempts: int = 10) -> None:
         self.tracking_uri = tracking_uri
         self.study = study
-        self.client = MlflowClient(tracking_uri)
-        experiment = self.client.get_experiment_by_name(study)
-        if experiment is None:
-            self.experiment_id = self.client.create_experiment(
-                study, artifact_location=artifact_dir.absolute().as_uri(), tags={"study": study})
-        else:
-            self.experiment_id = experiment.experiment_id
+        for attempt in range(1, attempts + 1):
+            try:  # the client creates the store's tables, if missing
+                self.client = MlflowClient(tracking_uri)
+                self.experiment_id = self._experiment_id(artifact_dir)
+                break
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, MlflowException) as error:
+                lost_race = not isinstance(error, MlflowException) or error.error_code == _ALREADY_EXISTS
+                if not lost_race or attempt == attempts:
+                    raise
+                logger.info("MLflow store or experiment created concurrently (%s); try %d of %d",
+                            type(error).__name__, attempt + 1, attempts)
+                time.sleep(1.0)
         # The UI then treats the experiment as model training (runs, params, metric charts), not GenAI traces.
         self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+    def _experiment_id(self, artifact_dir: Path) -> str:
+        experiment = self.client.get_experiment_by_name(self.study)
+        if experiment is not None:
+            return experiment.experiment_id
+        return self.client.create_experiment(
+            self.study, artifact_location=artifact_dir.absolute().as_uri(), tags={"study": self.study})
 
     def start_scale(self, variant: str, scale: str, *, params: int, budget_tokens: int,
                     seed: int, trials: int) -> ScaleRun:
@@ -263,8 +291,8 @@ class TrialTracker(Callback):
         self._run_ids: dict[str, str] = {}
         self._curves: dict[str, list[Metric]] = {}
 
-    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks with the experiment state
-        return {**self.__dict__, "_client": None}
+    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks into the output folder
+        return {**self.__dict__, "_client": None, "tracking_uri": without_password(self.tracking_uri)}
 
     @property
     def client(self) -> MlflowClient:
@@ -274,7 +302,9 @@ class TrialTracker(Callback):
         return self._client
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        """Create the trial's child run and link it to its Optuna trial."""
+        """Create the trial's child run and link it to its Optuna trial (a retry keeps its run)."""
+        if trial.trial_id in self._run_ids:
+            return
         s, config = self.scale_run, trial.config
         number, lr = int(config["trial_number"]), float(config["lr"])
         batch_size, weight_decay = int(config["batch_size"]), float(config["weight_decay"])
@@ -300,8 +330,23 @@ class TrialTracker(Callback):
         if result.get("status") != "running" or trial.trial_id not in self._curves:
             return
         now, step = _now_ms(), int(result["tokens"])
-        self._curves[trial.trial_id].extend(
-            Metric(key, float(result[key]), now, step) for key in _CURVE_KEYS if key in result)
+        curve = self._curves[trial.trial_id]
+        if curve and step <= curve[-1].step:  # a retry reporting a step its first attempt reported
+            return
+        curve.extend(Metric(key, float(result[key]), now, step) for key in _CURVE_KEYS if key in result)
+
+    def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        """Count a retry of a trial that errored: tag its run and its Optuna trial with ``retries``."""
+        run_id = self._run_ids.get(trial.trial_id)
+        if run_id is None:
+            return
+        number, retries = int(trial.config["trial_number"]), trial.run_metadata.num_failures
+        logger.warning("%s: trial %d errored (%s); retry %d of %d", self.study_name, number,
+                       trial.error_file or "no error file", retries, trial.max_failures)
+        self.client.set_tag(run_id, "retries", str(retries))
+        study_id = self.storage.get_study_id_from_name(self.study_name)
+        optuna_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        self.storage.set_trial_user_attr(optuna_id, "retries", retries)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """Log the curve, tag the status and end the run FINISHED."""

@@ -17,20 +17,27 @@ resume), and trials not finished yet, are left out.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo._checks import without_password
 from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.space import trial_params
 from hpo.spec import StudySpec, load_spec
 
 __all__ = ["COMPUTE_COLUMNS", "INTERRUPTED", "LAW_BROKEN", "PLAN", "load_study_attrs", "load_trials",
            "optuna_storage", "optuna_study_name"]
+
+logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
 """User attribute ``status`` of a trial whose driver was killed while it ran."""
@@ -50,10 +57,37 @@ def optuna_study_name(study: str, variant: str, scale: str) -> str:
     return f"{study}/{variant}/{scale}"
 
 
-def optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock."""
+class _RDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, except that its pickled form carries no password.
+
+    Ray Tune pickles the searcher and the callbacks, and with them this
+    storage, into the study's output folder (for a `Tuner.restore` that hpo
+    does not use); a copy read back connects with ``$PGPASSWORD``.
+    """
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["url"] = without_password(state["url"])
+        return state
+
+
+def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock.
+
+    Two processes opening a new database at once (two drivers on one fresh
+    PostgreSQL, or a reader beside a starting driver) both create its tables
+    and stamp its schema version; the loser's integrity error is retried, up
+    to `attempts` tries in all, 0.5 s apart, by when the winner has finished.
+    """
     engine_kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    for attempt in range(1, attempts):
+        try:
+            return _RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            logger.info("Optuna storage schema created concurrently (%s); try %d of %d",
+                        type(error.orig).__name__, attempt + 1, attempts)
+            time.sleep(0.5)
+    return _RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
 def load_study_attrs(spec: StudySpec) -> dict[tuple[str, str], dict[str, object]]:

@@ -83,6 +83,21 @@ def test_raising_family_fails_that_trial_only(finished: tuple[dict, object]) -> 
     assert sum(trial.state == TrialState.FAIL for trial in trials.values()) == 1
 
 
+def test_raising_trial_is_retried_as_one_trial_with_one_run(finished: tuple[dict, object]) -> None:
+    """Ray Tune runs an errored trial again `retries` times (default 2): still
+    one Optuna trial and one MLflow run, both saying how often it was retried."""
+    trials, spec = finished
+    assert spec.retries == 2
+    assert trials[4].user_attrs["retries"] == 2
+    assert all("retries" not in trial.user_attrs for n, trial in trials.items() if n != 4)
+    client = MlflowClient(spec.storage.mlflow)
+    experiment = client.get_experiment_by_name(spec.name)
+    children = [r for r in client.search_runs([experiment.experiment_id])
+                if r.data.tags.get("kind") == "trial"]
+    assert len(children) == len(CONFIGS)
+    assert client.get_run(trials[4].user_attrs["run_id"]).data.tags["retries"] == "2"
+
+
 def test_mlflow_runs_carry_the_same_status(finished: tuple[dict, object]) -> None:
     trials, spec = finished
     client = MlflowClient(spec.storage.mlflow)

@@ -1,0 +1,60 @@
+"""Safe by default: what the CLI starts listens on 127.0.0.1, and no user file is
+loaded by anything that can run code (pickle, unsafe YAML)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import ray
+import yaml
+
+from hpo import _checks, cli
+from hpo._checks import without_password
+from hpo.runner import start_ray
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_local_ray_runtime_binds_its_dashboard_to_loopback() -> None:
+    started = start_ray(num_cpus=1)
+    try:
+        node = ray._private.worker._global_node  # Ray has no public accessor for the bind address
+        assert node._ray_params.dashboard_host == "127.0.0.1"
+        assert not node._ray_params.include_dashboard
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def test_the_mlflow_ui_binds_to_loopback_unless_told() -> None:
+    args = cli.build_parser().parse_args(["ui", "study.yaml"])
+    assert args.host == "127.0.0.1"
+
+
+def test_study_files_are_read_with_a_safe_yaml_loader() -> None:
+    assert issubclass(_checks._Loader, yaml.SafeLoader)
+    assert not issubclass(_checks._Loader, yaml.UnsafeLoader | yaml.FullLoader)
+
+
+UNSAFE = re.compile(r"pickle\.loads?\(|torch\.load\(|read_pickle\(|allow_pickle\s*=\s*True|"
+                    r"yaml\.(unsafe_)?load\((?![^)]*Loader=_Loader)|(?<![.\w])eval\(|(?<![.\w])exec\(|marshal\.loads?\(")
+
+
+def test_no_module_unpickles_or_evaluates_what_it_reads() -> None:
+    """Study files, trial tables and corpora are data: nothing in hpo/ or models/
+    loads them with pickle, torch.load, unsafe YAML, eval or exec."""
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for folder in ("hpo", "models") for path in sorted((ROOT / folder).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), start=1) if UNSAFE.search(line)]
+    assert not found, found
+
+
+def test_a_url_written_to_disk_loses_only_its_password() -> None:
+    assert without_password("postgresql+psycopg2://hpo:p@ss@10.0.0.5:5432/optuna") == (
+        "postgresql+psycopg2://hpo@10.0.0.5:5432/optuna")
+    assert without_password("http://team:secret@mlflow.internal:5000") == "http://team@mlflow.internal:5000"
+    assert without_password("postgresql://h/db?user=a&password=x&sslmode=require") == (
+        "postgresql://h/db?user=a&password=&sslmode=require")
+    for url in ("sqlite:////runs/x/optuna.db", "postgresql+psycopg2:///hpo", "postgresql://db:5432/x"):
+        assert without_password(url) == url
