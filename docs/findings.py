@@ -144,7 +144,10 @@ def cells_section(result: StudyResult) -> list[str]:
             best = complete["loss"].min() if len(complete) else math.nan
             flags = [f"{name} at {side} edge" for name, side in o.at_edge.items()]
             flags += ["too few trials"] * o.too_few_trials + ["no bowl: best trial"] * (not o.surface_fitted)
-            cells = [est(o.value(name)) if name in o.searched else f"{num(o.value(name).value)} (fixed)"
+            space = result.spec.variant(variant).space
+            cells = [est(o.value(name)) if name in o.searched else
+                     f"{num(o.value(name).value)} (fixed)" if isinstance(getattr(space, name), int | float)
+                     else f"{num(o.value(name).value)} (best trial; < 3 values tried)"
                      for name in ("lr", "batch_size", "weight_decay")]
             rows.append([variant, o.scale, f"{o.n_complete}/{o.n_pruned}/{o.n_diverged}", num(best, 4),
                          *cells, num(o.stability_edge_lr), "; ".join(flags) or "-"])
@@ -164,7 +167,8 @@ def laws_section(result: StudyResult) -> list[str]:
             lines.append(f"- `{variant}`: lowest diverging lr(N) = {num(edge.a)} · N^b, "
                          f"b = {est(edge.exponent('b'))}")
         for name, value in fit.fixed.items():
-            lines.append(f"- `{variant}`: {name} not scaled (fixed or one cell): {num(value)}")
+            lines.append(f"- `{variant}`: {name} has no law (fixed, or searched in fewer than two cells, "
+                         f"or 0 in all but one): the median optimum {num(value)} is used")
         if fit.loss_law is not None:
             law = fit.loss_law
             lines.append(f"- `{variant}`: L(N) = {num(law.E, 4)} + {num(law.A)} · N^-{num(law.alpha)} "
@@ -326,6 +330,35 @@ def _crossover_lines(result: StudyResult) -> list[str]:
     return lines
 
 
+DESIGNS: dict[str, str] = {
+    "weight_decay": (
+        "Two variants, each tuned at every scale over lr: `tuned` also searches AdamW's decoupled weight "
+        "decay (log range plus an exact 0), `zero` holds it at 0; batch size is fixed. Weight decay "
+        "helping means `tuned` reaching a lower loss than `zero`; a crossover would need a loss law "
+        "per variant, hence four sizes, and this CPU ladder has three."),
+    "batch_size": (
+        "One variant searching lr and batch size together. A study has one budget rule and variants "
+        "cannot override it, so D moves with the rule D = 1.5·N: the budget grows 26× from 13k to 336k "
+        "together with the model, and the fitted B\\*(N) is the optimum's path along D ∝ N, N and D "
+        "confounded. Separating them needs a second study at another tokens_per_param (then the "
+        "analysis fits B\\*(N, D) = a·N^b·D^c from the two trial tables joined, with "
+        "`python -m hpo.analysis`). ASHA compares trials at equal tokens, where small batches lead "
+        "early; its first rung is placed late to limit that bias."),
+    "learning_rate": (
+        "One variant; every scale searches lr from 1e-3 to 0.5 (search: independent, so no scale's range "
+        "is narrowed away from the edge), with batch size and weight decay fixed and no gradient "
+        "clipping. Diverged trials mark each scale's stability edge, the lowest lr that diverged."),
+    "lr_width_crossover": (
+        "`constant` searches the lr itself; `c_over_width` searches c and trains at width w with "
+        "lr = c·(32/w) (`train.lr_width_exponent: 1`). Both are tuned at every scale, so once each "
+        "variant finds its optimum the two are the same family of runs written in two coordinates: any "
+        "gap between their tuned losses is search noise or a range edge, and the known crossover of "
+        "the two rules appears when c is tuned small and kept, which `hpo analyze` reports as a "
+        "hyperparameter crossover. The check here is whether the service reports a variant crossover "
+        "between them, and whether the two lr laws differ by width's exponent, 1/3 on this ladder."),
+}
+
+
 VERDICTS: dict[str, tuple[str, Callable[[StudyResult], list[str]]]] = {
     "weight_decay": ("Is explicit weight decay still helping at scale?", weight_decay_verdict),
     "batch_size": ("Is a small batch still better, or is the best batch moderate and growing?",
@@ -340,7 +373,8 @@ VERDICTS: dict[str, tuple[str, Callable[[StudyResult], list[str]]]] = {
 def study_page(result: StudyResult, out: Path) -> list[str]:
     """The section of one study."""
     question, verdict = VERDICTS[result.spec.name]
-    return [f"## {question}", "", *setup_section(result), "### What the service concluded", "",
+    return [f"## {question}", "", *setup_section(result), DESIGNS[result.spec.name], "",
+            "### What the service concluded", "",
             *verdict(result), "", "### Cells: outcome and fitted optimum per scale", "",
             *cells_section(result), "### Fitted laws (90% intervals)", "", *laws_section(result),
             "### Crossovers", "", *crossover_section(result), "### Recommendation at the target "
