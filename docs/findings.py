@@ -35,6 +35,8 @@ from hpo.spec import StudySpec, load_spec
 from hpo.trials import load_trials
 
 ROOT = Path(__file__).resolve().parents[1]
+NOISE: dict[str, float] = {}
+"""``floor``: the search noise in % of loss, measured by the crossover study (`noise_floor`), once loaded."""
 STUDIES = ("weight_decay", "batch_size", "learning_rate", "lr_width_crossover")
 """The question studies, in the order the page presents them (studies/<name>.yaml)."""
 
@@ -227,14 +229,18 @@ def weight_decay_verdict(result: StudyResult) -> list[str]:
         zero_cells = [o.scale for o in fit.optima if o.weight_decay.value == 0]
         if zero_cells:
             lines.append("- The tuned variant's fitted optimum is wd = 0 at " + ", ".join(zero_cells) + ".")
-    noise = 0.5
-    if all(abs(g) < noise for g in gaps.values()):
-        lines.append(f"- Every gap is under {noise}%, within the trial-to-trial noise of a few trials: at "
-                     "these scales and budgets weight decay neither clearly helps nor hurts.")
+    floor = NOISE.get("floor")
+    if floor is not None and all(abs(g) < floor for g in gaps.values()):
+        lines.append(f"- Every gap is under {floor:.2f}%, the search noise measured in lr_width_crossover "
+                     "(two identical set-ups tuned with the same budget): at these scales and budgets "
+                     "the study cannot tell whether weight decay helps.")
     elif all(g > 0 for g in gaps.values()):
         lines.append("- Tuned weight decay is ahead at every scale measured.")
     else:
         lines.append("- The sign of the gap changes across scales: no consistent benefit of weight decay.")
+    if floor is not None and any(abs(g) >= floor for g in gaps.values()):
+        lines.append(f"- For scale: the search noise measured in lr_width_crossover is {floor:.2f}%; "
+                     "only gaps beyond it are more than noise.")
     lines += _crossover_lines(result)
     return lines
 
@@ -246,7 +252,13 @@ def batch_size_verdict(result: StudyResult) -> list[str]:
              + ", ".join(f"{o.scale} (D = {o.tokens:,.0f}): {num(o.batch_size.value)}"
                          for o in sorted(fit.optima, key=lambda o: o.params)) + "."]
     low_edge = [o.scale for o in fit.optima if o.at_edge.get("batch_size") == "low"]
-    if low_edge:
+    space = result.spec.variants[0].space.batch_size
+    smallest = getattr(space, "low", None)
+    if smallest is not None and all(o.batch_size.value == smallest for o in fit.optima):
+        lines.append(f"- The smallest batch searched ({smallest} sequences) won at every scale: with "
+                     "budgets this short, more optimizer steps beat larger batches throughout, and no "
+                     "growth of the optimum is visible over this span.")
+    elif low_edge:
         lines.append("- At " + ", ".join(low_edge) + " the optimum sits at the smallest batch searched: "
                      "there, smaller was better as far as the range went.")
     law = fit.laws.get("batch_size")
@@ -255,11 +267,12 @@ def batch_size_verdict(result: StudyResult) -> list[str]:
     else:
         b = law.exponent("b")
         sign = interval_sign(b)
-        reading = {"> 0": "the optimum batch grows along the ladder (N and D = 3·N together)",
+        reading = {"> 0": "the optimum batch grows along the ladder (N and D together)",
                    "< 0": "the optimum batch shrinks along the ladder",
                    "spans 0": "the evidence is too weak to say whether it grows or shrinks"}.get(
-                       sign, "two sizes only: no interval, so no conclusion on its direction")
-        lines.append(f"- Law B\\*(N) ∝ N^{num(b.value)}, 90% interval of the exponent {sign}: {reading}.")
+                       sign, "every cell's optimum is a single best trial, so the direction is not "
+                       "established")
+        lines.append(f"- Law B\\*(N) ∝ N^{b.value:+.2f}, 90% interval of the exponent {sign}: {reading}.")
     return lines
 
 
@@ -272,6 +285,11 @@ def learning_rate_verdict(result: StudyResult) -> list[str]:
         rows.append(f"{o.scale}: optimum {num(o.lr.value)}, edge {num(o.stability_edge_lr)}"
                     + ("" if math.isnan(ratio) else f" ({ratio:.1f}× the optimum)"))
     lines = ["- Optimum lr against the lowest lr that diverged: " + "; ".join(rows) + "."]
+    undiverged = [o.scale for o in fit.optima if o.stability_edge_lr is None]
+    if undiverged:
+        tried = result.trials[result.trials["scale"].isin(undiverged)]["lr"].max()
+        lines.append(f"- No trial diverged at {', '.join(undiverged)} (highest lr tried there: "
+                     f"{num(tried)}): the edge lies above what was tried, and the optimum well below it.")
     near = [o.scale for o in fit.optima if o.near_stability_edge]
     far = [o.scale for o in fit.optima if o.stability_edge_lr and not o.near_stability_edge]
     if near:
@@ -285,11 +303,12 @@ def learning_rate_verdict(result: StudyResult) -> list[str]:
         b = law.exponent("b")
         sign = interval_sign(b)
         reading = {"> 0": "it grows with N", "< 0": "it shrinks with N",
-                   "spans 0": "too weak to say whether it shrinks with N"}.get(sign, "no interval")
-        lines.append(f"- lr\\*(N) ∝ N^{num(b.value)}, 90% interval of the exponent {sign}: {reading}.")
+                   "spans 0": "too weak to say whether it shrinks with N"}.get(
+                       sign, "every cell's optimum is a single best trial, so the trend is not established")
+        lines.append(f"- lr\\*(N) ∝ N^{b.value:+.2f}, 90% interval of the exponent {sign}: {reading}.")
     if fit.stability_edge is not None:
         edge = fit.stability_edge.exponent("b")
-        lines.append(f"- The edge moves as N^{num(edge.value)} (interval {interval_sign(edge)}).")
+        lines.append(f"- The edge moves as N^{edge.value:+.2f} (interval {interval_sign(edge)}).")
     return lines
 
 
@@ -308,6 +327,11 @@ def crossover_verdict(result: StudyResult) -> list[str]:
                      f"c\\* ∝ N^{est(b_scaled)} for `c_over_width`. Width grows as N^(1/3) on this ladder, "
                      "so if both variants find the same effective lr the second exponent is the first "
                      f"plus 1/3 (here the difference is {b_scaled.value - b_constant.value:+.2f}).")
+    floor = noise_floor(result)
+    if floor is not None:
+        lines.append(f"- At {floor[0]} the two variants train identically (width = reference width, factor "
+                     f"1), yet their best losses differ by {floor[1]:.2f}%: that is the search noise of "
+                     "this trial budget, and gaps of that size at other scales say nothing.")
     lines += _crossover_lines(result)
     return lines
 
@@ -322,12 +346,35 @@ _NO_FIT = _NoFit()
 def _crossover_lines(result: StudyResult) -> list[str]:
     lines = []
     for c in result.recommendation.crossovers:
-        strength = ("strong" if c.p_flip >= 0.8 or c.p_flip <= 0.2 else "weak")
+        fits = result.recommendation.fit.variants
+        thin = [f"{o.variant} {o.scale}" for name in (c.variant_a, c.variant_b) for o in fits[name].optima
+                if o.too_few_trials or not o.surface_fitted]
         lines.append(f"- Crossover verdict `{c.verdict}` for {c.variant_a} / {c.variant_b}: "
                      f"{c.leader_at_largest} leads at the largest size, {c.leader_at_target} is predicted "
-                     f"to lead at the target; P(ranking flips) = {c.p_flip:.2f} ({strength} evidence: "
-                     "below 0.8 and above 0.2 the bootstrap cannot settle the ranking).")
+                     f"to lead at the target; P(ranking flips) = {c.p_flip:.2f}.")
+        if thin:
+            lines.append(f"- That verdict is not evidence: {len(thin)} of the cells behind it ("
+                         + ", ".join(thin) + ") rest on their single best trial, which the bootstrap "
+                         "cannot vary, so the intervals and P(ranking flips) above understate the "
+                         "uncertainty; the loss laws' fit warnings below say the same.")
+        elif 0.2 < c.p_flip < 0.8:
+            lines.append("- P(ranking flips) between 0.2 and 0.8: the bootstrap cannot settle the ranking.")
     return lines
+
+
+def noise_floor(result: StudyResult) -> tuple[str, float] | None:
+    """In the crossover study the variants coincide at the reference width (lr factor 1): the gap
+    between their best losses there is pure search noise. The scale and that gap in %, if measured."""
+    if result.spec.name != "lr_width_crossover":
+        return None
+    family = result.spec.load_family()
+    variant = result.spec.variant("c_over_width")
+    reference = variant.train.get("lr_width_ref") or family.width(family.scales[0])
+    same = [s for s in result.spec.scales if family.width(s) == reference]
+    constant, scaled = best_losses(result, "constant"), best_losses(result, "c_over_width")
+    if not same or same[0] not in constant or same[0] not in scaled:
+        return None
+    return same[0], 100 * abs(constant[same[0]] - scaled[same[0]]) / constant[same[0]]
 
 
 DESIGNS: dict[str, str] = {
@@ -407,8 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     lines = [HEADER]
-    for name in [s for s in args.studies.split(",") if s]:
-        lines += study_page(load_result(name, out), out)
+    results = [load_result(name, out) for name in args.studies.split(",") if name]
+    for result in results:
+        if (floor := noise_floor(result)) is not None:
+            NOISE["floor"] = floor[1]
+    for result in results:
+        lines += study_page(result, out)
     (out / "findings.md").write_text("\n".join(lines).rstrip() + "\n")
     return 0
 
