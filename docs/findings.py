@@ -9,7 +9,7 @@ table `hpo.trials.load_trials` reads from Optuna, the fits and the
 recommendation `hpo.analysis.extrapolate` makes of it (the same call as
 ``hpo analyze``), the plots `hpo.analysis.plots.write_plots` draws (copied to
 ``docs/findings/<study>/``), the compute `hpo.compute.study_compute` sums, and
-each study's wall time from its MLflow parent runs (first start to last end).
+each study's wall time from its Optuna trials (first start to last end).
 The trial table of each study is kept beside its plots as ``trials.csv``, so
 ``python -m hpo.analysis docs/findings/<study>/trials.csv --target 9.85e7``
 redoes the fits without the stores.
@@ -70,18 +70,25 @@ def load_result(name: str, out: Path) -> StudyResult:
 
 
 def _wall_seconds(spec: StudySpec) -> float:
-    """Seconds from the first (variant, scale) parent run's start to the last one's end, from MLflow."""
-    from mlflow import MlflowClient
+    """Seconds from the first trial's start to the last trial's end, over every (variant, scale), from
+    Optuna (a resumed study that had nothing left to run adds nothing)."""
+    import optuna
 
-    client = MlflowClient(spec.storage.mlflow)
-    experiment = client.get_experiment_by_name(spec.name)
-    if experiment is None:
-        return math.nan
-    runs = client.search_runs([experiment.experiment_id], max_results=10_000)
-    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
-    if not parents or any(run.info.end_time is None for run in parents):
-        return math.nan
-    return (max(run.info.end_time for run in parents) - min(run.info.start_time for run in parents)) / 1e3
+    from hpo.trials import optuna_storage, optuna_study_name
+
+    storage = optuna_storage(spec.storage.optuna)
+    existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+    starts, ends = [], []
+    for variant in spec.variants:
+        for scale in spec.scales:
+            name = optuna_study_name(spec.name, variant.name, scale)
+            if name not in existing:
+                continue
+            for trial in optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False):
+                if trial.datetime_start is not None and trial.datetime_complete is not None:
+                    starts.append(trial.datetime_start)
+                    ends.append(trial.datetime_complete)
+    return (max(ends) - min(starts)).total_seconds() if starts else math.nan
 
 
 # ---------------------------------------------------------------------------------------------- formatting
@@ -198,8 +205,8 @@ def compute_section(result: StudyResult) -> list[str]:
     c = result.compute
     return [f"Tuning compute: {num(c.flops)} FLOPs = {num(100 * c.fraction_of_target)}% of one run at the "
             f"target ({num(c.target_flops)} FLOPs); {c.device_seconds:,.0f} CPU-seconds in training loops; "
-            f"{num(result.wall_seconds / 60, 2)} minutes of wall time (MLflow parent runs, first start to "
-            "last end), on two shared CPU cores.", ""]
+            f"{num(result.wall_seconds / 60, 2)} minutes of wall time from the first trial's start to the "
+            "last one's end (Ray start-up not counted), on two CPU cores shared with other work.", ""]
 
 
 def plots_section(result: StudyResult, out: Path) -> list[str]:
@@ -236,10 +243,12 @@ def weight_decay_verdict(result: StudyResult) -> list[str]:
                      "the study cannot tell whether weight decay helps.")
     elif all(g > 0 for g in gaps.values()):
         lines.append("- Tuned weight decay is ahead at every scale measured.")
+    elif all(g < 0 for g in gaps.values()):
+        lines.append("- wd = 0 is ahead at every scale measured.")
     else:
         lines.append("- The sign of the gap changes across scales: no consistent benefit of weight decay.")
     if floor is not None and any(abs(g) >= floor for g in gaps.values()):
-        lines.append(f"- For scale: the search noise measured in lr_width_crossover is {floor:.2f}%; "
+        lines.append(f"- For comparison, the search noise measured in lr_width_crossover is {floor:.2f}%; "
                      "only gaps beyond it are more than noise.")
     lines += _crossover_lines(result)
     return lines
@@ -385,16 +394,18 @@ DESIGNS: dict[str, str] = {
         "per variant, hence four sizes, and this CPU ladder has three."),
     "batch_size": (
         "One variant searching lr and batch size together. A study has one budget rule and variants "
-        "cannot override it, so D moves with the rule D = 1.5·N: the budget grows 26× from 13k to 336k "
-        "together with the model, and the fitted B\\*(N) is the optimum's path along D ∝ N, N and D "
+        "cannot override it, so D moves with the rule D = tokens_per_param·N (the table above): the "
+        "budget grows with the model, and the fitted B\\*(N) is the optimum's path along D ∝ N, N and D "
         "confounded. Separating them needs a second study at another tokens_per_param (then the "
         "analysis fits B\\*(N, D) = a·N^b·D^c from the two trial tables joined, with "
         "`python -m hpo.analysis`). ASHA compares trials at equal tokens, where small batches lead "
         "early; its first rung is placed late to limit that bias."),
     "learning_rate": (
-        "One variant; every scale searches lr from 1e-3 to 0.5 (search: independent, so no scale's range "
-        "is narrowed away from the edge), with batch size and weight decay fixed and no gradient "
-        "clipping. Diverged trials mark each scale's stability edge, the lowest lr that diverged."),
+        "One variant; every scale searches lr from clearly too low to past the divergence edge (search: "
+        "independent, so no scale's range is narrowed away from the edge), with batch size and weight "
+        "decay fixed, no gradient clipping, and a run counted as diverged once its smoothed training "
+        "loss climbs 20% above its first step's. Diverged trials mark each scale's stability edge, the "
+        "lowest lr that diverged."),
     "lr_width_crossover": (
         "`constant` searches the lr itself; `c_over_width` searches c and trains at width w with "
         "lr = c·(32/w) (`train.lr_width_exponent: 1`). Both are tuned at every scale, so once each "
@@ -402,7 +413,8 @@ DESIGNS: dict[str, str] = {
         "gap between their tuned losses is search noise or a range edge, and the known crossover of "
         "the two rules appears when c is tuned small and kept, which `hpo analyze` reports as a "
         "hyperparameter crossover. The check here is whether the service reports a variant crossover "
-        "between them, and whether the two lr laws differ by width's exponent, 1/3 on this ladder."),
+        "between them, and whether the two lr laws differ by width's exponent, 1/3 on this ladder. "
+        "In the tables, `c_over_width`'s lr is c: the lr it trains with at width w is c·(32/w)."),
 }
 
 
