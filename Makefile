@@ -2,6 +2,7 @@
 #   make quickstart   install, then run the quickstart study and analyze it (2 CPU cores)
 #   make test         install, then ruff and the whole test suite (what CI runs)
 #   make test-fast    the suite without the slow end-to-end tests
+#   make findings     run the four question studies (about 45 min on 2 cores), write docs/findings.md
 PYTHON ?= python3
 VENV ?= .venv
 # A CPU wheel on these machines; override for a CUDA build, e.g.
@@ -9,7 +10,9 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install quickstart test test-fast lint clean
+FINDINGS ?= weight_decay batch_size learning_rate lr_width_crossover
+
+.PHONY: install quickstart test test-fast lint clean findings
 
 install: $(VENV)/.installed
 
@@ -22,6 +25,10 @@ $(VENV)/.installed: pyproject.toml
 quickstart: install
 	$(BIN)/hpo run studies/quickstart.yaml
 	$(BIN)/hpo analyze studies/quickstart.yaml --plots runs/quickstart/plots
+
+findings: install
+	for study in $(FINDINGS); do nice -n 5 $(BIN)/hpo run studies/$$study.yaml || exit 1; done
+	$(BIN)/python docs/findings.py --studies $(shell echo $(FINDINGS) | tr ' ' ',')
 
 lint: install
 	$(BIN)/ruff check .

@@ -67,6 +67,16 @@ class ModelFamily(ABC):
         so that every trial's eval loss is measured on the same data.
         """
 
+    def width(self, scale: str) -> int:
+        """Width of the model at `scale` (channels: ``d_model`` for a transformer,
+        hidden units for a perceptron), the width that ``TrainConfig.lr_width_exponent``
+        scales the learning rate by. A family that has no single width leaves
+        this out; a run that asks for width scaling then raises `ValueError`."""
+        raise ValueError(
+            f"family {self.name!r} does not define width(scale), which lr_width_exponent needs: "
+            "implement ModelFamily.width or leave lr_width_exponent at 0"
+        )
+
     def train_flops(self, scale: str, tokens: int) -> float:
         """Training compute in FLOPs, ``6 · N · D`` with N the non-embedding
         parameters and D the tokens trained on (forward + backward)."""

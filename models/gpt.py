@@ -245,6 +245,10 @@ class GPTFamily(ModelFamily):
             non_embedding += embedding
         return ParamCount(total=non_embedding + embedding + config.seq_len * d, non_embedding=non_embedding)
 
+    def width(self, scale: str) -> int:
+        """``d_model`` of `scale` (channels): ``32 · n_layer``."""
+        return self.config(scale).d_model
+
     def build(self, scale: str, seed: int) -> GPT:
         """A `GPT` at `scale` on the CPU, its weights drawn from the CPU RNG
         seeded with `seed` inside `fork_rng`, leaving every global RNG as it was."""

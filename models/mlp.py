@@ -84,6 +84,10 @@ class MLPFamily(ModelFamily):
         total = sum(fan_in * fan_out + fan_out for fan_in, fan_out in itertools.pairwise(dims))
         return ParamCount(total=total, non_embedding=total)
 
+    def width(self, scale: str) -> int:
+        """Hidden units per layer of the student at `scale`."""
+        return self._width(scale)
+
     def build(self, scale: str, seed: int) -> nn.Module:
         width = self._width(scale)
         with torch.random.fork_rng(devices=[]):

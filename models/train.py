@@ -18,6 +18,14 @@ tokens and r the final learning rate as a fraction of the peak:
   then linearly down to r · peak at T
 * ``constant``: peak after warmup
 
+Width scaling: with ``lr_width_exponent`` = e ≠ 0 the learning rate a run
+trains with is ``lr · (w_ref / w)^e`` at every step, where w is the model's
+width at the scale (`ModelFamily.width`: ``d_model`` for `gpt`, hidden units
+for `mlp`) and w_ref is ``lr_width_ref`` (default: the width of the family's
+smallest scale). ``lr`` is then the constant c of the rule ``c / w^e``
+expressed at the reference width, in the same units as a plain peak learning
+rate; e = 1 is the ``c / width`` rule, e = 0 (the default) a constant lr.
+
 Divergence: a non-finite training loss, or a smoothed training loss above
 `divergence_factor` times the first step's loss, ends the run with status
 ``diverged`` instead of raising.
@@ -60,6 +68,8 @@ class TrainConfig:
     decay_matrices_only: bool = True
     eval_every_tokens: int | None = None
     divergence_factor: float = 3.0
+    lr_width_exponent: float = 0.0
+    lr_width_ref: float | None = None
     seed: int = 0
     device: str = "cpu"
 
@@ -77,6 +87,9 @@ class TrainConfig:
             ("eval_every_tokens", self.eval_every_tokens is None or self.eval_every_tokens >= 1,
              "a positive token count or None"),
             ("divergence_factor", self.divergence_factor > 1, "a factor > 1"),
+            ("lr_width_exponent", math.isfinite(self.lr_width_exponent), "a finite exponent, e.g. 0 or 1"),
+            ("lr_width_ref", self.lr_width_ref is None or 0 < self.lr_width_ref < math.inf,
+             "a positive width (channels) or None"),
         ]
         for name, ok, fix in checks:
             if not ok:
@@ -139,6 +152,16 @@ def lr_at(tokens_seen: int, config: TrainConfig) -> float:
     return peak - (peak - floor) * progress
 
 
+def width_lr_factor(family: ModelFamily, scale: str, config: TrainConfig) -> float:
+    """The factor ``(w_ref / w)^e`` that multiplies every learning rate of a run
+    at `scale` (1 when ``lr_width_exponent`` is 0, without asking the family
+    for a width). Raises `ValueError` if the family defines no width."""
+    if config.lr_width_exponent == 0:
+        return 1.0
+    reference = config.lr_width_ref or family.width(family.scales[0])
+    return (reference / family.width(scale)) ** config.lr_width_exponent
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on ≥2-dim parameters only (or on all of them
     when `decay_matrices_only` is False)."""
@@ -176,9 +199,12 @@ def train(
     """Train `family` at `scale` for `config.tokens` tokens.
 
     Calls `report` every `config.eval_interval` tokens and at the end; the
-    callback may stop the run. Seeded runs are reproducible on the CPU.
+    callback may stop the run. Every step's learning rate is `lr_at` times
+    `width_lr_factor` (1 unless ``lr_width_exponent`` is set); reports show
+    it. Seeded runs are reproducible on the CPU.
     """
     family.check_scale(scale)
+    lr_factor = width_lr_factor(family, scale, config)
     torch.manual_seed(config.seed)
     model = family.build(scale, config.seed).to(config.device)
     model.train()
@@ -197,7 +223,7 @@ def train(
     last_train_loss = math.nan
 
     while tokens_seen < config.tokens:
-        lr = lr_at(tokens_seen, config)
+        lr = lr_at(tokens_seen, config) * lr_factor
         for group in optimizer.param_groups:
             group["lr"] = lr
         inputs, targets = next(train_batches)
