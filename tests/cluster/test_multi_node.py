@@ -156,12 +156,14 @@ TRIALS = 3
 
 def status_rows(output: str) -> dict[str, dict[str, int]]:
     """`hpo status`'s table: variant → planned and finished counts by status."""
-    rows = {}
+    rows, header = {}, []
     for line in output.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
-        if cells and cells[0] in VARIANTS:
-            rows[cells[0]] = dict(zip(("planned", "complete", "pruned", "diverged", "failed"),
-                                      map(int, cells[2:7]), strict=True))
+        cells = [cell.strip() for cell in line.strip().strip("│┃").replace("┃", "│").split("│")]
+        if "planned" in cells:
+            header = cells
+        elif cells and cells[0] in VARIANTS:
+            rows[cells[0]] = {name: int(cells[header.index(name)])
+                              for name in ("planned", "complete", "pruned", "diverged", "failed")}
     return rows
 
 
