@@ -137,8 +137,10 @@ def test_driver_killed_mid_study_resumes_from_the_stored_search(ray_cluster: Loc
     assert {t.number for t in interrupted} == {t.number for t in running}
     counted = [t for t in trials if t.user_attrs.get("status") != INTERRUPTED]
     resumed = [t for t in counted if t.number >= len(before)]
-    # The interrupted configurations were queued again and ran first ...
-    assert [t.params for t in resumed[:len(running)]] == [t.params for t in running]
+    # The interrupted configurations were queued again and ran first (a trial killed while it was
+    # being sampled has only its first parameters: the rerun samples the rest) ...
+    assert len(resumed) >= len(running)
+    assert all(old.params.items() <= new.params.items() for old, new in zip(running, resumed, strict=False))
     # ... and the search went on from the stored trials: a fresh sampler with the study's seed
     # would replay the first run's suggestions.
     params = [tuple(sorted(t.params.items())) for t in counted]
