@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from hpo._checks import MAX_TOKENS, MAX_TRIALS, TRAIN_KEYS
 from hpo.spec import _FIELDS, MAX_RETRIES, SPACE_KEYS, SpecError, load_spec, parse_spec
+from dotted_paths import DELETE, edited
 from models import family_names
 
 BASE: dict[str, object] = {
@@ -67,20 +68,7 @@ NOT_OF_KIND = {
 
 def study(**changes: object) -> dict[str, object]:
     """A copy of BASE with the values at dotted paths replaced (`DELETE` removes them)."""
-    data = copy.deepcopy(BASE)
-    for path, value in changes.items():
-        *parents, last = path.split(".")
-        node = data
-        for key in parents:
-            node = node[key]
-        if value is DELETE:
-            del node[last]
-        else:
-            node[last] = value
-    return data
-
-
-DELETE = object()
+    return edited(BASE, changes)
 
 
 def errors_of(data: object) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from hpo.spec import (
     load_spec,
     parse_spec,
 )
+from dotted_paths import DELETE, edited
 from models import MLPFamily, get_family
 
 STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
@@ -63,7 +64,6 @@ def valid() -> dict[str, object]:
 
 
 VALID = valid()
-DELETE = object()
 
 
 def minimal() -> dict[str, object]:
@@ -80,16 +80,7 @@ def errors_of(data: object) -> tuple[str, ...]:
 
 def with_change(path: str, value: object) -> dict[str, object]:
     """The full example with the value at dotted `path` replaced (or deleted when `value` is DELETE)."""
-    data = valid()
-    *parents, last = path.split(".")
-    node = data
-    for key in parents:
-        node = node[key]
-    if value is DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    return data
+    return edited(valid(), {path: value})
 
 
 def test_the_full_example_parses_to_the_expected_spec() -> None:
