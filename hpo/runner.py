@@ -22,8 +22,9 @@ the study's ``retries`` times (Ray Tune's `FailureConfig`), from scratch, as
 the same Optuna trial and MLflow run. Several drivers may share one study's
 stores (PostgreSQL) when each runs its own variants; two drivers must not run
 the same (variant, scale) at once: each would take the other's running trials
-for interrupted ones. The stores are opened before Ray starts, so one that
-cannot be reached fails at once.
+for interrupted ones. The Optuna store is opened before Ray starts, so one
+that cannot be reached fails at once; the MLflow store opens (a new one runs
+its schema migrations) while Ray starts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,9 +171,12 @@ def run_study(
         spec.params(scale)  # raises ValueError naming the valid scales
     spec.output_dir.mkdir(parents=True, exist_ok=True)
     storage = optuna_storage(spec.storage.optuna)  # a store that cannot be used fails before Ray starts
-    tracker = StudyTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
-    started = start_ray(address)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-store") as pool:
+        # A new MLflow store runs its schema migrations (seconds): done while Ray starts.
+        opening = pool.submit(StudyTracker, spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
+        started = start_ray(address)
     try:
+        tracker = opening.result()
         outcomes = tuple(
             _run_scale(spec, variant.name, scale, storage, tracker, progress)
             for variant in chosen_variants for scale in chosen_scales

@@ -54,7 +54,7 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -362,12 +362,10 @@ class TrialTracker(Callback):
             return
         curve = self._curves.pop(trial.trial_id)
         tokens_seen = (trial.last_result or {}).get("tokens")
-        tags = {"status": status}
+        tags = [RunTag("status", status)]
         if tokens_seen is not None:
-            tags["tokens_seen"] = str(tokens_seen)
-        self.client.log_batch(run_id, metrics=curve)
-        for key, value in tags.items():
-            self.client.set_tag(run_id, key, value)
+            tags.append(RunTag("tokens_seen", str(tokens_seen)))
+        self.client.log_batch(run_id, metrics=curve, tags=tags)  # one write: curve and tags together
         final = RunStatus.FAILED if status == "failed" else RunStatus.FINISHED
         self.client.set_terminated(run_id, RunStatus.to_string(final))
 
