@@ -60,6 +60,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 
 from hpo._checks import without_password
+from hpo.mlflow_store import prepare_sqlite_store
 from hpo.trainable import trial_status
 from hpo.transfer import LawCheck, ScalePlan
 
@@ -125,6 +126,7 @@ class StudyTracker:
     def __init__(self, tracking_uri: str, study: str, artifact_dir: Path, *, attempts: int = 10) -> None:
         self.tracking_uri = tracking_uri
         self.study = study
+        prepare_sqlite_store(tracking_uri)
         for attempt in range(1, attempts + 1):
             try:  # the client creates the store's tables, if missing
                 self.client = MlflowClient(tracking_uri)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dotted_paths import DELETE, edited
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hpo._checks import MAX_TOKENS, MAX_TRIALS, TRAIN_KEYS
 from hpo.spec import _FIELDS, MAX_RETRIES, SPACE_KEYS, SpecError, load_spec, parse_spec
-from dotted_paths import DELETE, edited
 from models import family_names
 
 BASE: dict[str, object] = {

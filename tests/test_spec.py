@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dotted_paths import DELETE, edited
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +27,6 @@ from hpo.spec import (
     load_spec,
     parse_spec,
 )
-from dotted_paths import DELETE, edited
 from models import MLPFamily, get_family
 
 STUDIES = sorted((Path(__file__).parents[1] / "studies").glob("*.yaml"))
