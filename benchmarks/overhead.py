@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import statistics
 import tempfile
 import time
@@ -179,10 +180,23 @@ def main() -> None:
           f"+ tear-down {teardown:.2f}")
     print(f"trial phase alone: overhead {1 - ideal / phase:.3f}, {idle / trials:.2f} CPU-s idle per trial "
           f"({args.concurrency} slots x {phase:.2f} s - {sum(train_seconds):.2f} s of training)")
+    fixed, per_trial = setup + startup + teardown, 1 - ideal / phase
+    print(f"a study of n such trials: overhead ~ 1 - (n x {ideal / trials:.2f} s) / ({fixed:.1f} s + "
+          f"n x {ideal / trials:.2f} s / {1 - per_trial:.3f}); under 0.05 from n = "
+          f"{_trials_for(0.05, fixed, ideal / trials, per_trial)}")
     loop_rate = statistics.mean(t.tokens / t.seconds for t in times)
     print(f"trials trained at {loop_rate:,.0f} tokens/s ({loop_rate / rate:.2f} x the calibration); "
           f"Ray shutdown {ray_stop:.2f} s")
     print(f"RESULT overhead_fraction={overhead:.4f}")
+
+
+def _trials_for(target: float, fixed: float, ideal_per_trial: float, per_trial: float) -> str:
+    """Fewest trials for which 1 - n·i / (F + n·i / (1 - p)) < `target` (F fixed seconds, i ideal
+    seconds per trial, p the trial phase's overhead fraction); "never" when p alone reaches it."""
+    margin = 1 / (1 - target) - 1 / (1 - per_trial)
+    if margin <= 0:
+        return "never (the trial phase alone is over it)"
+    return str(math.ceil(fixed / (ideal_per_trial * margin)))
 
 
 if __name__ == "__main__":
