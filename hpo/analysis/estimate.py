@@ -43,7 +43,10 @@ class Estimate:
         median absolute deviation. Bootstrap replicates of an optimum have heavy
         tails (a resample can lose the trials that pin the minimum down), which
         make percentile intervals far wider than the estimator's real spread;
-        the MAD ignores those tails.
+        the MAD ignores those tails. When over half the draws are one value
+        (the MAD is zero: an optimum that is the best trial of a few, kept by
+        most resamples), the interval is the draws' central `level` percentile
+        range instead, so the resamples that picked another trial still count.
         """
         draws = np.asarray(draws, dtype=float)
         draws = draws[np.isfinite(draws) & ((draws > 0) if log_scale else True)]
@@ -51,6 +54,9 @@ class Estimate:
             return cls(value, math.nan, math.nan, level)
         center = math.log(value) if log_scale else value
         spread = robust_std(np.log(draws) if log_scale else draws)
+        if spread == 0:
+            low, high = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
+            return cls(float(value), float(min(low, value)), float(max(high, value)), level)
         half_width = NormalDist().inv_cdf(0.5 + level / 2) * spread
         low, high = center - half_width, center + half_width
         if log_scale:

@@ -191,7 +191,10 @@ def _clip_tails(replicates: np.ndarray) -> np.ndarray:
 
     A rare resample that lost the trials pinning the minimum down lands far
     away; clipped, it still counts as a large deviation without dominating the
-    spread of the laws fitted from these replicates.
+    spread of the laws fitted from these replicates. A column whose robust
+    spread is zero (most resamples kept the same best trial, as when no surface
+    can be fitted) is left as it is: clipped, every replicate would collapse
+    onto that trial and the interval would claim a certainty the trials lack.
     """
     clipped = replicates.copy()
     if len(clipped) == 0:
@@ -200,6 +203,8 @@ def _clip_tails(replicates: np.ndarray) -> np.ndarray:
         positive = bool(np.all(column > 0))
         values = np.log(column) if positive else column
         median, spread = np.median(values), robust_std(values)
+        if spread == 0:
+            continue
         values = np.clip(values, median - _TAIL_CLIP * spread, median + _TAIL_CLIP * spread)
         column[:] = np.exp(values) if positive else values
     return clipped
