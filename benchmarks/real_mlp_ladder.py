@@ -72,7 +72,7 @@ TOKENS = 27 * 384
 so the benchmark's rungs D/27, D/9, D/3, D fall exactly on evaluations."""
 EVALUATIONS = 27
 """Evaluations per run, every D/27 examples: the benchmark's smallest rung."""
-SPACE = SearchSpace(lr=LogRange(1e-3, 1e-1), batch_size=PowerOfTwoRange(16, 128),
+SPACE = SearchSpace(lr=LogRange(1e-3, 1e-1), batch_size=PowerOfTwoRange(8, 128),
                     weight_decay=WeightDecayRange(1e-3, 1e-1, zero=True))
 GRID_LR = tuple(float(x) for x in np.geomspace(1e-3, 1e-1, 9))
 """Learning rates of the grid: 9 points over the space's range, a factor 10^¼ ≈ 1.78 apart; around the
@@ -88,10 +88,11 @@ Setting = dict[str, float]
 """``lr``, ``batch_size`` (examples per step) and ``weight_decay``."""
 
 
-def grid_settings(weight_decays: tuple[float, ...] = GRID_WEIGHT_DECAY) -> list[Setting]:
-    """The dense grid: `GRID_LR` × every batch size of `SPACE` × `weight_decays`."""
+def grid_settings(weight_decays: tuple[float, ...] = GRID_WEIGHT_DECAY,
+                  batch_sizes: tuple[int, ...] = SPACE.batch_size.choices) -> list[Setting]:
+    """The dense grid: `GRID_LR` × `batch_sizes` (every one of `SPACE`) × `weight_decays`."""
     return [{"lr": lr, "batch_size": batch, "weight_decay": wd}
-            for lr, batch, wd in itertools.product(GRID_LR, SPACE.batch_size.choices, weight_decays)]
+            for lr, batch, wd in itertools.product(GRID_LR, batch_sizes, weight_decays)]
 
 
 @dataclass(frozen=True)
@@ -165,14 +166,15 @@ def mean_losses(scale: str, settings: list[Setting], cache_dir: Path, jobs: int 
 
 
 def grid_optimum(scale: str, cache_dir: Path, jobs: int = 1,
-                 weight_decays: tuple[float, ...] = GRID_WEIGHT_DECAY, seeds: tuple[int, ...] = EVAL_SEEDS
+                 weight_decays: tuple[float, ...] = GRID_WEIGHT_DECAY,
+                 batch_sizes: tuple[int, ...] = SPACE.batch_size.choices, seeds: tuple[int, ...] = EVAL_SEEDS
                  ) -> tuple[Setting, float, list[tuple[Setting, float]]]:
     """The best setting of the grid at `scale`, its seed-averaged loss, and every point's loss.
 
-    The grid is `grid_settings(weight_decays)`, then refined in lr at the best
-    point's batch size and weight decay: lr·10^(±⅛), half the grid's step.
+    The grid is `grid_settings(weight_decays, batch_sizes)`, then refined in lr
+    at the best point's batch size and weight decay: lr·10^(±⅛), half the grid's step.
     """
-    settings = grid_settings(weight_decays)
+    settings = grid_settings(weight_decays, batch_sizes)
     table = list(zip(settings, mean_losses(scale, settings, cache_dir, jobs, seeds), strict=True))
     best = min((pair for pair in table if math.isfinite(pair[1])), key=lambda pair: pair[1])[0]
     refined = [{**best, "lr": best["lr"] * 10**step} for step in (-0.125, 0.125)]
@@ -253,8 +255,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Grid optimum of the real mlp ladder at each scale.")
     parser.add_argument("--scales", default=",".join(SCALES))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--batches", default="8,16,32",
+                        help="batch sizes of the check at every scale (the target's grid has all of SPACE)")
     parser.add_argument("--cache", type=Path, default=CACHE_DIR)
     args = parser.parse_args()
+    batches = tuple(int(b) for b in args.batches.split(","))
     truth = RealMLPLadder(args.cache)
     started = time.perf_counter()
     best, loss, _ = grid_optimum(TARGET_SCALE, args.cache, args.jobs)
@@ -264,11 +269,12 @@ def main() -> int:
           f"({time.perf_counter() - started:.0f} s)")
     print(f"  optimum lr {best['lr']:.3g}, batch {best['batch_size']}, wd {best['weight_decay']:g}: "
           f"loss {loss:.4f} ({_edge(best)})\n")
-    print(f"every scale, weight decay 0, seed {EVAL_SEEDS[0]}: lowest loss over batch sizes at each lr")
+    print(f"every scale, weight decay 0, seed {EVAL_SEEDS[0]}: lowest loss over batch sizes {batches} at "
+          "each lr (refined around the best)")
     print("scale  params  " + " ".join(f"{lr:>7.2g}" for lr in GRID_LR) + "   best lr  batch  loss")
     for scale in (*args.scales.split(","), TARGET_SCALE):
         best, loss, table = grid_optimum(scale, args.cache, args.jobs, weight_decays=(0.0,),
-                                         seeds=EVAL_SEEDS[:1])
+                                         batch_sizes=batches, seeds=EVAL_SEEDS[:1])
         per_lr = [min(mean for s, mean in table if s["lr"] == lr) for lr in GRID_LR]
         print(f"{scale:<6} {truth.params(scale):>7.0f} " + " ".join(f"{mean:7.4f}" for mean in per_lr)
               + f"   {best['lr']:.3g}  {best['batch_size']:>5}  {loss:.4f}", flush=True)

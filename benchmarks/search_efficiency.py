@@ -52,6 +52,7 @@ import itertools
 import logging
 import math
 import multiprocessing
+import resource
 import sys
 import time
 import warnings
@@ -476,7 +477,10 @@ def real_benchmark(seeds: int, budgets: tuple[int, ...], jobs: int, cache: Path
             for budget in budgets for method in SEARCHES for seed in range(seeds)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         outcomes = [o for done in pool.imap(_real_job, work, chunksize=1) for o in done]
-    print(f"  {len(work)} searches of the real ladder in {time.perf_counter() - started:.0f} s", flush=True)
+    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(f"  {len(work)} searches of the real ladder in {time.perf_counter() - started:.0f} s, "
+          f"{cpu:.0f} CPU-s in all (grid included)", flush=True)
     summary = summarize(outcomes)
     ladder = real_ladder_of(RealMLPLadder(cache))
     show_summary(summary, seeds, title=(
