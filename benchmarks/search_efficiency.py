@@ -32,10 +32,17 @@ Surrogate ground truth (`hpo.surrogate.Surrogate`): a loss landscape with
    loss of the recommended setting at the target over the true optimum of the
    space there, in %.
 
-The real ``mlp`` ladder (issue 5's second ground truth) is not run here yet.
+Real ground truth (``--real``, `real_mlp_ladder.RealMLPLadder`): the same
+   methods, rungs and recommendation on the ``mlp`` teacher-student family,
+   every trial trained for real with `models.train` (students w8, w16, w32,
+   w64; target w256; D = 10,368 examples at every scale; its own space), the
+   regret measured by real runs at the target against a dense grid's optimum
+   there. Fewer repetitions: ``--quick`` 2 seeds × T = 8, 16, else 5 seeds ×
+   T = 8, 16, 24. It runs instead of the surrogate and ends with
+   ``RESULT real_*`` lines.
 
-Usage: ``python benchmarks/search_efficiency.py [--quick] [--jobs 2] [--plot PATH]``
-from the repository root. Ends with ``RESULT`` lines for the surrogate.
+Usage: ``python benchmarks/search_efficiency.py [--quick] [--real] [--jobs 2] [--plot PATH]``
+from the repository root. Ends with ``RESULT`` lines for the surrogate (``real_*`` with ``--real``).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import itertools
 import logging
 import math
 import multiprocessing
+import resource
 import sys
 import time
 import warnings
@@ -56,6 +64,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import real_mlp_ladder as real
+from real_mlp_ladder import RealMLPLadder
 
 from hpo.analysis import extrapolate
 from hpo.analysis.trials import scale_name
@@ -73,6 +83,31 @@ SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024)
                     weight_decay=WeightDecayRange(1e-2, 0.3))
 TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4)
 """The defaults of `hpo.spec` (``search: scale_aware``)."""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """What every method searches and where it is judged: the scales' N (parameters, smallest first), the
+    budget D of a trial at each (tokens), the target's N_T and D_T, and the search space."""
+
+    params: tuple[float, ...]
+    tokens: tuple[float, ...]
+    target_params: float
+    target_tokens: float
+    space: SearchSpace
+
+    def budget(self, params: float) -> float:
+        """D of a trial at the scale of `params` parameters, tokens."""
+        return self.tokens[self.params.index(params)]
+
+    @property
+    def target_flops(self) -> float:
+        """One target run, 6·N_T·D_T FLOPs."""
+        return 6.0 * self.target_params * self.target_tokens
+
+
+SURROGATE_LADDER = Ladder(LADDER, tuple(TOKENS_PER_PARAM * n for n in LADDER), TARGET_PARAMS, TARGET_TOKENS,
+                          SPACE)
 BUDGETS = (6, 10, 16, 24)
 """Trials per scale T swept for every method."""
 REDUCTION_FACTOR = 3
@@ -88,6 +123,10 @@ OURS = "scale_aware"
 PEERS = ("independent", "asha_random", "tpe_hyperband", "tpe", "naive_transfer")
 SEARCHES = ("scale_aware", "independent", "asha_random", "tpe_hyperband", "tpe")
 """Searches run; ``naive_transfer`` reuses the ``independent`` search of the same seed and budget."""
+REAL_QUICK = (2, (8, 16))
+REAL_FULL = (5, (8, 16, 24))
+"""Seeds and trials per scale T of the real ladder (``--real``), with and without ``--quick``."""
+Truth = Surrogate | RealMLPLadder
 
 
 @dataclass(frozen=True)
@@ -105,10 +144,10 @@ class Outcome:
 # ---------------------------------------------------------------- one scale, one trial
 
 
-def run_trial(truth: Surrogate, params: float, tokens: float, setting: dict[str, float],
+def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, float],
               trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator
               ) -> dict[str, object]:
-    """Train `setting` on the surrogate, reporting at every rung; tell `study` the final state.
+    """Train `setting` on `truth`, reporting at every rung; tell `study` the final state.
 
     Returns the trial's row (trial-table columns; FLOPs in ``flops``).
     """
@@ -133,16 +172,17 @@ def run_trial(truth: Surrogate, params: float, tokens: float, setting: dict[str,
             "status": status, "flops": 6.0 * params * seen}
 
 
-def run_scale(truth: Surrogate, params: float, *, sampler: optuna.samplers.BaseSampler,
+def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampler,
               pruner: optuna.pruners.BasePruner | None, space: SearchSpace, trials: int,
-              enqueued: list[tuple[dict[str, object], dict[str, str]]], seed: int) -> pd.DataFrame:
-    """`trials` trials at model size `params` (D = 20·N), enqueued ones first; their rows."""
-    tokens = TOKENS_PER_PARAM * params
+              enqueued: list[tuple[dict[str, object], dict[str, str]]], seed: int,
+              ladder: Ladder = SURROGATE_LADDER) -> pd.DataFrame:
+    """`trials` trials at model size `params` (D from `ladder`), enqueued ones first; their rows."""
+    tokens = ladder.budget(params)
     study = optuna.create_study(direction="minimize", sampler=sampler,
                                 pruner=pruner or optuna.pruners.NopPruner())
     for sampler_params, attrs in enqueued:
         study.enqueue_trial(sampler_params, user_attrs=attrs)
-    sample = define_space(space, SPACE)
+    sample = define_space(space, ladder.space)
     rng = np.random.default_rng(seed)
     rows = []
     for number in range(trials):
@@ -177,26 +217,27 @@ def pruner_for(method: str) -> optuna.pruners.BasePruner | None:
     return None
 
 
-def search_ladder(truth: Surrogate, method: str, trials: int, seed: int,
-                  ladder: tuple[float, ...] = LADDER, transfer: Transfer = TRANSFER
+def search_ladder(truth: Truth, method: str, trials: int, seed: int,
+                  ladder: Ladder = SURROGATE_LADDER, transfer: Transfer = TRANSFER
                   ) -> tuple[pd.DataFrame, int]:
     """Every scale of `ladder`, smallest first, searched by `method`; all trial rows and the broken laws."""
     history = pd.DataFrame()
     broken, n_broken = False, 0
-    for params in ladder:
+    for params in ladder.params:
         scale_seed = study_seed(method, seed, params)
-        space, n_trials, enqueued, plan = SPACE, trials, [], None
+        space, n_trials, enqueued, plan = ladder.space, trials, [], None
         if method == OURS:
             plan = plan_scale(history, scale=scale_name(params), params=params,
-                              tokens=TOKENS_PER_PARAM * params, space=SPACE, trials=trials,
+                              tokens=ladder.budget(params), space=ladder.space, trials=trials,
                               transfer=transfer, seed=seed, law_broken=broken)
             space, n_trials = plan.space, plan.trials
             if plan.first is not None:
                 enqueued.append((fixed_params(plan.first, plan.space), {"origin": PREDICTED}))
-            enqueued += [(fixed_params(setting, SPACE), {"origin": EXPLORE}) for setting in plan.explore]
+            enqueued += [(fixed_params(setting, ladder.space), {"origin": EXPLORE})
+                         for setting in plan.explore]
         rows = run_scale(truth, params, sampler=sampler_for(method, scale_seed, n_trials),
                          pruner=pruner_for(method), space=space, trials=n_trials, enqueued=enqueued,
-                         seed=scale_seed)
+                         seed=scale_seed, ladder=ladder)
         if plan is not None:
             broken = check_law(plan, rows, seed=seed).broken
             n_broken += broken
@@ -204,12 +245,12 @@ def search_ladder(truth: Surrogate, method: str, trials: int, seed: int,
     return history, n_broken
 
 
-def recommend(history: pd.DataFrame, seed: int) -> dict[str, float]:
+def recommend(history: pd.DataFrame, seed: int, ladder: Ladder = SURROGATE_LADDER) -> dict[str, float]:
     """The target's setting extrapolated from the ladder's trials."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rec = extrapolate(history.drop(columns="flops"), target_params=TARGET_PARAMS,
-                          target_tokens=TARGET_TOKENS, n_bootstrap=EXTRAPOLATE_BOOTSTRAP, seed=seed)
+        rec = extrapolate(history.drop(columns="flops"), target_params=ladder.target_params,
+                          target_tokens=ladder.target_tokens, n_bootstrap=EXTRAPOLATE_BOOTSTRAP, seed=seed)
     return {"lr": rec.lr.value, "batch_size": rec.batch_size_power_of_two,
             "weight_decay": rec.weight_decay.value}
 
@@ -222,7 +263,8 @@ def reuse_largest(history: pd.DataFrame) -> dict[str, float]:
             "weight_decay": float(best["weight_decay"])}
 
 
-def target_regret(truth: Surrogate, choose: Callable[[], dict[str, float]]) -> float:
+def target_regret(truth: Truth, choose: Callable[[], dict[str, float]],
+                  ladder: Ladder = SURROGATE_LADDER) -> float:
     """Regret (%) at the target of the chosen setting; inf when no setting could be chosen."""
     try:
         setting = choose()
@@ -230,18 +272,20 @@ def target_regret(truth: Surrogate, choose: Callable[[], dict[str, float]]) -> f
         return math.inf
     if not all(math.isfinite(float(value)) for value in setting.values()):
         return math.inf
-    return truth.regret_pct(TARGET_PARAMS, TARGET_TOKENS, setting, SPACE)
+    return truth.regret_pct(ladder.target_params, ladder.target_tokens, setting, ladder.space)
 
 
-def repetition(truth: Surrogate, method: str, trials: int, seed: int) -> list[Outcome]:
+def repetition(truth: Truth, method: str, trials: int, seed: int,
+               ladder: Ladder = SURROGATE_LADDER) -> list[Outcome]:
     """One search by `method` with `trials` per scale; ``independent`` also yields ``naive_transfer``."""
-    history, n_broken = search_ladder(truth, method, trials, seed)
-    fraction = float(history["flops"].sum()) / (6.0 * TARGET_PARAMS * TARGET_TOKENS)
-    outcomes = [Outcome(method, trials, seed, target_regret(truth, lambda: recommend(history, seed)),
+    history, n_broken = search_ladder(truth, method, trials, seed, ladder)
+    fraction = float(history["flops"].sum()) / ladder.target_flops
+    outcomes = [Outcome(method, trials, seed,
+                        target_regret(truth, lambda: recommend(history, seed, ladder), ladder),
                         fraction, n_broken)]
     if method == "independent":
         outcomes.append(Outcome("naive_transfer", trials, seed,
-                                target_regret(truth, lambda: reuse_largest(history)), fraction))
+                                target_regret(truth, lambda: reuse_largest(history), ladder), fraction))
     return outcomes
 
 
@@ -319,14 +363,14 @@ def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def show_summary(summary: pd.DataFrame, seeds: int) -> None:
+def show_summary(summary: pd.DataFrame, seeds: int, title: str | None = None) -> None:
     rows = [[r.method, str(r.budget), f"{r.compute_median:.4f} [{r.compute_q25:.4f}, {r.compute_q75:.4f}]",
              f"{r.regret_median:.3f} [{r.regret_q25:.3f}, {r.regret_q75:.3f}]",
              f"{r.share_within_target:.2f}", str(r.failed),
              f"{r.law_broken:.2f}" if r.method == OURS else ""]
             for r in summary.itertuples()]
     print_table(
-        f"Surrogate: regret at N={TARGET_PARAMS:.0e}, D={TARGET_TOKENS:.0e} vs tuning compute "
+        title or f"Surrogate: regret at N={TARGET_PARAMS:.0e}, D={TARGET_TOKENS:.0e} vs tuning compute "
         f"(ladder {', '.join(scale_name(n) for n in LADDER)}, D = {TOKENS_PER_PARAM}·N; "
         f"median [IQR] over {seeds} seeds)",
         ["method", "trials/scale", "compute / target run", "regret %", f"P(regret<={REGRET_TARGET_PCT})",
@@ -400,6 +444,59 @@ def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: 
     return ours, ratio, f"{how} ({peer})"
 
 
+# ---------------------------------------------------------------- the real mlp ladder
+
+
+def real_ladder_of(truth: RealMLPLadder) -> Ladder:
+    """`real_mlp_ladder`'s scales, budget, target and space as a `Ladder` (N = the students' parameters)."""
+    return Ladder(tuple(truth.params(scale) for scale in real.SCALES),
+                  (float(real.TOKENS),) * len(real.SCALES), truth.params(real.TARGET_SCALE),
+                  float(real.TOKENS), real.SPACE)
+
+
+def _real_job(job: tuple[str, int, int, Path]) -> list[Outcome]:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("hpo").setLevel(logging.ERROR)
+    method, budget, seed, cache = job
+    truth = RealMLPLadder(cache)
+    return repetition(truth, method, budget, seed, real_ladder_of(truth))
+
+
+def real_benchmark(seeds: int, budgets: tuple[int, ...], jobs: int, cache: Path
+                   ) -> tuple[pd.Series, float, str]:
+    """The same methods on the real `mlp` ladder (`real_mlp_ladder`): every trial trained for real.
+
+    The target's grid optimum is computed first (or read from `cache`); each
+    repetition then trains its trials and the target runs of its recommendation.
+    """
+    started = time.perf_counter()
+    best, best_loss, _ = real.grid_optimum(real.TARGET_SCALE, cache, jobs)
+    print(f"  target {real.TARGET_SCALE} grid optimum {best} loss {best_loss:.4f} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    work = [(method, budget, seed, cache)
+            for budget in budgets for method in SEARCHES for seed in range(seeds)]
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        outcomes = [o for done in pool.imap(_real_job, work, chunksize=1) for o in done]
+    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(f"  {len(work)} searches of the real ladder in {time.perf_counter() - started:.0f} s, "
+          f"{cpu:.0f} CPU-s in all (grid included)", flush=True)
+    summary = summarize(outcomes)
+    ladder = real_ladder_of(RealMLPLadder(cache))
+    show_summary(summary, seeds, title=(
+        f"Real mlp ladder: regret at {real.TARGET_SCALE} (N={ladder.target_params:.0f}) vs tuning compute "
+        f"(ladder {', '.join(real.SCALES)}, D = {real.TOKENS} examples at every scale; "
+        f"median [IQR] over {seeds} seeds)"))
+    ours = operating_point(summary)
+    peer, ratio, how, rows = speedup(summary, ours)
+    print_table(
+        f"Real ladder: compute each peer needs for our median regret {ours['regret_median']:.3f}% "
+        f"(ours: {ours['budget']} trials/scale, compute {ours['compute_median']:.4f})",
+        ["peer", "compute needed", "vs ours"], rows,
+    )
+    return ours, ratio, f"{how} ({peer})"
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -409,9 +506,16 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=None, help="repetitions per (method, budget)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (repetitions run in parallel)")
     parser.add_argument("--plot", type=Path, default=Path("benchmarks/search_efficiency.png"))
+    parser.add_argument("--real", action="store_true",
+                        help=f"the real mlp ladder instead of the surrogate ({REAL_QUICK[0]} seeds and "
+                        f"budgets {REAL_QUICK[1]} with --quick, else {REAL_FULL[0]} and {REAL_FULL[1]})")
+    parser.add_argument("--cache", type=Path, default=real.CACHE_DIR,
+                        help="with --real: where final runs at the target are cached")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.real:
+        return real_main(args)
     seeds = args.seeds or (4 if args.quick else 10)
     budgets = (6, 16) if args.quick else BUDGETS
     started = time.perf_counter()
@@ -421,6 +525,18 @@ def main() -> int:
     print(f"RESULT regret_pct={ours['regret_median']:.4f}")
     print(f"RESULT compute_fraction={ours['compute_median']:.4f}")
     print(f"RESULT speedup_vs_best_peer={ratio:.2f}")
+    return 0
+
+
+def real_main(args: argparse.Namespace) -> int:
+    seeds, budgets = REAL_QUICK if args.quick else REAL_FULL
+    started = time.perf_counter()
+    ours, ratio, how = real_benchmark(args.seeds or seeds, budgets, args.jobs, args.cache)
+    print(f"\nspeedup read {how}")
+    print(f"ran in {time.perf_counter() - started:.0f} s ({'quick' if args.quick else 'full'}, real)\n")
+    print(f"RESULT real_regret_pct={ours['regret_median']:.4f}")
+    print(f"RESULT real_compute_fraction={ours['compute_median']:.4f}")
+    print(f"RESULT real_speedup_vs_best_peer={ratio:.2f}")
     return 0
 
 
