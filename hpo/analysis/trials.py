@@ -68,8 +68,11 @@ def normalize_trials(table: pd.DataFrame, *, divergence_factor: float = 1.5) -> 
       measured before the full budget and is never compared with full-budget
       losses);
     * a complete trial whose loss is NaN/inf, or above `divergence_factor`
-      times the best finite loss of its cell (variant, params, tokens), is
-      *diverged*: it marks the learning-rate stability edge.
+      times the best finite loss of its cell (variant, params, tokens) at a
+      learning rate above that best trial's, is *diverged*: it marks the
+      learning-rate stability edge. A trial as bad at a lower learning rate
+      only learned slowly and stays complete (a stability edge there would cap
+      every recommended learning rate below it).
 
     Raises:
         ValueError: a required column is missing, the table is empty, a
@@ -125,10 +128,11 @@ def _mark_pruned_and_diverged(trials: pd.DataFrame, divergence_factor: float) ->
     complete = trials["status"] == "complete"
     finite = np.isfinite(trials["loss"])
     trials.loc[complete & ~finite, "status"] = "diverged"
-    best_in_cell = (
-        trials["loss"].where(complete & finite).groupby([trials[c] for c in CELL_COLUMNS]).transform("min")
-    )
-    exploded = complete & finite & (trials["loss"] > divergence_factor * best_in_cell)
+    cell = [trials[c] for c in CELL_COLUMNS]
+    best_in_cell = trials["loss"].where(complete & finite).groupby(cell).transform("min")
+    best_lr = trials["lr"].where(trials["loss"] == best_in_cell).groupby(cell).transform("max")
+    too_high = trials["loss"] > divergence_factor * best_in_cell
+    exploded = complete & finite & too_high & (trials["lr"] > best_lr)
     trials.loc[exploded, "status"] = "diverged"
     counts = trials["status"].value_counts().to_dict()
     logger.debug("trial statuses after normalisation: %s", counts)

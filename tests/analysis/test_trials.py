@@ -67,6 +67,11 @@ def test_non_finite_or_exploding_loss_is_diverged() -> None:
     assert list(trials["status"]) == ["complete", "diverged", "diverged"]
 
 
+def test_a_bad_loss_below_the_best_learning_rate_is_slow_learning_not_divergence() -> None:
+    trials = normalize_trials(minimal_table(lr=[1e-5, 2e-3, 4e-3], loss=[7.5, 2.9, 7.5]))
+    assert list(trials["status"]) == ["complete", "complete", "diverged"]
+
+
 def test_trial_stopped_before_its_budget_is_pruned() -> None:
     trials = normalize_trials(minimal_table(tokens_seen=[2e9, 5e8, 2e9]))
     assert list(trials["status"]) == ["complete", "pruned", "complete"]
