@@ -121,7 +121,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     measured = complete["params"].nunique() if not complete.empty else 0
     if measured < _MIN_SCALES:
         return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
-    fit = fit_scaling(normalize_trials(history), seed=seed).variants
+    fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
     (variant_fit,) = fit.values()
     predicted: dict[str, Estimate] = {}
     for name, law in variant_fit.laws.items():

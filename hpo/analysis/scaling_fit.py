@@ -67,8 +67,13 @@ def fit_scaling(
     window: float = 0.01,
     level: float = 0.9,
     seed: int = 0,
+    loss_law: bool = True,
 ) -> ScalingFit:
     """Fit optima and laws for every variant of a normalised trial table (`trials.normalize_trials`).
+
+    `loss_law` False skips the loss law (`VariantFit.loss_law` None), by far the
+    slowest fit (a multi-start least-squares fit per bootstrap replicate), for a
+    caller that reads only the hyperparameter laws (`hpo.transfer`).
 
     Raises:
         ValueError: no complete trial at all, or a variant with complete trials at one model size only.
@@ -83,13 +88,15 @@ def fit_scaling(
     if not optima_by_variant:
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
     variants = {
-        variant: _fit_variant(variant, tuple(optima), level, seed)
+        variant: _fit_variant(variant, tuple(optima), level, seed, loss_law)
         for variant, optima in optima_by_variant.items()
     }
     return ScalingFit(variants=variants, level=level)
 
 
-def _fit_variant(variant: str, optima: tuple[Optimum, ...], level: float, seed: int) -> VariantFit:
+def _fit_variant(
+    variant: str, optima: tuple[Optimum, ...], level: float, seed: int, loss_law: bool
+) -> VariantFit:
     params = np.array([o.params for o in optima])
     tokens = np.array([o.tokens for o in optima])
     if np.unique(params).size < 2:
@@ -113,7 +120,7 @@ def _fit_variant(variant: str, optima: tuple[Optimum, ...], level: float, seed: 
         laws=laws,
         fixed=fixed,
         stability_edge=_stability_edge_law(optima, uses_tokens, level, seed),
-        loss_law=_loss_law(optima, uses_tokens, level, seed, notes),
+        loss_law=_loss_law(optima, uses_tokens, level, seed, notes) if loss_law else None,
         uses_tokens=uses_tokens,
         notes=tuple(notes),
     )
