@@ -5,7 +5,11 @@ number of targets off it. Per variant:
 
 * the optimum of every cell (variant, N, D) with its bootstrap (`optimum`);
 * h*(N) = a·N^b, or h*(N, D) = a·N^b·D^c when D varies at fixed N, for every
-  hyperparameter that was searched (`power_law`), and the same law for the
+  hyperparameter that was searched (`power_law`); a law fitted to more cells
+  than it has coefficients none of whose exponents' intervals excludes 0 is
+  dropped, and the hyperparameter held at the cells' median (extrapolating a
+  slope lost in the noise multiplies the noise by the distance to the
+  target); and the same law for the
   learning-rate stability edge when trials diverged in two or more cells;
 * the loss law L(N), or L(N, D), of the cells' tuned losses (`loss_law`).
 
@@ -142,7 +146,7 @@ def _hyperparameter_law(
     tokens = np.array([o.tokens for o in cells]) if uses_tokens else None
     replicates = np.column_stack([o.replicates[:, column] for o in cells])
     try:
-        return fit_power_law(
+        law = fit_power_law(
             params,
             np.array([o.value(name).value for o in cells]),
             tokens=tokens,
@@ -154,6 +158,12 @@ def _hyperparameter_law(
     except ValueError as error:
         notes.append(str(error))
         return None
+    exponents = [law.exponent("b")] + ([law.exponent("c")] if law.c is not None else [])
+    if len(cells) > len(exponents) + 1 and all(e.low <= 0 <= e.high for e in exponents):
+        shown = ", ".join(f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for e in exponents)
+        notes.append(f"{name}: no exponent resolved from 0 ({shown}); held at the cells' median")
+        return None
+    return law
 
 
 def _stability_edge_law(
