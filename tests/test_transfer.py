@@ -16,11 +16,12 @@ import pytest
 
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 from hpo.surrogate import Surrogate
-from hpo.transfer import ScalePlan, check_law, plan_scale, sample_full_space
+from hpo.transfer import ScalePlan, check_law, design_full_space, plan_scale, sample_full_space
 
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))
-TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4)
+TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
+                    first_scales_factor=3.0)
 SMALLER = (1e6, 4e6)
 """N of the two scales searched before the one planned."""
 NEXT = 1.6e7
@@ -128,15 +129,30 @@ def test_plan_survives_a_json_round_trip() -> None:
 
 
 @pytest.mark.parametrize("scales_measured", [0, 1])
-def test_fewer_than_two_smaller_scales_search_the_full_space_with_all_trials(scales_measured: int) -> None:
+def test_first_two_scales_run_a_full_space_design_of_more_trials_each_to_its_full_budget(
+    scales_measured: int,
+) -> None:
     history = searched_ladder(Surrogate(), 0)
     history = history[history["params"].isin(SMALLER[:scales_measured])]
 
     plan = plan_next(history, 0)
 
-    assert not plan.transferred
-    assert plan.space == SPACE and plan.trials == TRIALS
-    assert plan.first is None and plan.explore == ()
+    assert not plan.transferred and plan.space == SPACE and plan.first is None
+    assert plan.trials == math.ceil(TRANSFER.first_scales_factor * TRIALS)
+    assert len(plan.explore) == plan.trials, "every trial is an exploring one: early stopping spares it"
+    assert all(SPACE.lr.low <= s["lr"] <= SPACE.lr.high for s in plan.explore)
+    assert all(s["batch_size"] in SPACE.batch_size.choices for s in plan.explore)
+    assert all(SPACE.weight_decay.low <= s["weight_decay"] <= SPACE.weight_decay.high for s in plan.explore)
+
+
+def test_first_scale_design_is_a_latin_hypercube_one_setting_per_stratum() -> None:
+    settings = design_full_space(SPACE, 40, np.random.default_rng(0))
+
+    log_lr = np.log([s["lr"] for s in settings])
+    strata = np.floor((log_lr - math.log(SPACE.lr.low)) / math.log(SPACE.lr.high / SPACE.lr.low) * 40)
+    assert sorted(strata) == list(range(40))
+    batches = pd.Series([s["batch_size"] for s in settings]).value_counts()
+    assert set(batches.index) == set(SPACE.batch_size.choices) and batches.max() - batches.min() <= 1
 
 
 def test_surrogate_optimum_is_the_lowest_true_loss_in_the_space() -> None:
