@@ -43,7 +43,7 @@ MAX_RETRIES = 100
 DEFAULTS: Mapping[str, object] = {
     "batch_size": 32, "weight_decay": 0.0, "variants": {"default": {}}, "trials_per_scale": 20,
     "reduction_factor": 3, "search": "scale_aware", "safety_factor": 2.0, "trials_share": 0.4,
-    "explore_share": 0.25, "min_trials": 4, "first_scales_factor": 3.0, "max_concurrent": 1, "cpu": 1.0,
+    "explore_share": 0.25, "min_trials": 4, "first_scales_factor": 1.0, "max_concurrent": 1, "cpu": 1.0,
     "gpu": 0.0, "seed": 0, "retries": RETRIES,
 }
 """Values of the optional fields a study leaves out (docs/study_files.md lists them all)."""
@@ -127,15 +127,17 @@ class Transfer:
     optimum is widened by `safety_factor` on each side (a factor, in log
     space); a transferred scale runs `trials_share` of its trials (at least
     `min_trials`), `explore_share` of them drawn from the full space. The
-    first two scales, searched before any law exists, run `first_scales_factor`
-    times their trials: they are the cheapest (with ×4 scales a trial at the
-    second scale costs 1/16 of one at the third) and the laws' exponents rest on them."""
+    first two scales, searched before any law exists, run as an ordinary search
+    when `first_scales_factor` is 1 (the default); above 1, as a Latin hypercube
+    of `first_scales_factor` times their trials, each to its full budget: they
+    are the cheapest scales (with ×4 scales and D ∝ N a trial at the second
+    costs 1/16 of one at the third) and the laws' exponents rest on them."""
 
     safety_factor: float
     trials_share: float
     explore_share: float
     min_trials: int
-    first_scales_factor: float = 3.0
+    first_scales_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -428,7 +430,7 @@ def _search(p: Problems, value: object) -> tuple[object, Transfer | None]:
     first = p.number("search.first_scales_factor",
                      entries.get("first_scales_factor", DEFAULTS["first_scales_factor"]))
     if first is not None and not 1 <= first <= 100:
-        p.add("search.first_scales_factor", f"must be in [1, 100] (got {show(first)})", "use e.g. 3")
+        p.add("search.first_scales_factor", f"must be in [1, 100] (got {show(first)})", "use 1, or e.g. 3")
     if None in (factor, min_trials, first, *shares.values()):
         return mode, None
     return mode, Transfer(factor, shares["trials_share"], shares["explore_share"], min_trials, first)

@@ -110,9 +110,10 @@ def full_plan(scale: str, space: SearchSpace, trials: int, reason: str) -> Scale
 
 def first_scale_plan(scale: str, space: SearchSpace, trials: int, transfer: Transfer,
                      rng: np.random.Generator) -> ScalePlan:
-    """A scale searched before any law exists: ``ceil(first_scales_factor · trials)``
-    settings of a Latin hypercube over the full space (`design_full_space`),
-    all of them exploring trials, so that each trains to its full budget.
+    """A scale searched before any law exists, when ``first_scales_factor > 1``:
+    ``ceil(first_scales_factor · trials)`` settings of a Latin hypercube over the
+    full space (`design_full_space`), all of them exploring trials, so that each
+    trains to its full budget.
 
     Early stopping keeps the trials that look best early, whose lr is higher
     and batch smaller than the full run's optimum; a scale's optimum fitted from
@@ -142,8 +143,10 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
         return full_plan(scale, space, trials, "the law broke at the previous scale: full space")
     complete = history[history["status"] == "complete"] if not history.empty else history
     measured = complete["params"].nunique() if not complete.empty else 0
-    if measured < _MIN_SCALES:
+    if measured < _MIN_SCALES and transfer.first_scales_factor > 1:
         return first_scale_plan(scale, space, trials, transfer, np.random.default_rng((seed, measured)))
+    if measured < _MIN_SCALES:
+        return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
     fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
     (variant_fit,) = fit.values()
     predicted: dict[str, Estimate] = {}

@@ -133,7 +133,7 @@ def test_left_out_fields_take_their_documented_defaults(tmp_path: Path) -> None:
     assert spec.fidelity == Fidelity(grace_tokens=1000 // 9, reduction_factor=3, eval_every_tokens=1000 // 9)
     assert (spec.search, spec.max_concurrent, spec.seed) == ("scale_aware", 1, 0)
     assert spec.transfer == Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
-                                     first_scales_factor=3.0)
+                                     first_scales_factor=1.0)
     assert spec.target_tokens == 1000
     assert spec.resources == Resources(cpu=1.0, gpu=0.0)
     assert spec.output_dir == tmp_path / "runs" / "mini"

@@ -104,6 +104,20 @@ def test_planted_break_in_the_lr_law_is_detected_in_most_seeds() -> None:
     assert sum(detected) >= 8, detected
 
 
+@pytest.mark.parametrize("scales_measured", [0, 1])
+def test_with_the_default_first_scales_factor_the_first_two_scales_are_ordinary_full_searches(
+    scales_measured: int,
+) -> None:
+    history = searched_ladder(Surrogate(), 0)
+    history = history[history["params"].isin(SMALLER[:scales_measured])]
+
+    plan = plan_scale(history, scale="16M", params=NEXT, tokens=TOKENS_PER_PARAM * NEXT, space=SPACE,
+                      trials=TRIALS, transfer=Transfer(2.0, 0.4, 0.25, 4), seed=0)
+
+    assert not plan.transferred and plan.space == SPACE and plan.trials == TRIALS
+    assert plan.first is None and plan.explore == ()
+
+
 def test_after_a_broken_law_the_next_scale_searches_the_full_space_with_all_trials() -> None:
     history = searched_ladder(Surrogate().with_lr_break(NEXT, 10.0), 0)
 
