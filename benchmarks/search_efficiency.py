@@ -13,8 +13,8 @@ Surrogate ground truth (`hpo.surrogate.Surrogate`): a loss landscape with
    * ``scale_aware`` (ours): `hpo.transfer.plan_scale` before each scale,
      `check_law` after it, TPE with the plan's first and exploring trials
      enqueued as the runner does, under successive halving that never stops
-     those (as the runner's `hpo.scheduler.ProtectedASHA`); with the default
-     ``first_scales_factor`` 3 the first two scales run a 3·T-trial Latin
+     those (as the runner's `hpo.scheduler.ProtectedASHA`); with
+     ``first_scales_factor`` 3 (the spec's default is 1) the first two scales run a 3·T-trial Latin
      hypercube to full budget (counted in its compute like every trial);
    * ``independent``: the same TPE + successive halving at every scale, full space, T trials;
    * ``asha_random``: random search under successive halving;
@@ -75,7 +75,7 @@ SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024)
                     weight_decay=WeightDecayRange(1e-2, 0.3))
 TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
                     first_scales_factor=3.0)
-"""The defaults of `hpo.spec` (``search: scale_aware``)."""
+"""The defaults of `hpo.spec` (``search: scale_aware``), but `first_scales_factor` 3 (default 1)."""
 BUDGETS = (6, 10, 16, 24)
 """Trials per scale T swept for every method."""
 PEER_BUDGETS = (32, 48)

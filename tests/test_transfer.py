@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hpo.analysis import find_optimum, fit_scaling, normalize_trials
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 from hpo.surrogate import Surrogate
 from hpo.transfer import ScalePlan, check_law, design_full_space, plan_scale, sample_full_space
@@ -180,3 +181,29 @@ def test_surrogate_optimum_is_the_lowest_true_loss_in_the_space() -> None:
     assert loss <= min(others)
     assert truth.regret_pct(params, tokens, best, SPACE) == 0.0
     assert best["batch_size"] in SPACE.batch_size.choices
+
+
+def test_weight_decay_law_not_resolved_from_zero_is_held_at_the_cells_median() -> None:
+    """wd*(N) = 0.04·N^0.04 is too flat for 40 trials a scale to resolve its
+    exponent: the analysis holds wd constant instead of extrapolating noise,
+    while the lr and batch-size laws stay."""
+    truth, rng = Surrogate(), np.random.default_rng(0)
+    history = pd.concat([trial_rows(truth, params, [sample_full_space(SPACE, rng) for _ in range(40)], rng)
+                         for params in (2.5e5, 1e6, 4e6)], ignore_index=True)
+
+    fit = fit_scaling(normalize_trials(history), n_bootstrap=50, seed=0).variants["default"]
+
+    assert set(fit.laws) == {"lr", "batch_size"} and "weight_decay" in fit.fixed
+    assert any("weight_decay: no exponent resolved from 0" in note for note in fit.notes)
+
+
+def test_cell_whose_optimum_is_its_best_trial_has_the_near_best_trials_spread() -> None:
+    """Six trials are too few for a surface: the best trial stands for the optimum,
+    and its interval spans the near-best trials instead of being a point."""
+    rng = np.random.default_rng(0)
+    rows = trial_rows(Surrogate(), 1e6, [sample_full_space(SPACE, rng) for _ in range(6)], rng)
+
+    optimum = find_optimum(normalize_trials(rows), n_bootstrap=50, seed=0)
+
+    assert not optimum.surface_fitted
+    assert optimum.lr.low < optimum.lr.value < optimum.lr.high
