@@ -194,15 +194,19 @@ def _bootstrap(
 def _near_best_draws(
     settings: np.ndarray, losses: np.ndarray, window: float, n: int, seed: int
 ) -> np.ndarray:
-    """`n` settings drawn at random from the near-best trials (within `window` of
-    the best loss, at least the three best): the uncertainty of a cell whose
-    optimum is its best trial. Resampling trials would mostly redraw that same
-    trial (a bootstrap resample holds it with probability 1 − (1 − 1/n)^n ≈ 2/3),
-    a spread of zero that would let the cell outweigh well-measured ones in a law."""
-    near = np.flatnonzero(losses <= losses.min() * (1.0 + window))
-    if near.size < _TRIALS_PER_COEFFICIENT:
-        near = np.argsort(losses)[:_TRIALS_PER_COEFFICIENT]
-    return settings[np.random.default_rng(seed).choice(near, n)]
+    """`n` settings cycling through the near-best distinct settings (within
+    `window` of the best loss, at least the three best), each as often, so no
+    one holds half the draws and zeroes their median absolute deviation: the uncertainty of a
+    cell whose optimum is its best trial. Resampling trials would mostly redraw
+    that same trial (a bootstrap resample holds it with probability
+    1 − (1 − 1/n)^n ≈ 2/3), a spread of zero that would let the cell outweigh
+    well-measured ones in a law; a setting tried twice counts once."""
+    order = np.argsort(losses)
+    _, first_seen = np.unique(settings[order], axis=0, return_index=True)
+    distinct = order[np.sort(first_seen)]
+    within = int(np.sum(losses[distinct] <= losses.min() * (1.0 + window)))
+    near = distinct[: max(within, _TRIALS_PER_COEFFICIENT)]
+    return settings[np.random.default_rng(seed).permutation(np.resize(near, n))]
 
 
 def _clip_tails(replicates: np.ndarray) -> np.ndarray:
