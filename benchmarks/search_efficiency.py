@@ -7,13 +7,15 @@ Surrogate ground truth (`hpo.surrogate.Surrogate`): a loss landscape with
    divergence edge at 4·lr*. Ladder: N = 250k, 1M, 4M, 16M, 64M (×4), D = 20·N
    tokens; target N = 1e9, D = 2e10. Every method searches the same space
    (lr 1e-4..3e-2, batch 8..1024, wd 1e-2..0.3) on the same ladder, with T
-   trials per scale, T swept over `BUDGETS`, each trial evaluated at
+   trials per scale, T swept over `BUDGETS` (the peers also over `PEER_BUDGETS`), each trial evaluated at
    D/27, D/9, D/3 and D (rungs of reduction factor 3; `grace` = D/27). Methods:
 
    * ``scale_aware`` (ours): `hpo.transfer.plan_scale` before each scale,
      `check_law` after it, TPE with the plan's first and exploring trials
      enqueued as the runner does, under successive halving that never stops
-     those (as the runner's `hpo.scheduler.ProtectedASHA`);
+     those (as the runner's `hpo.scheduler.ProtectedASHA`); with
+     ``first_scales_factor`` 3 (the spec's default is 1) the first two scales run a 3·T-trial Latin
+     hypercube to full budget (counted in its compute like every trial);
    * ``independent``: the same TPE + successive halving at every scale, full space, T trials;
    * ``asha_random``: random search under successive halving;
    * ``tpe_hyperband``: TPE under Optuna's `HyperbandPruner`;
@@ -81,8 +83,9 @@ TARGET_PARAMS = 1e9
 TARGET_TOKENS = TOKENS_PER_PARAM * TARGET_PARAMS
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))
-TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4)
-"""The defaults of `hpo.spec` (``search: scale_aware``)."""
+TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
+                    first_scales_factor=3.0)
+"""The defaults of `hpo.spec` (``search: scale_aware``), but `first_scales_factor` 3 (default 1)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ SURROGATE_LADDER = Ladder(LADDER, tuple(TOKENS_PER_PARAM * n for n in LADDER), T
                           SPACE)
 BUDGETS = (6, 10, 16, 24)
 """Trials per scale T swept for every method."""
+PEER_BUDGETS = (32, 48)
+"""Further T for the peers only, so that their regret curves reach ours and the
+speedup is read off a curve, not bounded by the sweep's end."""
 REDUCTION_FACTOR = 3
 RUNGS = (1, 3, 9, 27)
 """Evaluations of a trial, in units of grace = D/27: the rungs of successive halving, the last one D."""
@@ -427,6 +433,8 @@ def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: 
                         ) -> tuple[pd.Series, float, str]:
     started = time.perf_counter()
     work = [(method, budget, seed) for budget in budgets for method in SEARCHES for seed in range(seeds)]
+    work += [(method, budget, seed) for budget in PEER_BUDGETS if budget > max(budgets)
+             for method in SEARCHES if method != OURS for seed in range(seeds)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
         outcomes = [o for done in pool.imap(_job, work, chunksize=1) for o in done]
     print(f"  {len(work)} searches of the ladder in {time.perf_counter() - started:.0f} s", flush=True)

@@ -32,7 +32,8 @@ __all__ = [
 SEARCH_MODES = ("scale_aware", "independent")
 """``scale_aware`` narrows each scale's search to what the smaller scales
 predict (`hpo.transfer`); ``independent`` tunes each scale on its own."""
-TRANSFER_KEYS = ("mode", "safety_factor", "trials_share", "explore_share", "min_trials")
+TRANSFER_KEYS = ("mode", "safety_factor", "trials_share", "explore_share", "min_trials",
+                 "first_scales_factor")
 SPACE_KEYS = ("lr", "batch_size", "weight_decay")
 MAX_BATCH_SIZE = 2**20
 MAX_FILE_BYTES = 2**20
@@ -42,8 +43,8 @@ MAX_RETRIES = 100
 DEFAULTS: Mapping[str, object] = {
     "batch_size": 32, "weight_decay": 0.0, "variants": {"default": {}}, "trials_per_scale": 20,
     "reduction_factor": 3, "search": "scale_aware", "safety_factor": 2.0, "trials_share": 0.4,
-    "explore_share": 0.25, "min_trials": 4, "max_concurrent": 1, "cpu": 1.0, "gpu": 0.0, "seed": 0,
-    "retries": RETRIES,
+    "explore_share": 0.25, "min_trials": 4, "first_scales_factor": 1.0, "max_concurrent": 1, "cpu": 1.0,
+    "gpu": 0.0, "seed": 0, "retries": RETRIES,
 }
 """Values of the optional fields a study leaves out (docs/study_files.md lists them all)."""
 _REQUIRED = ("name", "family", "scales", "budget", "space")
@@ -125,12 +126,18 @@ class Transfer:
     """Scale-aware search (`hpo.transfer`): the predicted interval of each
     optimum is widened by `safety_factor` on each side (a factor, in log
     space); a transferred scale runs `trials_share` of its trials (at least
-    `min_trials`), `explore_share` of them drawn from the full space."""
+    `min_trials`), `explore_share` of them drawn from the full space. The
+    first two scales, searched before any law exists, run as an ordinary search
+    when `first_scales_factor` is 1 (the default); above 1, as a Latin hypercube
+    of `first_scales_factor` times their trials, each to its full budget: they
+    are the cheapest scales (with ×4 scales and D ∝ N a trial at the second
+    costs 1/16 of one at the third) and the laws' exponents rest on them."""
 
     safety_factor: float
     trials_share: float
     explore_share: float
     min_trials: int
+    first_scales_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -420,9 +427,13 @@ def _search(p: Problems, value: object) -> tuple[object, Transfer | None]:
         if shares[key] is not None and not 0 < shares[key] <= 1:
             p.add(f"search.{key}", f"must be in (0, 1] (got {show(shares[key])})", "use a share such as 0.25")
     min_trials = p.integer("search.min_trials", entries.get("min_trials", DEFAULTS["min_trials"]), minimum=2)
-    if None in (factor, min_trials, *shares.values()):
+    first = p.number("search.first_scales_factor",
+                     entries.get("first_scales_factor", DEFAULTS["first_scales_factor"]))
+    if first is not None and not 1 <= first <= 100:
+        p.add("search.first_scales_factor", f"must be in [1, 100] (got {show(first)})", "use 1, or e.g. 3")
+    if None in (factor, min_trials, first, *shares.values()):
         return mode, None
-    return mode, Transfer(factor, shares["trials_share"], shares["explore_share"], min_trials)
+    return mode, Transfer(factor, shares["trials_share"], shares["explore_share"], min_trials, first)
 
 
 def _resources(p: Problems, value: object) -> Resources | None:

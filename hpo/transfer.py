@@ -39,7 +39,8 @@ import pandas as pd
 from hpo.analysis import Estimate, find_optimum, fit_scaling, normalize_trials
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 
-__all__ = ["LawCheck", "ScalePlan", "check_law", "full_plan", "plan_scale", "sample_full_space"]
+__all__ = ["LawCheck", "ScalePlan", "check_law", "design_full_space", "first_scale_plan", "full_plan",
+           "plan_scale", "sample_full_space"]
 
 Setting = dict[str, float]
 """A trial's lr, batch_size (a power of two) and weight_decay."""
@@ -107,6 +108,29 @@ def full_plan(scale: str, space: SearchSpace, trials: int, reason: str) -> Scale
                      reason=reason)
 
 
+def first_scale_plan(scale: str, space: SearchSpace, trials: int, transfer: Transfer,
+                     rng: np.random.Generator) -> ScalePlan:
+    """A scale searched before any law exists, when ``first_scales_factor > 1``:
+    ``ceil(first_scales_factor · trials)`` settings of a Latin hypercube over the
+    full space (`design_full_space`), all of them exploring trials, so that each
+    trains to its full budget.
+
+    Early stopping keeps the trials that look best early, whose lr is higher
+    and batch smaller than the full run's optimum; a scale's optimum fitted from
+    its survivors (`hpo.analysis.find_optimum`) inherits that bias, and so do the
+    laws' exponents that every later scale is planned from. These scales are
+    the ladder's cheapest (a trial's cost grows as N·D, ×16 per ×4 in N at
+    fixed tokens per parameter), so an unbiased, space-filling design there
+    costs little of a study's compute.
+    """
+    n_trials = math.ceil(transfer.first_scales_factor * trials)
+    design = design_full_space(space, n_trials, rng)
+    return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=n_trials,
+                     reason=f"no law yet: full space, {n_trials} trials ({transfer.first_scales_factor:g} x "
+                            f"{trials}) of a Latin hypercube, each to its full budget",
+                     explore=tuple(design))
+
+
 def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: float, space: SearchSpace,
                trials: int, transfer: Transfer, seed: int, law_broken: bool = False) -> ScalePlan:
     """The plan of `scale` (N = `params`, D = `tokens`) from the variant's earlier scales.
@@ -119,9 +143,11 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
         return full_plan(scale, space, trials, "the law broke at the previous scale: full space")
     complete = history[history["status"] == "complete"] if not history.empty else history
     measured = complete["params"].nunique() if not complete.empty else 0
+    if measured < _MIN_SCALES and transfer.first_scales_factor > 1:
+        return first_scale_plan(scale, space, trials, transfer, np.random.default_rng((seed, measured)))
     if measured < _MIN_SCALES:
         return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
-    fit = fit_scaling(normalize_trials(history), seed=seed).variants
+    fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
     (variant_fit,) = fit.values()
     predicted: dict[str, Estimate] = {}
     for name, law in variant_fit.laws.items():
@@ -131,7 +157,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
         return full_plan(scale, space, trials, "no searched hyperparameter follows a law yet: full space")
     n_trials = min(trials, max(transfer.min_trials, math.ceil(transfer.trials_share * trials)))
     n_explore = min(n_trials - 1, math.ceil(transfer.explore_share * n_trials))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng((seed, measured))
     first = _inside(narrowed, {
         "lr": predicted["lr"].value if "lr" in predicted else _fixed_or_median(space.lr, complete, "lr"),
         "batch_size": predicted["batch_size"].value if "batch_size" in predicted
@@ -195,6 +221,28 @@ def _pressing_on_an_edge(plan: ScalePlan, complete: pd.DataFrame, seed: int) -> 
         elif position < EDGE_SHARE and band.low > full.low:
             pressing.append(f"{name} optimum {value:.3g} at the bottom of [{band.low:.3g}, {band.high:.3g}]")
     return pressing
+
+
+def design_full_space(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Setting]:
+    """`n` settings of a Latin hypercube over `space`: each searched hyperparameter's
+    range (log scale; batch size over its powers of two) cut into `n` equal strata,
+    one setting in each, strata paired at random. With exact-zero weight decay
+    allowed, the lower half of its strata is wd = 0 (as `sample_full_space` draws it half the time)."""
+    unit = np.column_stack([(rng.permutation(n) + rng.uniform(size=n)) / n for _ in range(3)])
+    settings = []
+    for u_lr, u_batch, u_wd in unit:
+        lr, batch_size, wd = space.lr, space.batch_size, space.weight_decay
+        if isinstance(lr, LogRange):
+            lr = math.exp(math.log(lr.low) + u_lr * (math.log(lr.high) - math.log(lr.low)))
+        if isinstance(batch_size, PowerOfTwoRange):
+            batch_size = batch_size.choices[min(int(u_batch * len(batch_size.choices)),
+                                                len(batch_size.choices) - 1)]
+        if isinstance(wd, WeightDecayRange):
+            u_wd = 2 * u_wd - 1 if wd.zero else u_wd
+            log_wd = math.log(wd.low) + u_wd * (math.log(wd.high) - math.log(wd.low))
+            wd = 0.0 if u_wd < 0 else math.exp(log_wd)
+        settings.append({"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(wd)})
+    return settings
 
 
 def sample_full_space(space: SearchSpace, rng: np.random.Generator) -> Setting:

@@ -123,7 +123,8 @@ def test_left_out_fields_take_their_documented_defaults(tmp_path: Path) -> None:
     assert spec.trials_per_scale == {"w8": 20, "w16": 20}
     assert spec.fidelity == Fidelity(grace_tokens=1000 // 9, reduction_factor=3, eval_every_tokens=1000 // 9)
     assert (spec.search, spec.max_concurrent, spec.seed) == ("scale_aware", 1, 0)
-    assert spec.transfer == Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4)
+    assert spec.transfer == Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
+                                     first_scales_factor=1.0)
     assert spec.target_tokens == 1000
     assert spec.resources == Resources(cpu=1.0, gpu=0.0)
     assert spec.output_dir == tmp_path / "runs" / "mini"
@@ -250,6 +251,7 @@ BAD = [
     ("search", {"safety_factor": 0.5}, "search.safety_factor: must be in [1, 100]"),
     ("search", {"trials_share": 0}, "search.trials_share: must be in (0, 1]"),
     ("search", {"min_trials": 1}, "search.min_trials: must be >= 2"),
+    ("search", {"first_scales_factor": 0.5}, "search.first_scales_factor: must be in [1, 100]"),
     ("search", {"widen": 2}, "search.widen: unknown key"),
     ("max_concurrent", 0, "max_concurrent: must be >= 1"),
     ("resources", {"cpu": 0}, "resources.cpu: must be > 0"),

@@ -14,7 +14,9 @@ option is a separate branch (trials with wd = 0 fitted without the wd
 dimension); the branch with the lower fitted minimum wins.
 
 The interval comes from refitting on trials resampled with replacement (its
-width from the replicates' robust spread, see `Estimate.from_draws`). The
+width from the replicates' robust spread, see `Estimate.from_draws`); when no
+surface fitted and the best trial stands for the optimum, from the settings of
+the near-best trials instead (at least the three best). The
 replicates are kept (`Optimum.replicates`, winsorised at 3 robust standard
 deviations) so that laws fitted across cells propagate the same bootstrap
 (`power_law`, `loss_law`).
@@ -123,7 +125,10 @@ def find_optimum(
     tried = rows.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
     searched = tuple(h for i, h in enumerate(HYPERPARAMETERS) if _is_searched(tried[:, i]))
     fit = _fit_cell(settings, losses, searched, window)
-    replicates = _clip_tails(_bootstrap(settings, losses, searched, window, n_bootstrap, seed))
+    replicates = _bootstrap(settings, losses, searched, window, n_bootstrap, seed)
+    if not fit.fitted and searched:
+        replicates[:, :3] = _near_best_draws(settings, losses, window, n_bootstrap, seed)
+    replicates = _clip_tails(replicates)
     estimates = {
         h: Estimate.from_draws(fit.setting[i], replicates[:, i], level, log_scale=fit.setting[i] > 0)
         for i, h in enumerate(HYPERPARAMETERS)
@@ -184,6 +189,24 @@ def _bootstrap(
         fit = _fit_cell(settings[pick], losses[pick], searched, window)
         replicates[b] = [*fit.setting, fit.loss]
     return replicates
+
+
+def _near_best_draws(
+    settings: np.ndarray, losses: np.ndarray, window: float, n: int, seed: int
+) -> np.ndarray:
+    """`n` settings cycling through the near-best distinct settings (within
+    `window` of the best loss, at least the three best), each as often, so no
+    one holds half the draws and zeroes their median absolute deviation: the uncertainty of a
+    cell whose optimum is its best trial. Resampling trials would mostly redraw
+    that same trial (a bootstrap resample holds it with probability
+    1 − (1 − 1/n)^n ≈ 2/3), a spread of zero that would let the cell outweigh
+    well-measured ones in a law; a setting tried twice counts once."""
+    order = np.argsort(losses)
+    _, first_seen = np.unique(settings[order], axis=0, return_index=True)
+    distinct = order[np.sort(first_seen)]
+    within = int(np.sum(losses[distinct] <= losses.min() * (1.0 + window)))
+    near = distinct[: max(within, _TRIALS_PER_COEFFICIENT)]
+    return settings[np.random.default_rng(seed).permutation(np.resize(near, n))]
 
 
 def _clip_tails(replicates: np.ndarray) -> np.ndarray:

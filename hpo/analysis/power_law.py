@@ -10,9 +10,11 @@ the parameter count, D tokens, h in its own units (lr; batch size in
 sequences or examples per step).
 
 Prediction intervals propagate the bootstrap over trials: replicate ``r``
-refits the law on the cells' ``r``-th bootstrap optima, and adds a draw of
-the between-cell scatter ``τ``, so the interval is for the optimum of a new
-cell at the target, not just for the fitted line.
+refits the law on the cells' ``r``-th bootstrap optima, each moved by its own
+draw of the between-cell scatter ``τ`` (the cells scatter about the law by
+more than their bootstrap says, so the coefficients, the exponents above all,
+are that much less certain), and adds one more draw of ``τ``, so the interval
+is for the optimum of a new cell at the target, not just for the fitted line.
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ def fit_power_law(
         coefficients = _weighted_fit(design, log_h, weights)
         residuals = log_h - design @ coefficients
         solve = np.linalg.pinv(design * np.sqrt(weights)[:, None]) * np.sqrt(weights)
-        coefficient_replicates = log_replicates @ solve.T
+        scatter = math.sqrt(tau2) * rng.standard_normal(log_replicates.shape)
+        coefficient_replicates = (log_replicates + scatter) @ solve.T
     return PowerLaw(
         name=name,
         log_a=float(coefficients[0]),

@@ -5,7 +5,11 @@ number of targets off it. Per variant:
 
 * the optimum of every cell (variant, N, D) with its bootstrap (`optimum`);
 * h*(N) = a·N^b, or h*(N, D) = a·N^b·D^c when D varies at fixed N, for every
-  hyperparameter that was searched (`power_law`), and the same law for the
+  hyperparameter that was searched (`power_law`); a law fitted to more cells
+  than it has coefficients none of whose exponents' intervals excludes 0 is
+  dropped, and the hyperparameter held at the cells' median (extrapolating a
+  slope lost in the noise multiplies the noise by the distance to the
+  target); and the same law for the
   learning-rate stability edge when trials diverged in two or more cells;
 * the loss law L(N), or L(N, D), of the cells' tuned losses (`loss_law`).
 
@@ -67,8 +71,13 @@ def fit_scaling(
     window: float = 0.01,
     level: float = 0.9,
     seed: int = 0,
+    loss_law: bool = True,
 ) -> ScalingFit:
     """Fit optima and laws for every variant of a normalised trial table (`trials.normalize_trials`).
+
+    `loss_law` False skips the loss law (`VariantFit.loss_law` None), by far the
+    slowest fit (a multi-start least-squares fit per bootstrap replicate), for a
+    caller that reads only the hyperparameter laws (`hpo.transfer`).
 
     Raises:
         ValueError: no complete trial at all, or a variant with complete trials at one model size only.
@@ -83,13 +92,15 @@ def fit_scaling(
     if not optima_by_variant:
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
     variants = {
-        variant: _fit_variant(variant, tuple(optima), level, seed)
+        variant: _fit_variant(variant, tuple(optima), level, seed, loss_law)
         for variant, optima in optima_by_variant.items()
     }
     return ScalingFit(variants=variants, level=level)
 
 
-def _fit_variant(variant: str, optima: tuple[Optimum, ...], level: float, seed: int) -> VariantFit:
+def _fit_variant(
+    variant: str, optima: tuple[Optimum, ...], level: float, seed: int, loss_law: bool
+) -> VariantFit:
     params = np.array([o.params for o in optima])
     tokens = np.array([o.tokens for o in optima])
     if np.unique(params).size < 2:
@@ -113,7 +124,7 @@ def _fit_variant(variant: str, optima: tuple[Optimum, ...], level: float, seed: 
         laws=laws,
         fixed=fixed,
         stability_edge=_stability_edge_law(optima, uses_tokens, level, seed),
-        loss_law=_loss_law(optima, uses_tokens, level, seed, notes),
+        loss_law=_loss_law(optima, uses_tokens, level, seed, notes) if loss_law else None,
         uses_tokens=uses_tokens,
         notes=tuple(notes),
     )
@@ -135,7 +146,7 @@ def _hyperparameter_law(
     tokens = np.array([o.tokens for o in cells]) if uses_tokens else None
     replicates = np.column_stack([o.replicates[:, column] for o in cells])
     try:
-        return fit_power_law(
+        law = fit_power_law(
             params,
             np.array([o.value(name).value for o in cells]),
             tokens=tokens,
@@ -147,6 +158,12 @@ def _hyperparameter_law(
     except ValueError as error:
         notes.append(str(error))
         return None
+    exponents = [law.exponent("b")] + ([law.exponent("c")] if law.c is not None else [])
+    if len(cells) > len(exponents) + 1 and all(e.low <= 0 <= e.high for e in exponents):
+        shown = ", ".join(f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for e in exponents)
+        notes.append(f"{name}: no exponent resolved from 0 ({shown}); held at the cells' median")
+        return None
+    return law
 
 
 def _stability_edge_law(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from hpo.analysis import fit_power_law, round_to_power_of_two
+from hpo.analysis import fit_power_law, fit_scaling, normalize_trials, round_to_power_of_two
 
 PARAMS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
 
@@ -55,3 +56,16 @@ def test_too_few_cells_are_rejected() -> None:
 @pytest.mark.parametrize(("batch", "rounded"), [(96.1, 128), (90.0, 64), (300.0, 256), (1.0, 1)])
 def test_batch_size_rounds_to_the_nearest_power_of_two_in_log_space(batch: float, rounded: int) -> None:
     assert round_to_power_of_two(batch) == rounded
+
+
+def test_scaling_fit_without_the_loss_law_keeps_the_same_hyperparameter_laws(
+    synthetic_trials: pd.DataFrame,
+) -> None:
+    trials = normalize_trials(synthetic_trials)
+    full = fit_scaling(trials, n_bootstrap=20, seed=1).variants["default"]
+    laws_only = fit_scaling(trials, n_bootstrap=20, seed=1, loss_law=False).variants["default"]
+
+    assert full.loss_law is not None and laws_only.loss_law is None
+    assert laws_only.laws.keys() == full.laws.keys()
+    for name, law in full.laws.items():
+        assert laws_only.laws[name].predict(1e10) == pytest.approx(law.predict(1e10))
