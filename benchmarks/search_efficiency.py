@@ -362,6 +362,19 @@ def speedup(summary: pd.DataFrame, ours: pd.Series) -> tuple[str, float, str, li
 # ---------------------------------------------------------------- output
 
 
+def show_speedup(summary: pd.DataFrame, title: str) -> tuple[pd.Series, float, str]:
+    """Print the compute each peer needs for our median regret; our operating point, the speedup
+    over the best peer and how it was read."""
+    ours = operating_point(summary)
+    peer, ratio, how, rows = speedup(summary, ours)
+    print_table(
+        f"{title} each peer needs for our median regret {ours['regret_median']:.3f}% "
+        f"(ours: {ours['budget']} trials/scale, compute {ours['compute_median']:.4f})",
+        ["peer", "compute needed", "vs ours"], rows,
+    )
+    return ours, ratio, f"{how} ({peer})"
+
+
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     print(f"\n## {title}\n")
@@ -440,16 +453,10 @@ def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: 
     print(f"  {len(work)} searches of the ladder in {time.perf_counter() - started:.0f} s", flush=True)
     summary = summarize(outcomes)
     show_summary(summary, seeds)
-    ours = operating_point(summary)
-    peer, ratio, how, rows = speedup(summary, ours)
-    print_table(
-        f"Compute each peer needs for our median regret {ours['regret_median']:.3f}% "
-        f"(ours: {ours['budget']} trials/scale, compute {ours['compute_median']:.4f})",
-        ["peer", "compute needed", "vs ours"], rows,
-    )
+    ours, ratio, how = show_speedup(summary, "Compute")
     save_plot(summary, plot, ours)
     print(f"\nplot saved to {plot}")
-    return ours, ratio, f"{how} ({peer})"
+    return ours, ratio, how
 
 
 # ---------------------------------------------------------------- the real mlp ladder
@@ -495,14 +502,7 @@ def real_benchmark(seeds: int, budgets: tuple[int, ...], jobs: int, cache: Path
         f"Real mlp ladder: regret at {real.TARGET_SCALE} (N={ladder.target_params:.0f}) vs tuning compute "
         f"(ladder {', '.join(real.SCALES)}, D = {real.TOKENS} examples at every scale; "
         f"median [IQR] over {seeds} seeds)"))
-    ours = operating_point(summary)
-    peer, ratio, how, rows = speedup(summary, ours)
-    print_table(
-        f"Real ladder: compute each peer needs for our median regret {ours['regret_median']:.3f}% "
-        f"(ours: {ours['budget']} trials/scale, compute {ours['compute_median']:.4f})",
-        ["peer", "compute needed", "vs ours"], rows,
-    )
-    return ours, ratio, f"{how} ({peer})"
+    return show_speedup(summary, "Real ladder: compute")
 
 
 # ---------------------------------------------------------------- entry point
