@@ -215,9 +215,10 @@ def _clip_tails(replicates: np.ndarray) -> np.ndarray:
     A rare resample that lost the trials pinning the minimum down lands far
     away; clipped, it still counts as a large deviation without dominating the
     spread of the laws fitted from these replicates. A column whose robust
-    spread is zero (most resamples kept the same best trial, as when no surface
-    can be fitted) is left as it is: clipped, every replicate would collapse
-    onto that trial and the interval would claim a certainty the trials lack.
+    spread is zero (over half the replicates on one value: an optimum pressed
+    on a bound of the searched box, or near-best settings that share it) is
+    left as it is: clipped, every replicate would collapse onto that value and
+    the interval (`Estimate.from_draws`) would claim a certainty the trials lack.
     """
     clipped = replicates.copy()
     if len(clipped) == 0:
