@@ -27,9 +27,12 @@ from ray import tune
 
 from models import Progress, TrainConfig, get_family, train
 
-__all__ = ["FinalStatus", "TrialJob", "divergence_penalty", "run_trial", "trial_status"]
+__all__ = ["CELL", "FinalStatus", "TrialJob", "divergence_penalty", "run_trial", "trial_status"]
 
 FinalStatus = Literal["complete", "pruned", "diverged", "failed"]
+
+CELL = "cell"
+"""The trial config key naming the trial's (variant, scale): its Optuna study name, a key of the jobs."""
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,10 @@ def divergence_penalty(initial_loss: float, divergence_factor: float) -> float:
     return divergence_factor * initial_loss if math.isfinite(initial_loss) else math.inf
 
 
-def run_trial(config: dict[str, Any], job: TrialJob) -> None:
-    """Train one trial of `job` with the hyperparameters in `config`
-    (``lr``, ``batch_size``, ``weight_decay``, ``trial_number``), reporting to Ray Tune."""
+def run_trial(config: dict[str, Any], jobs: Mapping[str, TrialJob]) -> None:
+    """Train one trial of ``jobs[config["cell"]]`` with the hyperparameters in
+    `config` (``lr``, ``batch_size``, ``weight_decay``, ``trial_number``), reporting to Ray Tune."""
+    job = jobs[config[CELL]]
     family = get_family(job.family, **job.family_options)
     train_config = job.config(float(config["lr"]), int(config["batch_size"]), float(config["weight_decay"]))
     number = int(config["trial_number"])
