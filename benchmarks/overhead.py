@@ -12,8 +12,11 @@ ASHA is kept from pruning: the grace period is one token short of the
 budget, so its only rung is the final result.
 
 Each trial's own training time is the ``seconds`` of its last result (the
-time `models.train`'s loop ran, evaluations and reports included), read
-from Ray Tune's ``result.json`` files. With `--concurrency` trials at once
+time `models.train`'s loop ran, its evaluations included) less its
+``report_seconds`` (the time the loop was blocked in ``tune.report``: Ray
+Tune's function API holds each report until the driver takes it, so that
+wait is the driver's cost, not training), read from Ray Tune's
+``result.json`` files. With `--concurrency` trials at once
 the ideal wall time is their sum / concurrency, and
 
     overhead_fraction = 1 − ideal / wall
@@ -59,6 +62,7 @@ class TrialTime:
     cell: str  # the trial's Optuna study, {study}/{variant}/{scale}
     number: int
     seconds: float  # time in models.train's loop (its evaluations and reports included)
+    waited: float  # of which, blocked in tune.report until the driver took a result
     ray_seconds: float  # Ray's time_total_s: the trainable function, its set-up included
     tokens: int
     done: float  # wall-clock time (time.time()) the driver told Optuna the trial ended
@@ -67,6 +71,11 @@ class TrialTime:
     def loop_start(self) -> float:
         """About when the training loop started (wall clock)."""
         return self.done - self.seconds
+
+    @property
+    def training(self) -> float:
+        """The trial's own training time: its loop's time, less the time blocked in reports."""
+        return self.seconds - self.waited
 
 
 def calibrate(scale: str, batch_size: int, trial_seconds: float) -> tuple[float, int]:
@@ -110,7 +119,8 @@ def trial_times(spec: StudySpec) -> list[TrialTime]:
             continue
         last, config = json.loads(lines[-1]), json.loads((path.parent / "params.json").read_text())
         key = (config["cell"], int(last["trial_number"]))
-        times.append(TrialTime(*key, float(last["seconds"]), float(last["time_total_s"]),
+        times.append(TrialTime(*key, float(last["seconds"]), float(last.get("report_seconds", 0.0)),
+                               float(last["time_total_s"]),
                                int(last["tokens"]), done[key]))
     return sorted(times, key=lambda trial: trial.done)
 
@@ -166,14 +176,15 @@ def main() -> None:
     if outcome.ran != trials or len(times) != trials or any(t.tokens < budget for t in times):
         raise SystemExit(f"expected {trials} complete trials, got {outcome.ran} run, {len(times)} with "
                          f"results, tokens {[t.tokens for t in times]}")
-    train_seconds = [t.seconds for t in times]
+    train_seconds = [t.training for t in times]
     ideal = sum(train_seconds) / args.concurrency
     overhead = 1 - ideal / wall
 
-    print(f"\n{'variant':>7} {'trial':>5} {'loop start':>10} {'train s':>8} {'ray s':>6} {'tok/s':>7}")
+    print(f"\n{'variant':>7} {'trial':>5} {'loop start':>10} {'loop s':>7} {'report s':>8} {'train s':>8} "
+          f"{'ray s':>6} {'tok/s':>7}")
     for t in times:
-        print(f"{t.cell.split('/')[1]:>7} {t.number:>5} {t.loop_start - wall_start:>10.2f} {t.seconds:>8.2f} "
-              f"{t.ray_seconds:>6.2f} {t.tokens / t.seconds:>7,.0f}")
+        print(f"{t.cell.split('/')[1]:>7} {t.number:>5} {t.loop_start - wall_start:>10.2f} {t.seconds:>7.2f} "
+              f"{t.waited:>8.2f} {t.training:>8.2f} {t.ray_seconds:>6.2f} {t.tokens / t.training:>7,.0f}")
     print(f"\n{'trials':>6} {'trial s':>8} {'wall s':>7} {'ideal s':>8} {'overhead':>8} {'ray start s':>11}")
     print(f"{trials:>6} {statistics.mean(train_seconds):>8.2f} {wall:>7.2f} {ideal:>8.2f} {overhead:>8.3f} "
           f"{ray_start:>11.2f}")
@@ -189,13 +200,13 @@ def main() -> None:
     idle = args.concurrency * phase - sum(train_seconds)
     print(f"\nwall {wall:.2f} s = set-up {setup:.2f} + start-up {startup:.2f} + trials {phase:.2f} "
           f"+ tear-down {teardown:.2f}")
-    print(f"trial phase alone: overhead {1 - ideal / phase:.3f}, {idle / trials:.2f} CPU-s idle per trial "
+    print(f"trial phase alone: overhead {1 - ideal / phase:.3f}, {idle / trials:.2f} CPU-s per trial outside training "
           f"({args.concurrency} slots x {phase:.2f} s - {sum(train_seconds):.2f} s of training)")
     fixed, per_trial = setup + startup + teardown, 1 - ideal / phase
     print(f"a study of n such trials: overhead ~ 1 - (n x {ideal / trials:.2f} s) / ({fixed:.1f} s + "
           f"n x {ideal / trials:.2f} s / {1 - per_trial:.3f}); under 0.05 from n = "
           f"{_trials_for(0.05, fixed, ideal / trials, per_trial)}")
-    loop_rate = statistics.mean(t.tokens / t.seconds for t in times)
+    loop_rate = statistics.mean(t.tokens / t.training for t in times)
     print(f"trials trained at {loop_rate:,.0f} tokens/s ({loop_rate / rate:.2f} x the calibration); "
           f"Ray shutdown {ray_stop:.2f} s")
     print(f"RESULT overhead_fraction={overhead:.4f}")
