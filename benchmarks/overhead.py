@@ -6,8 +6,9 @@ MLflow parent run: a (variant, scale) cell of a ladder), each running
 batch size, weight decay 0, the learning rate searched in a narrow range so
 that TPE still samples) runs under `run_study` with `--concurrency` (2) trials
 at a time, one CPU each, on a local Ray runtime with that many CPUs. The
-token budget is calibrated first, in this process, with a short
-`models.train` run, so that one trial trains for about `--trial-seconds`.
+token budget is calibrated first, with short `models.train` runs in
+`--concurrency` processes side by side (one thread each, as the trials), so
+that one trial trains for about `--trial-seconds`.
 ASHA is kept from pruning: the grace period is one token short of the
 budget, so its only rung is the final result.
 
@@ -37,6 +38,7 @@ import argparse
 import json
 import logging
 import math
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -78,13 +80,22 @@ class TrialTime:
         return self.seconds - self.waited
 
 
-def calibrate(scale: str, batch_size: int, trial_seconds: float) -> tuple[float, int]:
-    """Tokens per second of `models.train` at `scale` on one thread, and the
-    budget (a whole number of batches) that trains for `trial_seconds`."""
+def training_rate(scale: str, batch_size: int) -> float:
+    """Tokens per second of `models.train` at `scale` on one thread (after a warm-up run)."""
+    torch.set_num_threads(1)  # as in a trial: Ray gives a 1-CPU worker one OpenMP thread
     family = get_family(FAMILY)
-    train(family, scale, TrainConfig(lr=1e-3, batch_size=batch_size, tokens=100 * batch_size))  # warm up
+    train(family, scale, TrainConfig(lr=1e-3, batch_size=batch_size, tokens=100 * batch_size))
     result = train(family, scale, TrainConfig(lr=1e-3, batch_size=batch_size, tokens=800 * batch_size))
-    rate = result.tokens_seen / result.seconds
+    return result.tokens_seen / result.seconds
+
+
+def calibrate(scale: str, batch_size: int, trial_seconds: float, concurrency: int) -> tuple[float, int]:
+    """The tokens per second of one of `concurrency` processes training side by side
+    (as the trials will: they share the machine's memory bandwidth), and the
+    budget (a whole number of batches) that trains for `trial_seconds` at that rate."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(concurrency) as pool:
+        rate = statistics.mean(pool.starmap(training_rate, [(scale, batch_size)] * concurrency))
     return rate, max(10, round(rate * trial_seconds / batch_size)) * batch_size
 
 
@@ -146,10 +157,10 @@ def main() -> None:
     for name in ("ray", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(1)  # as in a trial: Ray gives a 1-CPU worker one OpenMP thread
 
-    rate, budget = calibrate(args.scale, args.batch_size, trial_seconds)
-    print(f"{FAMILY} {args.scale}, batch {args.batch_size}: {rate:,.0f} tokens/s on 1 thread in this process "
+    rate, budget = calibrate(args.scale, args.batch_size, trial_seconds, args.concurrency)
+    print(f"{FAMILY} {args.scale}, batch {args.batch_size}: {rate:,.0f} tokens/s on 1 thread in each of "
+          f"{args.concurrency} processes side by side "
           f"-> budget {budget:,} tokens ({budget / rate:.1f} s)")
     print(f"{variants} variants x {trials_per_variant} trials, {args.concurrency} at a time, 1 CPU each, "
           f"Ray with {args.concurrency} CPUs")
@@ -200,8 +211,9 @@ def main() -> None:
     idle = args.concurrency * phase - sum(train_seconds)
     print(f"\nwall {wall:.2f} s = set-up {setup:.2f} + start-up {startup:.2f} + trials {phase:.2f} "
           f"+ tear-down {teardown:.2f}")
-    print(f"trial phase alone: overhead {1 - ideal / phase:.3f}, {idle / trials:.2f} CPU-s per trial outside training "
-          f"({args.concurrency} slots x {phase:.2f} s - {sum(train_seconds):.2f} s of training)")
+    print(f"trial phase alone: overhead {1 - ideal / phase:.3f}, {idle / trials:.2f} CPU-s per trial "
+          f"outside training ({args.concurrency} slots x {phase:.2f} s - {sum(train_seconds):.2f} s "
+          "of training)")
     fixed, per_trial = setup + startup + teardown, 1 - ideal / phase
     print(f"a study of n such trials: overhead ~ 1 - (n x {ideal / trials:.2f} s) / ({fixed:.1f} s + "
           f"n x {ideal / trials:.2f} s / {1 - per_trial:.3f}); under 0.05 from n = "
