@@ -19,6 +19,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import mlflow
@@ -35,7 +36,11 @@ _SQLITE = "sqlite:///"
 
 def prepare_sqlite_store(tracking_uri: str) -> None:
     """Create the sqlite file of `tracking_uri` from the template when it does
-    not exist yet; do nothing for a file that exists or another kind of URI."""
+    not exist yet; do nothing for a file that exists or another kind of URI.
+
+    The new file uses write-ahead logging, as the Optuna store does
+    (`hpo.trials.optuna_storage`): one file synced per commit, and the MLflow
+    UI reads while the driver writes."""
     if not tracking_uri.startswith(_SQLITE):
         return
     path = Path(tracking_uri.removeprefix(_SQLITE).split("?", 1)[0])
@@ -46,6 +51,8 @@ def prepare_sqlite_store(tracking_uri: str) -> None:
         partial = Path(copy.name)
     try:
         shutil.copyfile(template, partial)
+        with closing(sqlite3.connect(partial)) as db:  # kept in the file: see `prepare_sqlite_store`
+            db.execute("PRAGMA journal_mode=WAL")
         os.link(partial, path)  # fails, leaving the store alone, if another process made it meanwhile
     except FileExistsError:
         pass

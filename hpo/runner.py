@@ -1,11 +1,13 @@
-"""Run a study: for each variant, each scale smallest first, one Ray Tune search.
+"""Run a study: every variant, every scale smallest first, searched by one Ray Tune `Tuner`.
 
-Each (variant, scale) is one Optuna study named ``{study}/{variant}/{scale}``
-in the study's Optuna storage, searched by `TokenOptunaSearch` (TPE) under
-ASHA on tokens, with `TrialTracker` writing MLflow child runs under one
-parent run. Trials run in Ray: a local runtime unless `address` (or
-``RAY_ADDRESS``) names a cluster, whose workers must have ``hpo`` and the
-study's model family installed.
+Each (variant, scale) is a `hpo.cell.Cell`: one Optuna study named
+``{study}/{variant}/{scale}`` in the study's Optuna storage, searched by
+`TokenOptunaSearch` (TPE) under ASHA on tokens, with `TrialTracker` writing
+MLflow child runs under one parent run. One Tuner runs them all
+(`hpo.ladder.Ladder` routes each trial to its cell), so its trial actors
+start once per run, not once per scale. Trials run in Ray: a local runtime
+unless `address` (or ``RAY_ADDRESS``) names a cluster, whose workers must
+have ``hpo`` and the study's model family installed.
 
 Resuming is the default: `run_study` on a study that ran before first
 repairs each Optuna study — a trial left RUNNING by a killed driver becomes
@@ -33,35 +35,24 @@ import logging
 import os
 import sys
 import time
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import optuna
-import pandas as pd
 import ray
-from optuna.trial import FrozenTrial, TrialState
 from ray import tune
-from ray.tune import Callback
-from ray.tune.experiment import Trial
 from ray.tune.search import ConcurrencyLimiter
 
-from hpo.scheduler import ProtectedASHA
-from hpo.searcher import TokenOptunaSearch
-from hpo.space import EXPLORE, PREDICTED, TrialParams, define_space, fixed_params, trial_params
+from hpo.cell import Cell, ProgressCallback, ScaleOutcome, ScaleProgress
+from hpo.ladder import Ladder, LadderCallback, LadderScheduler, LadderSearch
 from hpo.spec import StudySpec
 from hpo.tracking import StudyTracker
-from hpo.trainable import TrialJob, run_trial
-from hpo.transfer import LawCheck, ScalePlan, check_law, full_plan, plan_scale
-from hpo.trials import INTERRUPTED, LAW_BROKEN, PLAN, load_trials, optuna_storage, optuna_study_name
+from hpo.trainable import run_trial
+from hpo.trials import optuna_storage
 
 __all__ = ["ProgressCallback", "ScaleOutcome", "ScaleProgress", "StudyInterrupted", "StudyOutcome",
            "run_study", "start_ray"]
-
-logger = logging.getLogger(__name__)
 
 class StudyInterrupted(RuntimeError):
     """The run was stopped (Ctrl+C) before a (variant, scale) had all its
@@ -69,41 +60,8 @@ class StudyInterrupted(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ScaleProgress:
-    """Where one (variant, scale) stands: trials `finished` of `planned`, and
-    the best eval loss of a trial that completed its budget (None before any)."""
-
-    variant: str
-    scale: str
-    finished: int
-    planned: int
-    best_loss: float | None
-
-
-ProgressCallback = Callable[[ScaleProgress], None]
-"""Called when a (variant, scale) starts, after each of its trials ends, and when it is done."""
-
-
-@dataclass(frozen=True)
-class ScaleOutcome:
-    """How one (variant, scale) ended: trials `finished` of `planned`, `ran` of
-    them in this call (0 when skipped), the best complete trial's loss and the
-    `best_params` it trained with (``lr``, ``batch_size``, ``weight_decay``)."""
-
-    variant: str
-    scale: str
-    planned: int
-    finished: int
-    ran: int
-    best_loss: float | None
-    best_params: TrialParams | None
-    plan: ScalePlan | None = None
-    law: LawCheck | None = None
-
-
-@dataclass(frozen=True)
 class StudyOutcome:
-    """Every (variant, scale) of a `run_study` call, in the order they ran."""
+    """Every (variant, scale) of a `run_study` call, variant by variant, smallest scale first."""
 
     study: str
     scales: tuple[ScaleOutcome, ...]
@@ -177,192 +135,47 @@ def run_study(
         started = start_ray(address)
     try:
         tracker = opening.result()
-        outcomes = tuple(
-            _run_scale(spec, variant.name, scale, storage, tracker, progress)
-            for variant in chosen_variants for scale in chosen_scales
-        )
+        cells = [Cell(spec, variant.name, scale, storage, tracker, progress)
+                 for variant in chosen_variants for scale in chosen_scales]
+        ladder = Ladder(cells, after_smaller=spec.search == "scale_aware")
+        if ladder.advance():
+            _tuner(spec, ladder).fit()
+        ladder.close_finished()
+        _raise_if_interrupted(cells)
     finally:
         if started:
             ray.shutdown()
-    return StudyOutcome(spec.name, outcomes)
+    return StudyOutcome(spec.name, tuple(cell.outcome for cell in cells if cell.outcome is not None))
 
 
-def _run_scale(spec: StudySpec, variant_name: str, scale: str, storage: optuna.storages.BaseStorage,
-               tracker: StudyTracker, progress: ProgressCallback | None) -> ScaleOutcome:
-    """Repair, then run the missing trials of one (variant, scale)."""
-    name = optuna_study_name(spec.name, variant_name, scale)
-    study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True)
-    plan = _plan(spec, variant_name, scale, study, storage)
-    planned = plan.trials
-    scale_run = tracker.start_scale(variant_name, scale, params=spec.params(scale),
-                                    budget_tokens=spec.tokens(scale), seed=spec.seed, trials=planned)
-    tracker.log_plan(scale_run, plan)
-    _repair(study, tracker)
-    tracker.close_stale_runs(scale_run, {trial.number: trial for trial in _counted(study)})
-    done = _finished(study)
-    report = _Reporter(study, variant_name, scale, planned, progress)
-    report.now()
-    remaining = planned - done
-    if remaining > 0:
-        logger.info("%s: running %d of %d trials", name, remaining, planned)
-        callbacks = [tracker.callback(scale_run, storage, name), report]
-        _tuner(spec, variant_name, scale, plan, storage, study, remaining, callbacks).fit()
-        if _finished(study) < planned:  # Tune returns normally after Ctrl+C (SIGINT) or SIGUSR1
-            tracker.interrupt_scale(scale_run)
-            raise StudyInterrupted(f"{name}: {_finished(study)} of {planned} trials finished before the run "
-                                   "was interrupted; run the study again to resume")
-    else:
-        logger.info("%s: all %d trials done, skipped", name, planned)
-    best = _best(study)
-    best_params = None if best is None else trial_params(best)
-    law = check_law(plan, _scale_trials(spec, variant_name, scale), seed=spec.seed)
-    study.set_user_attr(LAW_BROKEN, law.broken)
-    if law.broken:
-        logger.warning("%s: %s", name, law.reason)
-    tracker.finish_scale(scale_run, best, best_params, law)
-    report.now()
-    return ScaleOutcome(variant_name, scale, planned, _finished(study), _finished(study) - done,
-                        None if best is None else best.value, best_params, plan, law)
-
-
-def _plan(spec: StudySpec, variant_name: str, scale: str, study: optuna.Study,
-          storage: optuna.storages.BaseStorage) -> ScalePlan:
-    """The search plan of (variant, scale): the one stored with its Optuna study
-    (a resumed scale keeps its plan), else made now and stored, its first and
-    exploring trials enqueued."""
-    if PLAN in study.user_attrs:
-        return ScalePlan.from_dict(study.user_attrs[PLAN])
-    space, trials = spec.variant(variant_name).space, spec.trials_per_scale[scale]
-    if spec.search != "scale_aware":
-        plan = full_plan(scale, space, trials, f"search: {spec.search}")
-    else:
-        smaller = spec.scales[:spec.scales.index(scale)]
-        history = load_trials(spec, variants=[variant_name], scales=smaller)
-        plan = plan_scale(history, scale=scale, params=spec.params(scale), tokens=spec.tokens(scale),
-                          space=space, trials=trials, transfer=spec.transfer, seed=spec.seed,
-                          law_broken=bool(smaller) and _law_broken(spec, variant_name, smaller[-1], storage))
-    logger.info("%s: %s", study.study_name, plan.reason)
-    if not study.trials:
-        if plan.first is not None:
-            study.enqueue_trial(fixed_params(plan.first, plan.space), user_attrs={"origin": PREDICTED})
-        for setting in plan.explore:
-            study.enqueue_trial(fixed_params(setting, space), user_attrs={"origin": EXPLORE})
-    study.set_user_attr(PLAN, plan.to_dict())
-    return plan
-
-
-def _law_broken(spec: StudySpec, variant_name: str, scale: str, storage: optuna.storages.BaseStorage) -> bool:
-    """Whether `scale` of the variant ran and broke the law its plan predicted."""
-    try:
-        name = optuna_study_name(spec.name, variant_name, scale)
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return False
-    return bool(study.user_attrs.get(LAW_BROKEN, False))
-
-
-def _scale_trials(spec: StudySpec, variant_name: str, scale: str) -> pd.DataFrame:
-    return load_trials(spec, variants=[variant_name], scales=[scale])
-
-
-def _tuner(spec: StudySpec, variant_name: str, scale: str, plan: ScalePlan,
-           storage: optuna.storages.BaseStorage, study: optuna.Study, trials: int,
-           callbacks: list[Callback]) -> tune.Tuner:
-    """A Tuner running `trials` more trials of `study`: TPE under ASHA on tokens.
-
-    TPE samples at random for its first third of the planned trials (Optuna's
-    default of 10 would leave a small study random throughout). Its seed mixes
-    the study's seed, the (variant, scale) and the trials already in the study,
-    so scales do not replay one random sequence and a resumed run does not
-    repeat the suggestions it already made.
-    """
-    variant = spec.variant(variant_name)
-    budget = spec.tokens(scale)
-    job = TrialJob(
-        family=spec.family, family_options=dict(spec.family_options), scale=scale, params=spec.params(scale),
-        budget_tokens=budget, eval_every_tokens=spec.fidelity.eval_every_tokens, seed=spec.seed,
-        train=dict(variant.train),
-    )
-    seed = (spec.seed + zlib.crc32(study.study_name.encode()) + len(study.trials)) % 2**32
-    startup = max(2, plan.trials // 3)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-    searcher = TokenOptunaSearch(define_space(plan.space, variant.space), budget_tokens=budget,
-                                 study_name=study.study_name, storage=storage, sampler=sampler)
-    scheduler = ProtectedASHA(time_attr="tokens", metric="loss", mode="min", max_t=budget,
-                              grace_period=spec.fidelity.grace_tokens,
-                              reduction_factor=spec.fidelity.reduction_factor)
+def _tuner(spec: StudySpec, ladder: Ladder) -> tune.Tuner:
+    """One Tuner for every trial of the run: the ladder's searcher, at most
+    ``max_concurrent`` trials at once, its scheduler and callbacks; actors are reused."""
+    jobs = {cell.name: cell.job() for cell in ladder.cells}
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.Tuner(
-        tune.with_resources(tune.with_parameters(run_trial, job=job), resources),
+        tune.with_resources(tune.with_parameters(run_trial, jobs=jobs), resources),
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent),
-            scheduler=scheduler, num_samples=trials, reuse_actors=True,
+            search_alg=ConcurrencyLimiter(LadderSearch(ladder), max_concurrent=spec.max_concurrent),
+            scheduler=LadderScheduler(ladder), num_samples=-1, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=f"{variant_name}.{scale}.{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str(spec.output_dir / "ray"), callbacks=callbacks, verbose=0,
+            name=f"{spec.name}.{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(spec.output_dir / "ray"), callbacks=[LadderCallback(ladder)], verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
         ),
     )
 
 
-def _repair(study: optuna.Study, tracker: StudyTracker) -> None:
-    """Mark trials left RUNNING by a killed driver interrupted (FAIL), queue
-    their configurations again and delete their MLflow runs."""
-    storage = study._storage  # the public Study exposes no setter for a trial's user attributes
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        logger.warning("%s: trial %d was interrupted; its configuration runs again",
-                       study.study_name, trial.number)
-        storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(study_id, trial.number),
-                                    "status", INTERRUPTED)
-        study.tell(trial.number, state=TrialState.FAIL)
-        origin = {"origin": trial.user_attrs["origin"]} if "origin" in trial.user_attrs else None
-        study.enqueue_trial(trial.params, user_attrs=origin)
-        if "run_id" in trial.user_attrs:
-            tracker.delete_run(trial.user_attrs["run_id"])
-
-
-def _counted(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards the plan: complete, pruned, or failed but not interrupted."""
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [trial for trial in study.get_trials(deepcopy=False, states=states)
-            if trial.user_attrs.get("status") != INTERRUPTED]
-
-
-def _finished(study: optuna.Study) -> int:
-    """How many trials count towards the plan (see `_counted`)."""
-    return len(_counted(study))
-
-
-def _best(study: optuna.Study) -> FrozenTrial | None:
-    """The complete (full-budget, not diverged) trial of lowest loss."""
-    complete = [trial for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if trial.user_attrs.get("status", "complete") == "complete"]
-    return min(complete, key=lambda trial: trial.value, default=None)
-
-
-class _Reporter(Callback):
-    """Tells a `ProgressCallback` how one (variant, scale) stands, after each trial ends."""
-
-    def __init__(self, study: optuna.Study, variant: str, scale: str, planned: int,
-                 progress: ProgressCallback | None) -> None:
-        self.study, self.variant, self.scale, self.planned = study, variant, scale, planned
-        self.progress = progress
-
-    def now(self) -> None:
-        """Report the current state."""
-        if self.progress is None:
-            return
-        best = _best(self.study)
-        self.progress(ScaleProgress(self.variant, self.scale, _finished(self.study), self.planned,
-                                    None if best is None else best.value))
-
-    def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks; a UI's callback may not pickle
-        return {**self.__dict__, "progress": None}
-
-    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.now()
-
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.now()
+def _raise_if_interrupted(cells: Sequence[Cell]) -> None:
+    """End the parent runs of the cells the run left unfinished (Tune returns
+    normally after Ctrl+C or SIGUSR1) and raise `StudyInterrupted` naming the first."""
+    unfinished = [cell for cell in cells if cell.outcome is None]
+    if not unfinished:
+        return
+    for cell in unfinished:
+        cell.interrupt()
+    first = unfinished[0]
+    done = f"{first.finished()} of {first.planned} trials finished" if first.is_open else "not started"
+    raise StudyInterrupted(f"{first.name}: {done} before the run was interrupted; "
+                           "run the study again to resume")

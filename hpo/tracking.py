@@ -29,6 +29,8 @@ Layout in the tracking store, made to be browsed in the MLflow UI (docs/browse_i
   (N), ``seed`` and ``variant``; its curve (``loss`` = eval loss,
   ``train_loss``, ``lr``) is logged in one batch when the trial ends, with
   step = tokens seen; tag ``status`` is complete / pruned / diverged / failed;
+  that last write runs in a background thread, off the driver's path from one
+  trial to the next (`TrialTracker.flush` waits for it);
 * one study-level *summary* run (tag ``kind=summary``) with the analysis's
   answer, written by `hpo.summary` (``hpo analyze``).
 
@@ -47,6 +49,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -292,9 +295,12 @@ class TrialTracker(Callback):
         self._client: MlflowClient | None = None
         self._run_ids: dict[str, str] = {}
         self._curves: dict[str, list[Metric]] = {}
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: list[Future[None]] = []
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles callbacks into the output folder
-        return {**self.__dict__, "_client": None, "tracking_uri": without_password(self.tracking_uri)}
+        return {**self.__dict__, "_client": None, "_writer": None, "_writes": [],
+                "tracking_uri": without_password(self.tracking_uri)}
 
     @property
     def client(self) -> MlflowClient:
@@ -367,9 +373,20 @@ class TrialTracker(Callback):
         tags = [RunTag("status", status)]
         if tokens_seen is not None:
             tags.append(RunTag("tokens_seen", str(tokens_seen)))
-        self.client.log_batch(run_id, metrics=curve, tags=tags)  # one write: curve and tags together
         final = RunStatus.FAILED if status == "failed" else RunStatus.FINISHED
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-trials")
+        self._writes.append(self._writer.submit(self._end_run, run_id, curve, tags, final))
+
+    def _end_run(self, run_id: str, curve: list[Metric], tags: list[RunTag], final: int) -> None:
+        self.client.log_batch(run_id, metrics=curve, tags=tags)  # one write: curve and tags together
         self.client.set_terminated(run_id, RunStatus.to_string(final))
+
+    def flush(self) -> None:
+        """Wait until the child runs of the trials that ended are written; raise the first write's error."""
+        writes, self._writes = self._writes, []
+        for write in writes:
+            write.result()
 
 
 def _scale_description(variant: str, scale: str, params: int, budget_tokens: int, trials: int) -> str:

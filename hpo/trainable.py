@@ -1,10 +1,12 @@
 """The Ray Tune function trainable: one trial trains one model with `models.train`.
 
-Every evaluation reports a result with the keys of `ReportKeys`: ``loss``
+Every evaluation reports a result with these keys: ``loss``
 (eval loss, the metric ASHA and Optuna minimise), ``tokens`` (tokens seen,
 the fidelity ASHA counts in), ``train_loss``, ``lr`` (the learning rate at
-that point), ``seconds`` (time in `models.train`'s loop so far), ``status``
-(``running``) and ``trial_number`` (the Optuna trial).
+that point), ``seconds`` (time in `models.train`'s loop so far),
+``report_seconds`` (the part of ``seconds`` spent in earlier reports: Ray
+Tune's function API blocks each report until the driver has taken it),
+``status`` (``running``) and ``trial_number`` (the Optuna trial).
 
 A diverged run reports once more with ``status="diverged"`` and a finite
 penalty as ``loss``: `divergence_factor` × the loss of the first step, the
@@ -19,6 +21,7 @@ searcher and the tracking callback both use it, so the two stores agree.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,9 +30,12 @@ from ray import tune
 
 from models import Progress, TrainConfig, get_family, train
 
-__all__ = ["FinalStatus", "TrialJob", "divergence_penalty", "run_trial", "trial_status"]
+__all__ = ["CELL", "FinalStatus", "TrialJob", "divergence_penalty", "run_trial", "trial_status"]
 
 FinalStatus = Literal["complete", "pruned", "diverged", "failed"]
+
+CELL = "cell"
+"""The trial config key naming the trial's (variant, scale): its Optuna study name, a key of the jobs."""
 
 
 @dataclass(frozen=True)
@@ -65,18 +71,25 @@ def divergence_penalty(initial_loss: float, divergence_factor: float) -> float:
     return divergence_factor * initial_loss if math.isfinite(initial_loss) else math.inf
 
 
-def run_trial(config: dict[str, Any], job: TrialJob) -> None:
-    """Train one trial of `job` with the hyperparameters in `config`
-    (``lr``, ``batch_size``, ``weight_decay``, ``trial_number``), reporting to Ray Tune."""
+def run_trial(config: dict[str, Any], jobs: Mapping[str, TrialJob]) -> None:
+    """Train one trial of ``jobs[config["cell"]]`` with the hyperparameters in
+    `config` (``lr``, ``batch_size``, ``weight_decay``, ``trial_number``), reporting to Ray Tune."""
+    job = jobs[config[CELL]]
     family = get_family(job.family, **job.family_options)
     train_config = job.config(float(config["lr"]), int(config["batch_size"]), float(config["weight_decay"]))
     number = int(config["trial_number"])
 
+    waited = 0.0  # seconds spent in tune.report so far
+
     def report(progress: Progress) -> None:
+        nonlocal waited
+        start = time.perf_counter()
         tune.report({
             "loss": progress.eval_loss, "tokens": progress.tokens_seen, "train_loss": progress.train_loss,
-            "lr": progress.lr, "seconds": progress.seconds, "status": "running", "trial_number": number,
+            "lr": progress.lr, "seconds": progress.seconds, "report_seconds": waited, "status": "running",
+            "trial_number": number,
         })
+        waited += time.perf_counter() - start
 
     result = train(family, job.scale, train_config, report=report)
     if result.status == "diverged":

@@ -74,20 +74,37 @@ class _RDBStorage(optuna.storages.RDBStorage):
 def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage:
     """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock.
 
+    A sqlite file is switched to write-ahead logging (a setting kept in the
+    file): a commit then syncs one file instead of two or three, and readers
+    (``hpo status``, the MLflow UI's neighbours) do not block the running
+    driver. The file must be on a local disk, as sqlite requires for any
+    shared use; a team or a cluster uses PostgreSQL.
+
     Two processes opening a new database at once (two drivers on one fresh
     PostgreSQL, or a reader beside a starting driver) both create its tables
-    and stamp its schema version; the loser's integrity error is retried, up
-    to `attempts` tries in all, 0.5 s apart, by when the winner has finished.
+    and stamp its schema version; the loser's error (an integrity error, or
+    sqlite's "table already exists") is retried, up to `attempts` tries in
+    all, 0.5 s apart, by when the winner has finished.
     """
-    engine_kwargs = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else None
-    for attempt in range(1, attempts):
+    sqlite = url.startswith("sqlite")
+    engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else None
+    for attempt in range(1, attempts + 1):
         try:
-            return _RDBStorage(url, engine_kwargs=engine_kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            storage = _RDBStorage(url, engine_kwargs=engine_kwargs)
+            break
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError) as error:
+            # sqlite reports a table made meanwhile as an OperationalError; anything else it raises is final.
+            created = not isinstance(error, sqlalchemy.exc.OperationalError) or "already exists" in str(error)
+            if attempt == attempts or not created:
+                raise
             logger.info("Optuna storage schema created concurrently (%s); try %d of %d",
                         type(error.orig).__name__, attempt + 1, attempts)
             time.sleep(0.5)
-    return _RDBStorage(url, engine_kwargs=engine_kwargs)
+    if sqlite:
+        with storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    return storage
 
 
 def load_study_attrs(spec: StudySpec) -> dict[tuple[str, str], dict[str, object]]:

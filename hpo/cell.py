@@ -1,0 +1,292 @@
+"""`Cell`: one (variant, scale) of a run, from its repair to its outcome.
+
+A cell owns what one (variant, scale) needs in the driver: its Optuna study
+``{study}/{variant}/{scale}``, the `ScalePlan` it searches (stored with the
+study, so a resumed cell keeps it), its MLflow parent run, and, while it has
+trials left, its searcher (`TokenOptunaSearch`, TPE), its scheduler
+(`ProtectedASHA` on tokens) and its Ray Tune callbacks (`TrialTracker`, and
+progress). `hpo.ladder` routes each trial of the run's one Tuner to its cell.
+
+`Cell.open` repairs what a killed driver left: a trial left RUNNING becomes
+FAIL with user attribute ``status=interrupted``, its configuration is queued
+to run again and its MLflow run is deleted; a trial's MLflow run left RUNNING
+after its trial finished is ended. A cell whose planned trials all finished
+(complete, pruned, diverged or failed) has nothing left to suggest.
+`Cell.close` checks the law the plan predicted and writes the scale's best
+trial to its parent run.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from hpo.scheduler import ProtectedASHA
+from hpo.searcher import TokenOptunaSearch
+from hpo.space import EXPLORE, PREDICTED, TrialParams, define_space, fixed_params, trial_params
+from hpo.spec import StudySpec
+from hpo.tracking import ScaleRun, StudyTracker, TrialTracker
+from hpo.trainable import TrialJob
+from hpo.transfer import LawCheck, ScalePlan, check_law, full_plan, plan_scale
+from hpo.trials import INTERRUPTED, LAW_BROKEN, PLAN, load_trials, optuna_study_name
+
+__all__ = ["Cell", "ProgressCallback", "ScaleOutcome", "ScaleProgress"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScaleProgress:
+    """Where one (variant, scale) stands: trials `finished` of `planned`, and
+    the best eval loss of a trial that completed its budget (None before any)."""
+
+    variant: str
+    scale: str
+    finished: int
+    planned: int
+    best_loss: float | None
+
+
+ProgressCallback = Callable[[ScaleProgress], None]
+"""Called when a (variant, scale) starts, after each of its trials ends, and when it is done."""
+
+
+@dataclass(frozen=True)
+class ScaleOutcome:
+    """How one (variant, scale) ended: trials `finished` of `planned`, `ran` of
+    them in this call (0 when skipped), the best complete trial's loss and the
+    `best_params` it trained with (``lr``, ``batch_size``, ``weight_decay``)."""
+
+    variant: str
+    scale: str
+    planned: int
+    finished: int
+    ran: int
+    best_loss: float | None
+    best_params: TrialParams | None
+    plan: ScalePlan | None = None
+    law: LawCheck | None = None
+
+
+class Cell:
+    """One (variant, scale) of a run: `open`, then its trials (`suggest` and
+    the routed searcher, scheduler and callbacks), then `close`."""
+
+    def __init__(self, spec: StudySpec, variant: str, scale: str, storage: optuna.storages.BaseStorage,
+                 tracker: StudyTracker, progress: ProgressCallback | None) -> None:
+        self.spec, self.variant, self.scale = spec, variant, scale
+        self.name = optuna_study_name(spec.name, variant, scale)
+        self.storage, self.tracker, self.progress = storage, tracker, progress
+        self.study: optuna.Study | None = None
+        self.plan: ScalePlan | None = None
+        self.scale_run: ScaleRun | None = None
+        self.searcher: TokenOptunaSearch | None = None
+        self.scheduler: ProtectedASHA | None = None
+        self.trial_tracker: TrialTracker | None = None
+        self.callbacks: list[Callback] = []
+        self.done_before = 0
+        self.to_suggest = 0
+        self.outcome: ScaleOutcome | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.study is not None
+
+    @property
+    def planned(self) -> int:
+        assert self.plan is not None, "open the cell first"
+        return self.plan.trials
+
+    def finished(self) -> int:
+        """Trials that count towards the plan (see `_counted`)."""
+        assert self.study is not None, "open the cell first"
+        return len(_counted(self.study.get_trials(deepcopy=False)))
+
+    def is_done(self) -> bool:
+        """Every planned trial finished (none is left to suggest or running)."""
+        return self.is_open and self.to_suggest == 0 and self.finished() >= self.planned
+
+    def job(self) -> TrialJob:
+        """What each trial of this cell trains (the same before and after `open`)."""
+        return TrialJob(
+            family=self.spec.family, family_options=dict(self.spec.family_options), scale=self.scale,
+            params=self.spec.params(self.scale), budget_tokens=self.spec.tokens(self.scale),
+            eval_every_tokens=self.spec.fidelity.eval_every_tokens, seed=self.spec.seed,
+            train=dict(self.spec.variant(self.variant).train),
+        )
+
+    def open(self) -> None:
+        """Load or create the Optuna study and its plan, start the MLflow parent
+        run, repair what a killed driver left, and set up the search of the
+        trials still missing."""
+        spec = self.spec
+        self.study = optuna.create_study(study_name=self.name, storage=self.storage, direction="minimize",
+                                         load_if_exists=True)
+        self.plan = self._load_or_make_plan()
+        self.scale_run = self.tracker.start_scale(self.variant, self.scale, params=spec.params(self.scale),
+                                                  budget_tokens=spec.tokens(self.scale), seed=spec.seed,
+                                                  trials=self.planned)
+        self.tracker.log_plan(self.scale_run, self.plan)
+        self._repair()
+        counted = _counted(self.study.get_trials(deepcopy=False))
+        self.tracker.close_stale_runs(self.scale_run, {trial.number: trial for trial in counted})
+        self.done_before = self.finished()
+        self.to_suggest = max(0, self.planned - self.done_before)
+        self.report()
+        if self.to_suggest == 0:
+            logger.info("%s: all %d trials done, skipped", self.name, self.planned)
+            return
+        logger.info("%s: running %d of %d trials", self.name, self.to_suggest, self.planned)
+        self.searcher = self._searcher()
+        self.scheduler = ProtectedASHA(time_attr="tokens", metric="loss", mode="min",
+                                       max_t=spec.tokens(self.scale), grace_period=spec.fidelity.grace_tokens,
+                                       reduction_factor=spec.fidelity.reduction_factor)
+        self.trial_tracker = self.tracker.callback(self.scale_run, self.storage, self.name)
+        self.callbacks = [self.trial_tracker, _Reporter(self)]
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        """The next trial's configuration, or None when the cell has suggested all its trials."""
+        if self.to_suggest == 0 or self.searcher is None:
+            return None
+        config = self.searcher.suggest(trial_id)
+        if config is not None:
+            self.to_suggest -= 1
+        return config
+
+    def close(self) -> ScaleOutcome:
+        """Check the plan's law against the scale's trials, log the best trial to
+        the parent run, and return the outcome."""
+        assert self.study is not None and self.plan is not None and self.scale_run is not None
+        if self.trial_tracker is not None:
+            self.trial_tracker.flush()
+        best = _best(self.study.get_trials(deepcopy=False))
+        best_params = None if best is None else trial_params(best)
+        rows = load_trials(self.spec, variants=[self.variant], scales=[self.scale])
+        law = check_law(self.plan, rows, seed=self.spec.seed)
+        self.study.set_user_attr(LAW_BROKEN, law.broken)
+        if law.broken:
+            logger.warning("%s: %s", self.name, law.reason)
+        self.tracker.finish_scale(self.scale_run, best, best_params, law)
+        self.report()
+        finished = self.finished()
+        self.outcome = ScaleOutcome(self.variant, self.scale, self.planned, finished,
+                                    finished - self.done_before, None if best is None else best.value,
+                                    best_params, self.plan, law)
+        return self.outcome
+
+    def interrupt(self) -> None:
+        """End the parent run of a cell the run stopped before it finished."""
+        if self.trial_tracker is not None:
+            self.trial_tracker.flush()
+        if self.scale_run is not None:
+            self.tracker.interrupt_scale(self.scale_run)
+
+    def report(self) -> None:
+        """Tell the progress callback how the cell stands."""
+        if self.progress is None or self.study is None:
+            return
+        trials = self.study.get_trials(deepcopy=False)
+        best = _best(trials)
+        self.progress(ScaleProgress(self.variant, self.scale, len(_counted(trials)), self.planned,
+                                    None if best is None else best.value))
+
+    def _load_or_make_plan(self) -> ScalePlan:
+        """The plan stored with the Optuna study (a resumed scale keeps its plan),
+        else one made now and stored, its first and exploring trials enqueued."""
+        assert self.study is not None
+        study, spec = self.study, self.spec
+        if PLAN in study.user_attrs:
+            return ScalePlan.from_dict(study.user_attrs[PLAN])
+        space, trials = spec.variant(self.variant).space, spec.trials_per_scale[self.scale]
+        if spec.search != "scale_aware":
+            plan = full_plan(self.scale, space, trials, f"search: {spec.search}")
+        else:
+            smaller = spec.scales[:spec.scales.index(self.scale)]
+            history = load_trials(spec, variants=[self.variant], scales=smaller)
+            plan = plan_scale(history, scale=self.scale, params=spec.params(self.scale),
+                              tokens=spec.tokens(self.scale), space=space, trials=trials,
+                              transfer=spec.transfer, seed=spec.seed,
+                              law_broken=bool(smaller) and self._law_broken(smaller[-1]))
+        logger.info("%s: %s", self.name, plan.reason)
+        if not study.trials:
+            if plan.first is not None:
+                study.enqueue_trial(fixed_params(plan.first, plan.space), user_attrs={"origin": PREDICTED})
+            for setting in plan.explore:
+                study.enqueue_trial(fixed_params(setting, space), user_attrs={"origin": EXPLORE})
+        study.set_user_attr(PLAN, plan.to_dict())
+        return plan
+
+    def _law_broken(self, scale: str) -> bool:
+        """Whether `scale` of this variant ran and broke the law its plan predicted."""
+        try:
+            study = optuna.load_study(study_name=optuna_study_name(self.spec.name, self.variant, scale),
+                                      storage=self.storage)
+        except KeyError:
+            return False
+        return bool(study.user_attrs.get(LAW_BROKEN, False))
+
+    def _searcher(self) -> TokenOptunaSearch:
+        """TPE over the plan's space, random for its first third of the planned
+        trials (Optuna's default of 10 would leave a small study random
+        throughout). Its seed mixes the study's seed, the (variant, scale) and
+        the trials already in the study, so scales do not replay one random
+        sequence and a resumed run does not repeat the suggestions it already made."""
+        assert self.study is not None and self.plan is not None
+        seed = (self.spec.seed + zlib.crc32(self.name.encode()) + len(self.study.trials)) % 2**32
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, self.planned // 3))
+        space = define_space(self.plan.space, self.spec.variant(self.variant).space)
+        return TokenOptunaSearch(space, budget_tokens=self.spec.tokens(self.scale), study_name=self.name,
+                                 storage=self.storage, sampler=sampler)
+
+    def _repair(self) -> None:
+        """Mark trials left RUNNING by a killed driver interrupted (FAIL), queue
+        their configurations again and delete their MLflow runs."""
+        assert self.study is not None
+        study = self.study
+        storage = study._storage  # the public Study exposes no setter for a trial's user attributes
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            logger.warning("%s: trial %d was interrupted; its configuration runs again",
+                           study.study_name, trial.number)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_user_attr(trial_id, "status", INTERRUPTED)
+            study.tell(trial.number, state=TrialState.FAIL)
+            origin = {"origin": trial.user_attrs["origin"]} if "origin" in trial.user_attrs else None
+            study.enqueue_trial(trial.params, user_attrs=origin)
+            if "run_id" in trial.user_attrs:
+                self.tracker.delete_run(trial.user_attrs["run_id"])
+
+
+def _counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The `trials` that count towards the plan: complete, pruned, or failed but not interrupted."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return [trial for trial in trials
+            if trial.state in states and trial.user_attrs.get("status") != INTERRUPTED]
+
+
+def _best(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
+    """The complete (full-budget, not diverged) trial of lowest loss among `trials`."""
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE
+                and trial.user_attrs.get("status", "complete") == "complete"]
+    return min(complete, key=lambda trial: trial.value, default=None)
+
+
+class _Reporter(Callback):
+    """Reports the cell's progress after each of its trials ends."""
+
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.cell.report()
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self.cell.report()
