@@ -19,7 +19,7 @@ All laws of one variant share the same bootstrap replicates over trials.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ class VariantFit:
     """True when laws are in (N, D): some model size was trained at several token budgets."""
     notes: tuple[str, ...]
     """Why a law could not be fitted, one line each."""
+    searched: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """The range [min, max] of each hyperparameter over all the variant's trials (complete, pruned and
+    diverged): where it was searched. A recommendation outside it is an extrapolation beyond every trial."""
 
     @property
     def params_measured(self) -> np.ndarray:
@@ -91,15 +94,27 @@ def fit_scaling(
             optima_by_variant.setdefault(variant, []).append(optimum)
     if not optima_by_variant:
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
+    ranges = trials.groupby("variant")[list(HYPERPARAMETERS)].agg(["min", "max"])
+    searched = {str(variant): _searched(row) for variant, row in ranges.iterrows()}
     variants = {
-        variant: _fit_variant(variant, tuple(optima), level, seed, loss_law)
+        variant: _fit_variant(variant, tuple(optima), level, seed, loss_law, searched[variant])
         for variant, optima in optima_by_variant.items()
     }
     return ScalingFit(variants=variants, level=level)
 
 
+def _searched(ranges: pd.Series) -> dict[str, tuple[float, float]]:
+    """``{hyperparameter: (min, max)}`` from one variant's row of the trials' min/max aggregate."""
+    return {name: (float(ranges[(name, "min")]), float(ranges[(name, "max")])) for name in HYPERPARAMETERS}
+
+
 def _fit_variant(
-    variant: str, optima: tuple[Optimum, ...], level: float, seed: int, loss_law: bool
+    variant: str,
+    optima: tuple[Optimum, ...],
+    level: float,
+    seed: int,
+    loss_law: bool,
+    searched: dict[str, tuple[float, float]],
 ) -> VariantFit:
     params = np.array([o.params for o in optima])
     tokens = np.array([o.tokens for o in optima])
@@ -127,6 +142,7 @@ def _fit_variant(
         loss_law=_loss_law(optima, uses_tokens, level, seed, notes) if loss_law else None,
         uses_tokens=uses_tokens,
         notes=tuple(notes),
+        searched=searched,
     )
 
 
