@@ -159,9 +159,10 @@ def fit_constant(optimum: np.ndarray, replicates: np.ndarray | None = None) -> f
     Raises:
         ValueError: no cell, or a non-positive optimum.
     """
-    log_h = np.log(np.asarray(optimum, dtype=float))
-    if log_h.size == 0 or not np.all(np.isfinite(log_h)):
+    values = np.asarray(optimum, dtype=float)
+    if values.size == 0 or not np.all((values > 0) & np.isfinite(values)):
         raise ValueError("constant: optima must be positive and finite, at least one")
+    log_h = np.log(values)
     design = np.ones((log_h.size, 1))
     if replicates is None:
         return float(np.exp(np.mean(log_h)))
