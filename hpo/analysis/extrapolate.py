@@ -71,12 +71,12 @@ class OutOfRange:
         """One line for warnings and reports."""
         side = "above" if self.value > self.high else "below"
         text = (
-            f"{self.variant}: the recommended {self.hyperparameter} {self.value:.3g} is {side} the searched "
-            f"range [{self.low:.3g}, {self.high:.3g}], an extrapolation beyond every trial"
+            f"{self.variant}: the recommended {self.hyperparameter} {self.value:.4g} is {side} the searched "
+            f"range [{self.low:.4g}, {self.high:.4g}], an extrapolation beyond every trial"
         )
         if self.clipped is None:
             return text + "; recommended as extrapolated (search a wider range to check it)"
-        return text + f"; clipped to {self.clipped:.3g}"
+        return text + f"; clipped to {self.clipped:.4g}"
 
 
 @dataclass(frozen=True)
@@ -311,8 +311,8 @@ def _setting(
             warnings.append(found.describe())
         elif moved:
             warnings.append(
-                f"{variant_fit.variant}: the recommended {name} {estimate.value:.3g} is clipped to "
-                f"{clipped.value:.3g} (clip_to [{clip_to[name][0]:.3g}, {clip_to[name][1]:.3g}])"
+                f"{variant_fit.variant}: the recommended {name} {estimate.value:.4g} is clipped to "
+                f"{clipped.value:.4g} (clip_to [{clip_to[name][0]:.4g}, {clip_to[name][1]:.4g}])"
             )
         estimates[name] = clipped
     batch_size = round_to_power_of_two(estimates["batch_size"].value)

@@ -52,7 +52,7 @@ def test_a_value_beyond_every_trial_is_warned_about_listed_and_kept(
     logged = [r.getMessage() for r in caplog.records if "searched range" in r.getMessage()]
     assert len(logged) == 2
     assert any(
-        f"lr {lr.value:.3g} is below the searched range [{lr.low:.3g}, {lr.high:.3g}]" in m for m in logged
+        f"lr {lr.value:.4g} is below the searched range [{lr.low:.4g}, {lr.high:.4g}]" in m for m in logged
     )
     assert "Outside the searched range" in format_recommendation(recommendation)
 
