@@ -172,9 +172,9 @@ def extrapolate(
         clip_to: opt-in: clip each named hyperparameter's recommendation (value
             and interval) into its range, e.g. the study's space when the large
             run must stay where the trials were. The batch size's power of two
-            is the nearest one inside the range. An lr stays capped below the
-            stability edge even when that is below its range (it is then
-            raised to the cap only). Clipping is not a fit: a clipped value is
+            is the nearest one inside the range. The ranges are hard limits:
+            an lr is raised into its range even above the stability cap (with a
+            warning that the run may diverge). Clipping is not a fit: a clipped value is
             the range's edge, not an optimum; `Setting.out_of_range` keeps the
             extrapolated value, and the predicted loss stays the loss law's (at
             the optimum, not at the clipped setting).
@@ -299,8 +299,11 @@ def _setting(
     for name in HYPERPARAMETERS:
         estimate = estimates[name]
         clipped = _clip(estimate, clip_to[name]) if name in clip_to else estimate
-        if name == "lr" and cap is not None and clipped.value > cap:  # the stability edge wins
-            clipped = Estimate(cap, min(clipped.low, cap), min(clipped.high, cap), clipped.level)
+        if name == "lr" and cap is not None and clipped.value > cap:
+            warnings.append(
+                f"{variant_fit.variant}: clip_to raises lr to {clipped.value:.4g}, above the stability cap "
+                f"{cap:.4g} (half the predicted divergence edge): expect the large run to diverge"
+            )
         moved = clipped.value != estimate.value and not math.isnan(estimate.value)
         if name in searched and not _inside(estimate.value, searched[name]):
             low, high = searched[name]

@@ -93,16 +93,17 @@ def test_a_clipped_batch_size_rounds_to_a_power_of_two_inside_the_range(trials: 
     assert recommendation.batch_size_power_of_two == 512
 
 
-def test_clip_to_never_raises_lr_above_the_stability_cap() -> None:
+def test_clip_to_is_a_hard_limit_even_above_the_stability_cap_and_says_so() -> None:
     """Divergence at 6x the optimum: the cap at the far target (half the predicted edge) lies below
-    the range's low end, so lr is raised to the cap, not into the range."""
+    the range's low end; lr is raised into the range all the same, with a warning."""
     trials = make_synthetic_trials([SyntheticVariant()], LADDER, trials_per_cell=20, seed=3)
     recommendation = extrapolate(trials, target_params=FAR, n_bootstrap=10, clip_to={"lr": (1e-3, 1e-2)})
-    (lr,) = [o for o in recommendation.out_of_range if o.hyperparameter == "lr"]
-    assert lr.value < lr.clipped == recommendation.lr.value < 1e-3, "raised to the cap only"
     edge = recommendation.fit.variants["default"].stability_edge
-    assert edge is not None
-    assert recommendation.lr.value == pytest.approx(edge.predict(FAR) / 2)
+    assert edge is not None and edge.predict(FAR) / 2 < 1e-3
+    assert recommendation.lr.value == 1e-3
+    (lr,) = [o for o in recommendation.out_of_range if o.hyperparameter == "lr"]
+    assert lr.value < lr.clipped == 1e-3
+    assert any("above the stability cap" in warning for warning in recommendation.warnings)
 
 
 @pytest.mark.parametrize(
