@@ -25,7 +25,14 @@ Surrogate ground truth (`hpo.surrogate.Surrogate`): a loss landscape with
 
    All but ``naive_transfer`` recommend the target's setting with
    `hpo.analysis.extrapolate` (its lr, its power-of-two batch size, its weight
-   decay). Successive halving is Optuna's `SuccessiveHalvingPruner`
+   decay). Since regret is measured against the optimum of the space, every
+   method's target setting is chosen within the space, by one rule: the
+   extrapolated one is clipped into it (`extrapolate`'s opt-in ``clip_to``,
+   with the space's ranges; a clipped batch size is the nearest power of two
+   inside), and ``naive_transfer``'s is a trial of the space already;
+   `target_regret` refuses any setting outside it. The ``clipped`` column
+   counts the hyperparameters clipped per repetition (mean over seeds).
+   Successive halving is Optuna's `SuccessiveHalvingPruner`
    (asynchronous successive halving: the algorithm of Ray Tune's
    `ASHAScheduler`), run in process, one trial at a time: hundreds of study
    repetitions through real Ray Tuners are not feasible. Compute of a trial is
@@ -145,6 +152,9 @@ class Outcome:
     regret_pct: float
     compute_fraction: float
     law_broken: int = 0
+    clipped: int = 0
+    """Hyperparameters of the target setting that `extrapolate` extrapolated outside the space and
+    `recommend` clipped into it."""
 
 
 # ---------------------------------------------------------------- one scale, one trial
@@ -251,14 +261,27 @@ def search_ladder(truth: Truth, method: str, trials: int, seed: int,
     return history, n_broken
 
 
-def recommend(history: pd.DataFrame, seed: int, ladder: Ladder = SURROGATE_LADDER) -> dict[str, float]:
-    """The target's setting extrapolated from the ladder's trials."""
+def recommend(history: pd.DataFrame, seed: int, ladder: Ladder = SURROGATE_LADDER,
+              clipped: list[str] | None = None) -> dict[str, float]:
+    """The target's setting extrapolated from the ladder's trials, clipped into the ladder's space; the
+    names of the hyperparameters clipped are appended to `clipped`."""
+    ranges = ladder.space.ranges()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rec = extrapolate(history.drop(columns="flops"), target_params=ladder.target_params,
-                          target_tokens=ladder.target_tokens, n_bootstrap=EXTRAPOLATE_BOOTSTRAP, seed=seed)
+                          target_tokens=ladder.target_tokens, n_bootstrap=EXTRAPOLATE_BOOTSTRAP, seed=seed,
+                          searched=ranges, clip_to=ranges)
+    if clipped is not None:
+        clipped += [o.hyperparameter for o in rec.out_of_range if o.clipped is not None]
     return {"lr": rec.lr.value, "batch_size": rec.batch_size_power_of_two,
             "weight_decay": rec.weight_decay.value}
+
+
+def inside_space(setting: dict[str, float], space: SearchSpace) -> bool:
+    """Whether every hyperparameter of `setting` lies in `space`'s range for it."""
+    ranges = space.ranges()
+    return all(low * (1 - 1e-9) <= float(setting[name]) <= high * (1 + 1e-9)
+               for name, (low, high) in ranges.items())
 
 
 def reuse_largest(history: pd.DataFrame) -> dict[str, float]:
@@ -271,13 +294,19 @@ def reuse_largest(history: pd.DataFrame) -> dict[str, float]:
 
 def target_regret(truth: Truth, choose: Callable[[], dict[str, float]],
                   ladder: Ladder = SURROGATE_LADDER) -> float:
-    """Regret (%) at the target of the chosen setting; inf when no setting could be chosen."""
+    """Regret (%) at the target of the chosen setting; inf when no setting could be chosen.
+
+    Raises:
+        RuntimeError: the setting lies outside the ladder's space (regret is defined within it).
+    """
     try:
         setting = choose()
     except (ValueError, KeyError):
         return math.inf
     if not all(math.isfinite(float(value)) for value in setting.values()):
         return math.inf
+    if not inside_space(setting, ladder.space):
+        raise RuntimeError(f"target setting {setting} lies outside the benchmark's space {ladder.space}")
     return truth.regret_pct(ladder.target_params, ladder.target_tokens, setting, ladder.space)
 
 
@@ -286,9 +315,9 @@ def repetition(truth: Truth, method: str, trials: int, seed: int,
     """One search by `method` with `trials` per scale; ``independent`` also yields ``naive_transfer``."""
     history, n_broken = search_ladder(truth, method, trials, seed, ladder)
     fraction = float(history["flops"].sum()) / ladder.target_flops
-    outcomes = [Outcome(method, trials, seed,
-                        target_regret(truth, lambda: recommend(history, seed, ladder), ladder),
-                        fraction, n_broken)]
+    clipped: list[str] = []
+    regret = target_regret(truth, lambda: recommend(history, seed, ladder, clipped), ladder)
+    outcomes = [Outcome(method, trials, seed, regret, fraction, n_broken, len(clipped))]
     if method == "independent":
         outcomes.append(Outcome("naive_transfer", trials, seed,
                                 target_regret(truth, lambda: reuse_largest(history), ladder), fraction))
@@ -317,6 +346,7 @@ def summarize(outcomes: list[Outcome]) -> pd.DataFrame:
             "compute_q25": float(np.percentile(compute, 25)),
             "compute_q75": float(np.percentile(compute, 75)),
             "law_broken": float(group["law_broken"].mean()),
+            "clipped": float(group["clipped"].mean()),
         })
     return pd.DataFrame(rows)
 
@@ -386,14 +416,14 @@ def show_summary(summary: pd.DataFrame, seeds: int, title: str | None = None) ->
     rows = [[r.method, str(r.budget), f"{r.compute_median:.4f} [{r.compute_q25:.4f}, {r.compute_q75:.4f}]",
              f"{r.regret_median:.3f} [{r.regret_q25:.3f}, {r.regret_q75:.3f}]",
              f"{r.share_within_target:.2f}", str(r.failed),
-             f"{r.law_broken:.2f}" if r.method == OURS else ""]
+             f"{r.law_broken:.2f}" if r.method == OURS else "", f"{r.clipped:.2f}"]
             for r in summary.itertuples()]
     print_table(
         title or f"Surrogate: regret at N={TARGET_PARAMS:.0e}, D={TARGET_TOKENS:.0e} vs tuning compute "
         f"(ladder {', '.join(scale_name(n) for n in LADDER)}, D = {TOKENS_PER_PARAM}·N; "
         f"median [IQR] over {seeds} seeds)",
         ["method", "trials/scale", "compute / target run", "regret %", f"P(regret<={REGRET_TARGET_PCT})",
-         "failed", "laws broken"],
+         "failed", "laws broken", "clipped"],
         rows,
     )
 

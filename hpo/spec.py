@@ -100,6 +100,20 @@ class SearchSpace:
     batch_size: PowerOfTwoRange | int
     weight_decay: WeightDecayRange | float
 
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """``{hyperparameter: (low, high)}`` of the values this space can train with: a fixed value
+        ``v`` is ``(v, v)``, weight decay's exact-zero option lowers its low to 0. The form
+        `hpo.analysis.extrapolate` takes for `searched` and `clip_to`."""
+        ranges: dict[str, tuple[float, float]] = {}
+        for name in SPACE_KEYS:
+            value = getattr(self, name)
+            if isinstance(value, LogRange | PowerOfTwoRange):
+                low = 0.0 if isinstance(value, WeightDecayRange) and value.zero else float(value.low)
+                ranges[name] = (low, float(value.high))
+            else:
+                ranges[name] = (float(value), float(value))
+        return ranges
+
 
 @dataclass(frozen=True)
 class Variant:

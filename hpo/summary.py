@@ -9,7 +9,9 @@ restorable, since params cannot change once logged):
   ``weight_decay`` and ``params`` (N) are the recommended setting at the
   target, under the same keys as the trials' and scales' params, so the
   experiment's table lines them up with the per-scale optima; ``target_N``
-  and ``target_D`` (tokens, or ``from laws``); ``crossover.{a}/{b}`` the
+  and ``target_D`` (tokens, or ``from laws``); ``out_of_range`` the
+  recommended hyperparameters extrapolated outside their searched range
+  (``none``, or e.g. ``batch_size 4096 > 1024``); ``crossover.{a}/{b}`` the
   verdict of each pair of variants (``ahead``, ``crossed``, ``none``, with
   the size and probability in words); ``fit.{variant}.{name}`` each fitted
   law as a formula (``lr* = 0.012·N^-0.31``, ``L = 1.2 + 45·N^-0.3``);
@@ -18,7 +20,7 @@ restorable, since params cannot change once logged):
   decay and loss; per variant ``{variant}.lr``, ``.batch_size``,
   ``.weight_decay``, ``.loss``; per pair ``crossover.{a}/{b}.p_flip`` and
   ``.N``; per law its exponents ``fit.{variant}.{name}.b`` (and ``.c``,
-  ``.alpha``); ``warnings`` (how many);
+  ``.alpha``); ``warnings`` and ``out_of_range`` (how many);
 * its description (the run page's header) is the recommendation as text,
   warnings included; artifacts ``recommendation.txt``, ``trials.csv`` (the
   trial table) and ``plots/*.png``.
@@ -79,9 +81,16 @@ def summary_values(recommendation: Recommendation) -> SummaryValues:
         "target_N": _text(recommendation.target_params),
         "target_D": "from laws" if recommendation.target_tokens is None
         else _text(recommendation.target_tokens),
+        "out_of_range": "; ".join(
+            f"{o.hyperparameter} {_text(o.value)} {'>' if o.value > o.high else '<'} "
+            f"{_text(o.high if o.value > o.high else o.low)}"
+            + ("" if o.clipped is None else f" (clipped to {_text(o.clipped)})")
+            for o in recommendation.out_of_range
+        ) or "none",
     }
     metrics: dict[str, float] = {"loss": best.loss.value, "batch_size_fit": best.batch_size.value,
-                                 "warnings": float(len(recommendation.warnings))}
+                                 "warnings": float(len(recommendation.warnings)),
+                                 "out_of_range": float(len(recommendation.out_of_range))}
     for name, estimate in (("lr", best.lr), ("batch_size", best.batch_size),
                            ("weight_decay", best.weight_decay), ("loss", best.loss)):
         metrics[f"{name}_low"], metrics[f"{name}_high"] = estimate.low, estimate.high

@@ -108,3 +108,16 @@ def test_a_long_report_is_cut_to_mlflow_tag_limit_pointing_to_the_full_text() ->
     assert len(description) <= 8000 and description.startswith("```\n- warning 0")
     assert description.endswith("The full report is the artifact `recommendation.txt`.")
     assert _markdown("short") == "```\nshort\n```"
+
+
+def test_summary_names_the_hyperparameters_recommended_outside_the_searched_range() -> None:
+    trials = make_synthetic_trials(crossing_variants(3e8)[:1], [1e7, 1e8, 1e9], trials_per_cell=12)
+    inside = summary_values(extrapolate(trials, target_params=1e10, n_bootstrap=10))
+    assert inside.params["out_of_range"] == "none" and inside.metrics["out_of_range"] == 0
+    recommendation = extrapolate(trials, target_params=1e10, n_bootstrap=10, searched={"batch_size": (8, 64)},
+                                 clip_to={"batch_size": (8, 64)})
+    values = summary_values(recommendation)
+    assert values.params["out_of_range"].startswith("batch_size ")
+    assert values.params["out_of_range"].endswith("> 64 (clipped to 64)")
+    assert values.metrics["out_of_range"] == 1
+    assert int(values.params["batch_size"]) == 64

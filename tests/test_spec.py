@@ -453,3 +453,20 @@ def test_any_bytes_parse_or_raise_spec_error(raw: bytes, tmp_path: Path) -> None
     except SpecError as error:
         assert error.errors and "\n" not in str(error)
 
+
+
+def test_space_ranges_give_fixed_values_as_points_and_exact_zero_weight_decay_as_a_zero_low() -> None:
+    space = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
+                        weight_decay=WeightDecayRange(1e-2, 0.3, zero=True))
+    assert space.ranges() == {"lr": (1e-4, 3e-2), "batch_size": (8.0, 1024.0), "weight_decay": (0.0, 0.3)}
+    fixed = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=64, weight_decay=0.1)
+    assert fixed.ranges()["batch_size"] == (64.0, 64.0) and fixed.ranges()["weight_decay"] == (0.1, 0.1)
+
+
+def test_hpo_analyze_checks_against_the_variants_spaces_joined() -> None:
+    """baseline searches lr 1e-4..3e-2 and wd 0 or 1e-3..0.3; no_wd fixes wd at 0; wsd searches lr
+    1e-3..1e-2: a recommendation is out of range only outside all of them."""
+    from hpo.cli import _searched
+
+    spec = parse_spec(valid())
+    assert _searched(spec) == {"lr": (1e-4, 3e-2), "batch_size": (16.0, 128.0), "weight_decay": (0.0, 0.3)}

@@ -21,7 +21,7 @@ from hpo.analysis.crossover import (
     find_hyperparameter_crossover,
 )
 from hpo.analysis.estimate import Estimate
-from hpo.analysis.extrapolate import Recommendation, Setting, extrapolate, recommend
+from hpo.analysis.extrapolate import OutOfRange, Ranges, Recommendation, Setting, extrapolate, recommend
 from hpo.analysis.loss_law import LossLaw, fit_compute_loss_law, fit_loss_law
 from hpo.analysis.optimum import Optimum, find_optimum
 from hpo.analysis.power_law import PowerLaw, fit_power_law, round_to_power_of_two
@@ -37,7 +37,9 @@ __all__ = [
     "HyperparameterCrossover",
     "LossLaw",
     "Optimum",
+    "OutOfRange",
     "PowerLaw",
+    "Ranges",
     "Recommendation",
     "ScalingFit",
     "Setting",

@@ -6,6 +6,12 @@ to reach the lowest loss is recommended. A learning rate is never recommended
 above half the lowest learning rate predicted to diverge at the target (the
 stability edge, fitted across cells from the diverged trials). Warnings say
 when to trust the answer less; see docs/analysis.md.
+
+A recommended value outside the range its hyperparameter was searched over
+(by default the min..max of the variant's trials, `VariantFit.searched`; or
+the study's space, `searched=`) is an extrapolation beyond every trial: it is
+kept as it is, logged as a warning and listed in `Setting.out_of_range`.
+Only on request (`clip_to=`) is it clipped into given ranges.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from os import PathLike
 
@@ -26,6 +33,7 @@ from hpo.analysis.crossover import (
     find_hyperparameter_crossover,
 )
 from hpo.analysis.estimate import Estimate
+from hpo.analysis.optimum import HYPERPARAMETERS
 from hpo.analysis.power_law import round_to_power_of_two
 from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
 from hpo.analysis.trials import normalize_trials, read_trials, require_positive, scale_name
@@ -36,6 +44,39 @@ POOR_FIT_LOG_SCATTER = 0.25
 """Cell optima scattering around their law by more than this in ln units (~28%) is a poor fit."""
 POOR_FIT_LOSS_RESIDUAL = 0.01
 """A loss law missing its points by more than 1% (rms of ln residuals) is a poor fit."""
+_RANGE_TOLERANCE = 1e-9
+"""Relative slack of a range check, so that a value on a bound (up to rounding) counts as inside."""
+
+Ranges = Mapping[str, tuple[float, float]]
+"""Closed ranges ``{hyperparameter: (low, high)}`` over ``lr``, ``batch_size`` and ``weight_decay``
+(units as in the trial table; any subset of the three)."""
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """A hyperparameter whose recommended value at the target lies outside the range it was searched over."""
+
+    variant: str
+    hyperparameter: str
+    value: float
+    """The value the laws give at the target (after the stability-edge cap for lr; batch size before
+    rounding to a power of two)."""
+    low: float
+    high: float
+    """The searched range, [low, high]."""
+    clipped: float | None = None
+    """What is recommended instead when `clip_to` moved the value; None when it is recommended as it is."""
+
+    def describe(self) -> str:
+        """One line for warnings and reports."""
+        side = "above" if self.value > self.high else "below"
+        text = (
+            f"{self.variant}: the recommended {self.hyperparameter} {self.value:.4g} is {side} the searched "
+            f"range [{self.low:.4g}, {self.high:.4g}], an extrapolation beyond every trial"
+        )
+        if self.clipped is None:
+            return text + "; recommended as extrapolated (search a wider range to check it)"
+        return text + f"; clipped to {self.clipped:.4g}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +89,8 @@ class Setting:
     batch_size_power_of_two: int
     weight_decay: Estimate
     loss: Estimate
+    out_of_range: tuple[OutOfRange, ...] = ()
+    """The hyperparameters whose value (as extrapolated) lies outside their searched range."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +138,11 @@ class Recommendation:
         """Predicted loss at the target with the recommended setting."""
         return self.best.loss
 
+    @property
+    def out_of_range(self) -> tuple[OutOfRange, ...]:
+        """The recommended variant's hyperparameters extrapolated outside their searched range."""
+        return self.best.out_of_range
+
 
 def extrapolate(
     trials_or_study: pd.DataFrame | str | PathLike[str],
@@ -104,6 +152,8 @@ def extrapolate(
     n_bootstrap: int = 200,
     level: float = 0.9,
     seed: int = 0,
+    searched: Ranges | None = None,
+    clip_to: Ranges | None = None,
 ) -> Recommendation:
     """Recommend lr, batch size and weight decay for a model of `target_params` parameters.
 
@@ -115,9 +165,23 @@ def extrapolate(
         n_bootstrap: bootstrap replicates behind every interval.
         level: confidence level of the intervals.
         seed: seed of the bootstrap.
+        searched: the ranges the study searched (its space), for every variant;
+            a hyperparameter left out is checked against the min..max of the
+            variant's trials. A recommended value outside is kept, warned
+            about and listed in `Setting.out_of_range`.
+        clip_to: opt-in: clip each named hyperparameter's recommendation (value
+            and interval) into its range, e.g. the study's space when the large
+            run must stay where the trials were. The batch size's power of two
+            is the nearest one inside the range. The ranges are hard limits:
+            an lr is raised into its range even above the stability cap (with a
+            warning that the run may diverge). Clipping is not a fit: a clipped value is
+            the range's edge, not an optimum; `Setting.out_of_range` keeps the
+            extrapolated value, and the predicted loss stays the loss law's (at
+            the optimum, not at the clipped setting).
 
     Raises:
-        ValueError: invalid trials (see `trials.normalize_trials`), or a target that is not positive.
+        ValueError: invalid trials (see `trials.normalize_trials`), a target that is not positive,
+            or a range that is not ``0 <= low <= high`` or names an unknown hyperparameter.
 
     Example:
         >>> rec = extrapolate("sweep.csv", target_params=1e9)   # doctest: +SKIP
@@ -129,14 +193,30 @@ def extrapolate(
         trials = normalize_trials(trials_or_study)
     else:
         trials = read_trials(trials_or_study)
+    _check_ranges("searched", searched)
+    _check_ranges("clip_to", clip_to)
     fit = fit_scaling(trials, n_bootstrap=n_bootstrap, level=level, seed=seed)
-    return recommend(fit, target_params=target_params, target_tokens=target_tokens)
+    return recommend(
+        fit, target_params=target_params, target_tokens=target_tokens, searched=searched, clip_to=clip_to
+    )
 
 
-def recommend(fit: ScalingFit, *, target_params: float, target_tokens: float | None = None) -> Recommendation:
-    """Read a `Recommendation` at (`target_params`, `target_tokens`) off fitted laws."""
+def recommend(
+    fit: ScalingFit,
+    *,
+    target_params: float,
+    target_tokens: float | None = None,
+    searched: Ranges | None = None,
+    clip_to: Ranges | None = None,
+) -> Recommendation:
+    """Read a `Recommendation` at (`target_params`, `target_tokens`) off fitted laws.
+
+    `searched` and `clip_to` as in `extrapolate`.
+    """
     require_positive("target_params", target_params)
     require_positive("target_tokens", target_tokens)
+    _check_ranges("searched", searched)
+    _check_ranges("clip_to", clip_to)
     warnings: list[str] = []
     if target_tokens is None and any(v.uses_tokens for v in fit.variants.values()):
         target_tokens = _assumed_tokens(fit, target_params)
@@ -145,7 +225,12 @@ def recommend(fit: ScalingFit, *, target_params: float, target_tokens: float | N
             f"({target_tokens / target_params:.3g} tokens per parameter, as in the largest measured cell)"
         )
     settings = sorted(
-        (_setting(v, target_params, target_tokens, warnings) for v in fit.variants.values()),
+        (
+            _setting(
+                v, target_params, target_tokens, {**v.searched, **(searched or {})}, clip_to or {}, warnings
+            )
+            for v in fit.variants.values()
+        ),
         key=lambda s: (math.isnan(s.loss.value), s.loss.value),
     )
     for variant_fit in fit.variants.values():
@@ -185,15 +270,57 @@ def _assumed_tokens(fit: ScalingFit, target_params: float) -> float:
     return target_params * largest.tokens / largest.params
 
 
+def _check_ranges(argument: str, ranges: Ranges | None) -> None:
+    """Raise ValueError unless every range names a known hyperparameter and is ``0 <= low <= high``."""
+    for name, bounds in (ranges or {}).items():
+        if name not in HYPERPARAMETERS:
+            raise ValueError(f"{argument}: unknown hyperparameter {name!r}; use {', '.join(HYPERPARAMETERS)}")
+        low, high = bounds
+        if not (0 <= low <= high < math.inf):
+            raise ValueError(f"{argument}: {name} range ({low!r}, {high!r}) is invalid; use 0 <= low <= high")
+
+
 def _setting(
-    variant_fit: VariantFit, target_params: float, target_tokens: float | None, warnings: list[str]
+    variant_fit: VariantFit,
+    target_params: float,
+    target_tokens: float | None,
+    searched: Ranges,
+    clip_to: Ranges,
+    warnings: list[str],
 ) -> Setting:
     estimates: dict[str, Estimate] = {}
     for name, law in variant_fit.laws.items():
         estimates[name] = law.estimate(target_params, target_tokens if law.c is not None else None)
     for name, value in variant_fit.fixed.items():
         estimates[name] = Estimate.exact(value)
-    lr = _below_stability_edge(variant_fit, estimates["lr"], target_params, target_tokens, warnings)
+    cap = _stability_cap(variant_fit, target_params, target_tokens)
+    estimates["lr"] = _below_stability_edge(variant_fit.variant, estimates["lr"], cap, warnings)
+    out_of_range = []
+    for name in HYPERPARAMETERS:
+        estimate = estimates[name]
+        clipped = _clip(estimate, clip_to[name]) if name in clip_to else estimate
+        if name == "lr" and cap is not None and clipped.value > cap:
+            warnings.append(
+                f"{variant_fit.variant}: clip_to raises lr to {clipped.value:.4g}, above the stability cap "
+                f"{cap:.4g} (half the predicted divergence edge): expect the large run to diverge"
+            )
+        moved = clipped.value != estimate.value and not math.isnan(estimate.value)
+        if name in searched and not _inside(estimate.value, searched[name]):
+            low, high = searched[name]
+            found = OutOfRange(
+                variant_fit.variant, name, estimate.value, low, high, clipped.value if moved else None
+            )
+            out_of_range.append(found)
+            warnings.append(found.describe())
+        elif moved:
+            warnings.append(
+                f"{variant_fit.variant}: the recommended {name} {estimate.value:.4g} is clipped to "
+                f"{clipped.value:.4g} (clip_to [{clip_to[name][0]:.4g}, {clip_to[name][1]:.4g}])"
+            )
+        estimates[name] = clipped
+    batch_size = round_to_power_of_two(estimates["batch_size"].value)
+    if "batch_size" in clip_to:
+        batch_size = _power_of_two_within(batch_size, *clip_to["batch_size"])
     loss_law = variant_fit.loss_law
     loss = (
         loss_law.estimate(target_params, target_tokens if loss_law.B is not None else None)
@@ -202,32 +329,61 @@ def _setting(
     )
     return Setting(
         variant=variant_fit.variant,
-        lr=lr,
+        lr=estimates["lr"],
         batch_size=estimates["batch_size"],
-        batch_size_power_of_two=round_to_power_of_two(estimates["batch_size"].value),
+        batch_size_power_of_two=batch_size,
         weight_decay=estimates["weight_decay"],
         loss=loss,
+        out_of_range=tuple(out_of_range),
     )
 
 
-def _below_stability_edge(
-    variant_fit: VariantFit,
-    lr: Estimate,
-    target_params: float,
-    target_tokens: float | None,
-    warnings: list[str],
-) -> Estimate:
-    """Cap lr at half the lowest learning rate the stability-edge law predicts to diverge at the target."""
+def _inside(value: float, bounds: tuple[float, float]) -> bool:
+    """Whether `value` lies in ``[low, high]`` up to rounding; a missing (NaN) value is not judged."""
+    low, high = bounds
+    return math.isnan(value) or low * (1 - _RANGE_TOLERANCE) <= value <= high * (1 + _RANGE_TOLERANCE)
+
+
+def _clip(estimate: Estimate, bounds: tuple[float, float]) -> Estimate:
+    """`estimate` with its value and interval clipped into ``[low, high]`` (a missing value stays missing)."""
+    low, high = bounds
+
+    def clip(x: float) -> float:
+        return x if math.isnan(x) else min(max(x, low), high)
+
+    return Estimate(clip(estimate.value), clip(estimate.low), clip(estimate.high), estimate.level)
+
+
+def _power_of_two_within(value: int, low: float, high: float) -> int:
+    """`value` (a power of two) moved to the nearest power of two in ``[low, high]``; the bound
+    itself when the range holds none."""
+    if value > high:
+        below = 2 ** math.floor(math.log2(high)) if high >= 1 else 0
+        return below if below >= low and below > 0 else int(high)
+    if value < low:
+        above = 2 ** math.ceil(math.log2(low)) if low > 0 else 1
+        return above if above <= high else int(low)
+    return value
+
+
+def _stability_cap(
+    variant_fit: VariantFit, target_params: float, target_tokens: float | None
+) -> float | None:
+    """Half the lowest learning rate the stability-edge law predicts to diverge at the target; None
+    without that law."""
     edge_law = variant_fit.stability_edge
     if edge_law is None:
-        return lr
-    edge = edge_law.predict(target_params, target_tokens if edge_law.c is not None else None)
-    cap = edge / 2
-    if lr.value <= cap:
+        return None
+    return edge_law.predict(target_params, target_tokens if edge_law.c is not None else None) / 2
+
+
+def _below_stability_edge(variant: str, lr: Estimate, cap: float | None, warnings: list[str]) -> Estimate:
+    """Cap lr at `cap` (see `_stability_cap`)."""
+    if cap is None or lr.value <= cap:
         return lr
     warnings.append(
-        f"{variant_fit.variant}: predicted lr {lr.value:.3g} is within 2x of the predicted divergence edge "
-        f"{edge:.3g}; capped at {cap:.3g}"
+        f"{variant}: predicted lr {lr.value:.3g} is within 2x of the predicted divergence edge "
+        f"{2 * cap:.3g}; capped at {cap:.3g}"
     )
     return Estimate(cap, min(lr.low, cap), min(lr.high, cap), lr.level)
 

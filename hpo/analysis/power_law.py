@@ -148,6 +148,33 @@ def fit_power_law(
     )
 
 
+def fit_constant(optimum: np.ndarray, replicates: np.ndarray | None = None) -> float:
+    """The value h* held across cells, weighted as `fit_power_law` weights them: the law with exponent 0.
+
+    ``exp(Σ w_i ln h_i / Σ w_i)``, ``w_i = 1 / (v_i + τ²)``, with ``v_i`` a cell's robust bootstrap
+    variance of ln h* (from `replicates`, shape (n_replicates, n_cells)) and ``τ²`` the Paule–Mandel
+    between-cell scatter; without replicates the geometric mean. A poorly located cell (a wide
+    bootstrap) counts less, which a plain median of the cells ignores.
+
+    Raises:
+        ValueError: no cell, or a non-positive optimum.
+    """
+    values = np.asarray(optimum, dtype=float)
+    if values.size == 0 or not np.all((values > 0) & np.isfinite(values)):
+        raise ValueError("constant: optima must be positive and finite, at least one")
+    log_h = np.log(values)
+    design = np.ones((log_h.size, 1))
+    if replicates is None:
+        return float(np.exp(np.mean(log_h)))
+    log_replicates = np.log(np.asarray(replicates, dtype=float))
+    log_replicates = log_replicates[np.all(np.isfinite(log_replicates), axis=1)]
+    if log_replicates.shape[0] < 2:
+        return float(np.exp(np.mean(log_h)))
+    variances = np.array([robust_std(column) ** 2 for column in log_replicates.T]) + _VARIANCE_FLOOR
+    tau2 = _between_cell_variance(design, log_h, variances)
+    return float(np.exp(_weighted_fit(design, log_h, 1.0 / (variances + tau2))[0]))
+
+
 def round_to_power_of_two(value: float) -> int:
     """The power of two nearest to `value` in log space (batch sizes: 96 -> 128, 90 -> 64)."""
     return int(2 ** round(math.log2(value)))

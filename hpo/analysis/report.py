@@ -9,7 +9,8 @@ from hpo.analysis.extrapolate import Recommendation
 
 
 def format_recommendation(recommendation: Recommendation) -> str:
-    """The recommendation as plain-text tables: settings, crossovers, warnings."""
+    """The recommendation as plain-text tables: settings, values outside the searched range,
+    crossovers, warnings."""
     target = f"N = {recommendation.target_params:.3g} parameters"
     if recommendation.target_tokens is not None:
         target += f", D = {recommendation.target_tokens:.3g} tokens"
@@ -26,6 +27,20 @@ def format_recommendation(recommendation: Recommendation) -> str:
             ["predicted loss", *_cells(best.loss)],
         ],
     )
+    if recommendation.out_of_range:
+        lines += ["", "Outside the searched range (extrapolated beyond every trial):"]
+        lines += _table(
+            ["quantity", "extrapolated", "searched range", "recommended"],
+            [
+                [
+                    o.hyperparameter,
+                    _format(o.value),
+                    f"[{_format(o.low)}, {_format(o.high)}]",
+                    "as extrapolated" if o.clipped is None else f"clipped to {_format(o.clipped)}",
+                ]
+                for o in recommendation.out_of_range
+            ],
+        )
     if len(recommendation.settings) > 1:
         lines += ["", "All variants, best predicted loss first:"]
         lines += _table(

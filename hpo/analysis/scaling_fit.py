@@ -7,9 +7,11 @@ number of targets off it. Per variant:
 * h*(N) = a·N^b, or h*(N, D) = a·N^b·D^c when D varies at fixed N, for every
   hyperparameter that was searched (`power_law`); a law fitted to more cells
   than it has coefficients none of whose exponents' intervals excludes 0 is
-  dropped, and the hyperparameter held at the cells' median (extrapolating a
+  dropped, and the hyperparameter held constant (extrapolating a
   slope lost in the noise multiplies the noise by the distance to the
-  target); and the same law for the
+  target), weighted as a law weighs its cells (`power_law.fit_constant`: an
+  echo of a poorly located cell counts less than a well-located optimum); and
+  the same law for the
   learning-rate stability edge when trials diverged in two or more cells;
 * the loss law L(N), or L(N, D), of the cells' tuned losses (`loss_law`).
 
@@ -19,14 +21,14 @@ All laws of one variant share the same bootstrap replicates over trials.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from hpo.analysis.loss_law import LossLaw, fit_loss_law
 from hpo.analysis.optimum import HYPERPARAMETERS, Optimum, find_optimum
-from hpo.analysis.power_law import PowerLaw, fit_power_law
+from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law
 from hpo.analysis.trials import iter_cells, varies_tokens_independently
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ class VariantFit:
     """True when laws are in (N, D): some model size was trained at several token budgets."""
     notes: tuple[str, ...]
     """Why a law could not be fitted, one line each."""
+    searched: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """The range [min, max] of each hyperparameter over all the variant's trials (complete, pruned and
+    diverged): where it was searched. A recommendation outside it is an extrapolation beyond every trial."""
 
     @property
     def params_measured(self) -> np.ndarray:
@@ -91,15 +96,27 @@ def fit_scaling(
             optima_by_variant.setdefault(variant, []).append(optimum)
     if not optima_by_variant:
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
+    ranges = trials.groupby("variant")[list(HYPERPARAMETERS)].agg(["min", "max"])
+    searched = {str(variant): _searched(row) for variant, row in ranges.iterrows()}
     variants = {
-        variant: _fit_variant(variant, tuple(optima), level, seed, loss_law)
+        variant: _fit_variant(variant, tuple(optima), level, seed, loss_law, searched[variant])
         for variant, optima in optima_by_variant.items()
     }
     return ScalingFit(variants=variants, level=level)
 
 
+def _searched(ranges: pd.Series) -> dict[str, tuple[float, float]]:
+    """``{hyperparameter: (min, max)}`` from one variant's row of the trials' min/max aggregate."""
+    return {name: (float(ranges[(name, "min")]), float(ranges[(name, "max")])) for name in HYPERPARAMETERS}
+
+
 def _fit_variant(
-    variant: str, optima: tuple[Optimum, ...], level: float, seed: int, loss_law: bool
+    variant: str,
+    optima: tuple[Optimum, ...],
+    level: float,
+    seed: int,
+    loss_law: bool,
+    searched: dict[str, tuple[float, float]],
 ) -> VariantFit:
     params = np.array([o.params for o in optima])
     tokens = np.array([o.tokens for o in optima])
@@ -115,7 +132,7 @@ def _fit_variant(
     for column, name in enumerate(HYPERPARAMETERS):
         law = _hyperparameter_law(optima, column, name, uses_tokens, level, seed, notes)
         if law is None:
-            fixed[name] = float(np.median([o.value(name).value for o in optima]))
+            fixed[name] = _held_value(optima, column, name)
         else:
             laws[name] = law
     return VariantFit(
@@ -127,6 +144,7 @@ def _fit_variant(
         loss_law=_loss_law(optima, uses_tokens, level, seed, notes) if loss_law else None,
         uses_tokens=uses_tokens,
         notes=tuple(notes),
+        searched=searched,
     )
 
 
@@ -161,9 +179,23 @@ def _hyperparameter_law(
     exponents = [law.exponent("b")] + ([law.exponent("c")] if law.c is not None else [])
     if len(cells) > len(exponents) + 1 and all(e.low <= 0 <= e.high for e in exponents):
         shown = ", ".join(f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for e in exponents)
-        notes.append(f"{name}: no exponent resolved from 0 ({shown}); held at the cells' median")
+        notes.append(f"{name}: no exponent resolved from 0 ({shown}); held at the cells' weighted mean")
         return None
     return law
+
+
+def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:
+    """The value of a hyperparameter without a law: over the cells that searched it (two or more),
+    their optima weighted by how well each is located (`fit_constant`, the law's own weighting);
+    else (held fixed, or searched in one cell) the median of the cells' values."""
+    cells = [o for o in optima if name in o.searched and o.value(name).value > 0]
+    if len(cells) < 2:
+        return float(np.median([o.value(name).value for o in optima]))
+    replicates = np.column_stack([o.replicates[:, column] for o in cells])
+    return fit_constant(
+        np.array([o.value(name).value for o in cells]),
+        replicates if replicates.shape[0] > 1 else None,
+    )
 
 
 def _stability_edge_law(

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import fit_power_law, fit_scaling, normalize_trials, round_to_power_of_two
+from hpo.analysis.power_law import fit_constant
 
 PARAMS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
 
@@ -69,3 +70,25 @@ def test_scaling_fit_without_the_loss_law_keeps_the_same_hyperparameter_laws(
     assert laws_only.laws.keys() == full.laws.keys()
     for name, law in full.laws.items():
         assert laws_only.laws[name].predict(1e10) == pytest.approx(law.predict(1e10))
+
+
+def test_a_held_constant_weighs_a_well_located_cell_above_a_wide_one() -> None:
+    """Two tight cells at 0.1 and one wide cell at 0.01: the plain median would be 0.1, a plain
+    geometric mean 0.046; the weighted value stays near the tight cells."""
+    rng = np.random.default_rng(0)
+    optimum = np.array([0.1, 0.1, 0.01])
+    replicates = np.column_stack(
+        [
+            0.1 * np.exp(0.05 * rng.standard_normal(200)),
+            0.1 * np.exp(0.05 * rng.standard_normal(200)),
+            0.01 * np.exp(1.5 * rng.standard_normal(200)),
+        ]
+    )
+    assert fit_constant(optimum, replicates) == pytest.approx(0.1, rel=0.1)
+    assert fit_constant(optimum) == pytest.approx(np.exp(np.mean(np.log(optimum))))
+
+
+def test_a_held_constant_of_one_cell_is_its_value_and_non_positive_optima_are_rejected() -> None:
+    assert fit_constant(np.array([0.3])) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="positive"):
+        fit_constant(np.array([0.1, 0.0]))
