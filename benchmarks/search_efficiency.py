@@ -194,7 +194,9 @@ def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampl
               ladder: Ladder = SURROGATE_LADDER) -> pd.DataFrame:
     """`trials` trials at model size `params` (D from `ladder`), enqueued ones first; their rows."""
     tokens = ladder.budget(params)
-    study = optuna.create_study(direction="minimize", sampler=sampler,
+    # A fixed name: Optuna's HyperbandPruner assigns trials to brackets by a hash of the study name,
+    # which create_study would otherwise draw at random, and the run would not repeat.
+    study = optuna.create_study(study_name=f"scale-{seed}", direction="minimize", sampler=sampler,
                                 pruner=pruner or optuna.pruners.NopPruner())
     for sampler_params, attrs in enqueued:
         study.enqueue_trial(sampler_params, user_attrs=attrs)
