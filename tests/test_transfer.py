@@ -50,9 +50,16 @@ def searched_ladder(truth: Surrogate, seed: int) -> pd.DataFrame:
                       for params in SMALLER], ignore_index=True)
 
 
-def plan_next(history: pd.DataFrame, seed: int, *, law_broken: bool = False) -> ScalePlan:
+def plan_next(history: pd.DataFrame, seed: int, *, law_broken: bool = False,
+              transfer: Transfer = TRANSFER) -> ScalePlan:
     return plan_scale(history, scale="16M", params=NEXT, tokens=TOKENS_PER_PARAM * NEXT, space=SPACE,
-                      trials=TRIALS, transfer=TRANSFER, seed=seed, law_broken=law_broken)
+                      trials=TRIALS, transfer=transfer, seed=seed, law_broken=law_broken)
+
+
+def first_scales(scales_measured: int) -> pd.DataFrame:
+    """The trials of the first `scales_measured` smaller scales (0 or 1: before any law exists)."""
+    history = searched_ladder(Surrogate(), 0)
+    return history[history["params"].isin(SMALLER[:scales_measured])]
 
 
 def run_plan(truth: Surrogate, plan: ScalePlan, seed: int) -> pd.DataFrame:
@@ -109,11 +116,7 @@ def test_planted_break_in_the_lr_law_is_detected_in_most_seeds() -> None:
 def test_with_the_default_first_scales_factor_the_first_two_scales_are_ordinary_full_searches(
     scales_measured: int,
 ) -> None:
-    history = searched_ladder(Surrogate(), 0)
-    history = history[history["params"].isin(SMALLER[:scales_measured])]
-
-    plan = plan_scale(history, scale="16M", params=NEXT, tokens=TOKENS_PER_PARAM * NEXT, space=SPACE,
-                      trials=TRIALS, transfer=Transfer(2.0, 0.4, 0.25, 4), seed=0)
+    plan = plan_next(first_scales(scales_measured), 0, transfer=Transfer(2.0, 0.4, 0.25, 4))
 
     assert not plan.transferred and plan.space == SPACE and plan.trials == TRIALS
     assert plan.first is None and plan.explore == ()
@@ -147,10 +150,7 @@ def test_plan_survives_a_json_round_trip() -> None:
 def test_first_two_scales_run_a_full_space_design_of_more_trials_each_to_its_full_budget(
     scales_measured: int,
 ) -> None:
-    history = searched_ladder(Surrogate(), 0)
-    history = history[history["params"].isin(SMALLER[:scales_measured])]
-
-    plan = plan_next(history, 0)
+    plan = plan_next(first_scales(scales_measured), 0)
 
     assert not plan.transferred and plan.space == SPACE and plan.first is None
     assert plan.trials == math.ceil(TRANSFER.first_scales_factor * TRIALS)
