@@ -136,11 +136,12 @@ class Cell:
                                                   trials=self.planned)
         self.tracker.log_plan(self.scale_run, self.plan)
         self._repair()
-        counted = _counted(self.study.get_trials(deepcopy=False))
+        trials = self.study.get_trials(deepcopy=False)
+        counted = _counted(trials)
         self.tracker.close_stale_runs(self.scale_run, {trial.number: trial for trial in counted})
-        self.done_before = self.finished()
+        self.done_before = len(counted)
         self.to_suggest = max(0, self.planned - self.done_before)
-        self.report()
+        self._report(trials)
         if self.to_suggest == 0:
             logger.info("%s: all %d trials done, skipped", self.name, self.planned)
             return
@@ -167,7 +168,8 @@ class Cell:
         assert self.study is not None and self.plan is not None and self.scale_run is not None
         if self.trial_tracker is not None:
             self.trial_tracker.flush()
-        best = _best(self.study.get_trials(deepcopy=False))
+        trials = self.study.get_trials(deepcopy=False)
+        best = _best(trials)
         best_params = None if best is None else trial_params(best)
         rows = load_trials(self.spec, variants=[self.variant], scales=[self.scale])
         law = check_law(self.plan, rows, seed=self.spec.seed)
@@ -175,8 +177,8 @@ class Cell:
         if law.broken:
             logger.warning("%s: %s", self.name, law.reason)
         self.tracker.finish_scale(self.scale_run, best, best_params, law)
-        self.report()
-        finished = self.finished()
+        self._report(trials)
+        finished = len(_counted(trials))
         self.outcome = ScaleOutcome(self.variant, self.scale, self.planned, finished,
                                     finished - self.done_before, None if best is None else best.value,
                                     best_params, self.plan, law)
@@ -191,9 +193,12 @@ class Cell:
 
     def report(self) -> None:
         """Tell the progress callback how the cell stands."""
-        if self.progress is None or self.study is None:
+        if self.progress is not None and self.study is not None:
+            self._report(self.study.get_trials(deepcopy=False))
+
+    def _report(self, trials: Sequence[FrozenTrial]) -> None:
+        if self.progress is None:
             return
-        trials = self.study.get_trials(deepcopy=False)
         best = _best(trials)
         self.progress(ScaleProgress(self.variant, self.scale, len(_counted(trials)), self.planned,
                                     None if best is None else best.value))

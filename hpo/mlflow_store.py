@@ -51,8 +51,8 @@ def prepare_sqlite_store(tracking_uri: str) -> None:
         partial = Path(copy.name)
     try:
         shutil.copyfile(template, partial)
-        with closing(sqlite3.connect(partial)) as db:  # kept in the file: see `prepare_sqlite_store`
-            db.execute("PRAGMA journal_mode=WAL")
+        with closing(sqlite3.connect(partial)) as db:
+            db.execute("PRAGMA journal_mode=WAL")  # a setting stored in the file
         os.link(partial, path)  # fails, leaving the store alone, if another process made it meanwhile
     except FileExistsError:
         pass
