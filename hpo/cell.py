@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from hpo.scheduler import ProtectedASHA
+from hpo.scheduler import ProtectedASHA, rung_tokens
 from hpo.searcher import TokenOptunaSearch
 from hpo.space import EXPLORE, PREDICTED, TrialParams, define_space, fixed_params, trial_params
 from hpo.spec import StudySpec
@@ -116,10 +116,12 @@ class Cell:
 
     def job(self) -> TrialJob:
         """What each trial of this cell trains (the same before and after `open`)."""
+        fidelity, budget = self.spec.fidelity, self.spec.tokens(self.scale)
         return TrialJob(
             family=self.spec.family, family_options=dict(self.spec.family_options), scale=self.scale,
-            params=self.spec.params(self.scale), budget_tokens=self.spec.tokens(self.scale),
-            eval_every_tokens=self.spec.fidelity.eval_every_tokens, seed=self.spec.seed,
+            params=self.spec.params(self.scale), budget_tokens=budget,
+            eval_every_tokens=fidelity.eval_every_tokens, seed=self.spec.seed,
+            rung_tokens=rung_tokens(fidelity.grace_tokens, budget, fidelity.reduction_factor),
             train=dict(self.spec.variant(self.variant).train),
         )
 

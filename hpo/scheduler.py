@@ -11,6 +11,7 @@ results still enter ASHA's rungs, so they are the yardstick others are cut by.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray.tune.experiment import Trial
@@ -18,10 +19,17 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from hpo.space import EXPLORE, PREDICTED
 
-__all__ = ["PROTECTED", "ProtectedASHA"]
+__all__ = ["PROTECTED", "ProtectedASHA", "rung_tokens"]
 
 PROTECTED = (PREDICTED, EXPLORE)
 """Trial origins that ASHA never stops."""
+
+
+def rung_tokens(grace_tokens: int, budget_tokens: int, reduction_factor: float) -> tuple[int, ...]:
+    """The token counts at which ASHA (one bracket) judges a trial: grace · rf^k
+    for k = 0, 1, … while it does not pass the budget (the rungs of Ray's `ASHAScheduler`)."""
+    count = int(math.log(budget_tokens / grace_tokens) / math.log(reduction_factor) + 1)
+    return tuple(math.ceil(grace_tokens * reduction_factor**k) for k in range(count))
 
 
 class ProtectedASHA(ASHAScheduler):

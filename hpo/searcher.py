@@ -4,10 +4,12 @@ Ray's `OptunaSearch` reports intermediate values at ``training_iteration``
 and tells every trial that ASHA stopped as COMPLETE at its truncated loss.
 This subclass closes that gap in one place:
 
-* intermediate eval losses are reported at ``step = tokens`` seen, so trials
-  with different batch sizes line up on the same axis (non-finite ones are
-  skipped), the last one included: Ray does not pass the result a scheduler
-  stops a trial at to ``on_trial_result``, only to ``on_trial_complete``;
+* intermediate eval losses, every point of each result's ``curve``
+  (`hpo.trainable.curve_points`), are reported at ``step = tokens`` seen, so
+  trials with different batch sizes line up on the same axis (non-finite
+  ones are skipped), the last result's included: Ray does not pass the
+  result a scheduler stops a trial at to ``on_trial_result``, only to
+  ``on_trial_complete``;
 * the final state follows `hpo.trainable.trial_status` of the last result:
 
   ========== =====================================================================
@@ -39,7 +41,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from hpo.trainable import trial_status
+from hpo.trainable import curve_points, trial_status
 
 __all__ = ["TokenOptunaSearch"]
 
@@ -78,15 +80,13 @@ class TokenOptunaSearch(OptunaSearch):
         return {**config, "trial_number": ot_trial.number, "origin": origin}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Report the eval loss at step = tokens seen (a diverged trial's penalty
-        and non-finite losses are not curve points)."""
-        loss = result.get("loss")
-        if result.get("status") == "diverged" or loss is None or not math.isfinite(loss):
-            return
-        step = int(result["tokens"])
-        if step > self._last_step.get(trial_id, -1):
-            self._ot_trials[trial_id].report(float(loss), step)
-            self._last_step[trial_id] = step
+        """Report the result's curve, each eval loss at step = tokens seen (a
+        diverged trial's penalty and non-finite losses are not curve points)."""
+        for point in curve_points(result):
+            loss, step = float(point["loss"]), int(point["tokens"])
+            if math.isfinite(loss) and step > self._last_step.get(trial_id, -1):
+                self._ot_trials[trial_id].report(loss, step)
+                self._last_step[trial_id] = step
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:

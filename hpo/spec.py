@@ -128,7 +128,7 @@ class Variant:
 @dataclass(frozen=True)
 class Fidelity:
     """ASHA on tokens: a trial is first judged after `grace_tokens`, then after
-    each `reduction_factor` times more; it reports every `eval_every_tokens`."""
+    each `reduction_factor` times more; it evaluates every `eval_every_tokens`."""
 
     grace_tokens: int
     reduction_factor: int

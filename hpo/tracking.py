@@ -64,7 +64,7 @@ from ray.tune.experiment import Trial
 
 from hpo._checks import without_password
 from hpo.mlflow_store import prepare_sqlite_store
-from hpo.trainable import trial_status
+from hpo.trainable import curve_points, trial_status
 from hpo.transfer import LawCheck, ScalePlan
 
 __all__ = ["TRIAL_STATUSES", "ScaleRun", "StudyTracker", "TrialTracker", "run_name", "scale_run_name"]
@@ -334,14 +334,17 @@ class TrialTracker(Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: Mapping[str, Any],
                         **info: Any) -> None:
-        """Buffer one point of the trial's curve (a diverged trial's penalty is not a curve point)."""
-        if result.get("status") != "running" or trial.trial_id not in self._curves:
+        """Buffer the points of the trial's curve that the result carries (a
+        diverged trial's penalty is not a curve point)."""
+        curve = self._curves.get(trial.trial_id)
+        if curve is None:
             return
-        now, step = _now_ms(), int(result["tokens"])
-        curve = self._curves[trial.trial_id]
-        if curve and step <= curve[-1].step:  # a retry reporting a step its first attempt reported
-            return
-        curve.extend(Metric(key, float(result[key]), now, step) for key in _CURVE_KEYS if key in result)
+        now = _now_ms()
+        for point in curve_points(result):
+            step = int(point["tokens"])
+            if curve and step <= curve[-1].step:  # a retry reporting a step its first attempt reported
+                continue
+            curve.extend(Metric(key, float(point[key]), now, step) for key in _CURVE_KEYS if key in point)
 
     def on_trial_recover(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         """Count a retry of a trial that errored: tag its run and its Optuna trial with ``retries``."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import optuna
 import pytest
 from mlflow import MlflowClient
@@ -13,6 +16,8 @@ from hpo.spec import parse_spec
 from hpo.trials import optuna_storage, optuna_study_name
 
 BUDGET = 4000
+EVALS = 8
+"""Evaluations of a complete trial: every 500 tokens at batch 32 (512, 1024, …, 3520) and at the budget."""
 GOOD, SLOW, DIVERGING = 1.0e-2, 1.0e-4, 30.0
 CONFIGS = [  # run in this order, two at a time: the slow one reaches the first rung after two good ones
     {"lr": GOOD, "log2_batch_size": 5},
@@ -105,3 +110,20 @@ def test_mlflow_runs_carry_the_same_status(finished: tuple[dict, object]) -> Non
         run = client.get_run(trial.user_attrs["run_id"])
         assert run.data.tags["status"] == trial.user_attrs["status"]
         assert run.info.status == ("FAILED" if trial.user_attrs["status"] == "failed" else "FINISHED")
+
+
+def test_a_trial_reports_at_the_rungs_and_the_end_carrying_every_evaluation(
+        finished: tuple[dict, object]) -> None:
+    """ASHA judges at 1000, 2000 and 4000 tokens: the complete trial reported to
+    Ray Tune three times (at 1024, 2016 and 4000 tokens seen), yet Optuna and
+    MLflow hold all eight of its evaluations."""
+    trials, spec = finished
+    trial = trials[0]
+    reports = [json.loads(line) for path in Path(spec.output_dir, "ray").glob("*/*/result.json")
+               for line in path.read_text().splitlines()]
+    tokens = [report["tokens"] for report in reports if report["trial_number"] == 0]
+    assert tokens == [1024, 2016, BUDGET]
+    assert len(trial.intermediate_values) == EVALS
+    history = MlflowClient(spec.storage.mlflow).get_metric_history(trial.user_attrs["run_id"], "loss")
+    assert sorted(metric.step for metric in history) == sorted(trial.intermediate_values)
+    assert {m.step: m.value for m in history} == pytest.approx(trial.intermediate_values)
