@@ -42,6 +42,7 @@ from pathlib import Path
 
 import ray
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.search import ConcurrencyLimiter
 
 from hpo.cell import Cell, ProgressCallback, ScaleOutcome, ScaleProgress
@@ -150,7 +151,14 @@ def run_study(
 
 def _tuner(spec: StudySpec, ladder: Ladder) -> tune.Tuner:
     """One Tuner for every trial of the run: the ladder's searcher, at most
-    ``max_concurrent`` trials at once, its scheduler and callbacks; actors are reused."""
+    ``max_concurrent`` trials at once, its scheduler and callbacks; actors are reused.
+
+    Of Ray Tune's default loggers only the JSON one runs (each trial's
+    ``result.json`` under the study's ``ray/`` folder, for debugging a trial):
+    the CSV and TensorBoard copies of the same results cost the driver time
+    on every result, and MLflow holds them already.
+    """
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     jobs = {cell.name: cell.job() for cell in ladder.cells}
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.Tuner(
@@ -161,7 +169,8 @@ def _tuner(spec: StudySpec, ladder: Ladder) -> tune.Tuner:
         ),
         run_config=tune.RunConfig(
             name=f"{spec.name}.{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str(spec.output_dir / "ray"), callbacks=[LadderCallback(ladder)], verbose=0,
+            storage_path=str(spec.output_dir / "ray"),
+            callbacks=[LadderCallback(ladder), JsonLoggerCallback()], verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
         ),
     )
