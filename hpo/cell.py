@@ -173,7 +173,7 @@ class Cell:
         trials = self.study.get_trials(deepcopy=False)
         best = _best(trials)
         best_params = None if best is None else trial_params(best)
-        rows = load_trials(self.spec, variants=[self.variant], scales=[self.scale])
+        rows = load_trials(self.spec, variants=[self.variant], scales=[self.scale], storage=self.storage)
         law = check_law(self.plan, rows, seed=self.spec.seed)
         self.study.set_user_attr(LAW_BROKEN, law.broken)
         if law.broken:
@@ -217,7 +217,7 @@ class Cell:
             plan = full_plan(self.scale, space, trials, f"search: {spec.search}")
         else:
             smaller = spec.scales[:spec.scales.index(self.scale)]
-            history = load_trials(spec, variants=[self.variant], scales=smaller)
+            history = load_trials(spec, variants=[self.variant], scales=smaller, storage=self.storage)
             plan = plan_scale(history, scale=self.scale, params=spec.params(self.scale),
                               tokens=spec.tokens(self.scale), space=space, trials=trials,
                               transfer=spec.transfer, seed=spec.seed,
