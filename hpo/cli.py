@@ -202,8 +202,11 @@ def ui(args: argparse.Namespace) -> int:
         raise ValueError(f"study {spec.name!r} has no MLflow experiment yet: run `hpo run {args.study}`")
     port = _free_port(args.host, args.port)
     command = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(port),
-               "--backend-store-uri", spec.storage.mlflow, "--workers", "1"]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+               "--workers", "1"]
+    # The store's URI (a team's PostgreSQL URL holds its password) goes in the environment, which
+    # other users cannot read, not on the command line, which `ps` shows everyone.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": spec.storage.mlflow,
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     # Its log goes to a file, not a pipe: a pipe nobody reads fills up and stalls the server.
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)

@@ -1,4 +1,4 @@
-"""`hpo ui` refuses bad ports in one line with exit code 2, before starting any server."""
+"""`hpo ui`: bad ports refused in one line (exit code 2) before any server starts; no URI on command lines."""
 
 from __future__ import annotations
 
@@ -63,3 +63,30 @@ def test_ui_before_the_study_ran_exits_2_saying_to_run_it(study: Path, tmp_path:
     result = hpo_ui(str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert "hpo run" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Linux /proc), children first."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children] + [d for child in children for d in _descendants(int(child))]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads process command lines from /proc")
+def test_ui_passes_the_store_uri_in_the_environment_not_on_any_command_line(study: Path,
+                                                                             tmp_path: Path) -> None:
+    """A PostgreSQL tracking URI holds its password: `ps` shows command lines to every user."""
+    store = str(study.parent / "out" / "mlflow.db")
+    server = subprocess.Popen([*HPO, "ui", str(study), "--port", "0"], cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = server.stdout.readline()  # printed once the server answers
+        assert "MLflow UI for study ui_ports: http://127.0.0.1:" in line, server.stderr.read()
+        processes = _descendants(server.pid)
+        assert processes, "the MLflow server runs as a child of hpo ui"
+        for pid in [server.pid, *processes]:
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            assert store not in command_line, command_line
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
