@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import yaml
+from small_studies import HPO, run_hpo, write_mlp_study
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
     from playwright.sync_api import Locator, Page
 
-HPO = [sys.executable, "-m", "hpo.cli"]
 CHROMIUM = os.environ.get("HPO_CHROMIUM", "/usr/bin/chromium")
 """The browser driven: the system's Chromium, never one Playwright downloads."""
 CHROMIUM_ARGS = [
@@ -59,30 +58,17 @@ VIEWPORT = {"width": 1600, "height": 1200}
 
 def study_file(folder: Path, name: str = "browse_mlp") -> Path:
     """A small `mlp` study, two variants × two scales × 3 trials (~2 min on 2 cores), written to `folder`."""
-    study = {
-        "name": name,
-        "family": "mlp",
-        "family_options": {"val_examples": 256},
-        "scales": ["w8", "w32"],
-        "target": 1_000_000,
-        "budget": {"tokens": 8_000},
-        "space": {"lr": {"low": 1e-3, "high": 0.3}, "batch_size": {"low": 16, "high": 64},
-                  "weight_decay": {"low": 1e-4, "high": 0.1, "zero": True}},
-        "variants": {"baseline": {}, "no_wd": {"weight_decay": 0}},
-        "trials_per_scale": 3,
-        "fidelity": {"grace_tokens": 2_000, "reduction_factor": 2},
-        "max_concurrent": 2,
-        "output": str(folder / "out"),
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
+    return write_mlp_study(
+        folder, name,
+        space={"lr": {"low": 1e-3, "high": 0.3}, "batch_size": {"low": 16, "high": 64},
+               "weight_decay": {"low": 1e-4, "high": 0.1, "zero": True}},
+        variants={"baseline": {}, "no_wd": {"weight_decay": 0}}, trials_per_scale=3,
+        fidelity={"grace_tokens": 2_000, "reduction_factor": 2})
 
 
 def hpo(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run the `hpo` command line; fail with its error output if it does not exit 0."""
-    result = subprocess.run([*HPO, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    result = run_hpo(*args, cwd=cwd, timeout=timeout)
     assert result.returncode == 0, f"hpo {' '.join(args)}: exit {result.returncode}\n{result.stderr[-3000:]}"
     return result
 

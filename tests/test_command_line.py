@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,38 +16,21 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-import yaml
 from mlflow import MlflowClient
+from small_studies import HPO, run_hpo, write_mlp_study
 
-HPO = [sys.executable, "-m", "hpo.cli"]
 SCALES = ("w8", "w32")
 TRIALS = 4
 
 
 def study_file(folder: Path, name: str = "cli_mlp", trials: int = TRIALS, tokens: int = 8_000) -> Path:
     """A small `mlp` study whose ASHA prunes some trials, written to `folder`."""
-    study = {
-        "name": name,
-        "family": "mlp",
-        "family_options": {"val_examples": 256},
-        "scales": list(SCALES),
-        "target": 1_000_000,
-        "budget": {"tokens": tokens},
-        "space": {"lr": {"low": 1e-4, "high": 0.3}, "batch_size": {"low": 16, "high": 64},
-                  "weight_decay": {"low": 1e-4, "high": 0.1, "zero": True}},
-        "trials_per_scale": trials,
-        "fidelity": {"grace_tokens": 1_000, "reduction_factor": 2},
-        "max_concurrent": 2,
-        "output": str(folder / "out"),
-    }
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
+    return write_mlp_study(folder, name, scales=list(SCALES), budget={"tokens": tokens},
+                           trials_per_scale=trials, fidelity={"grace_tokens": 1_000, "reduction_factor": 2})
 
 
 def hpo(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HPO, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return run_hpo(*args, cwd=cwd, timeout=timeout)
 
 
 def optuna_studies(out: Path, name: str) -> dict[str, optuna.Study]:

@@ -5,24 +5,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
-
-HPO = [sys.executable, "-m", "hpo.cli"]
+from small_studies import HPO, run_hpo, write_mlp_study
 
 
 def study_with_experiment(folder: Path) -> Path:
     """A study file whose MLflow experiment exists (empty), as after `hpo run`."""
-    study = {"name": "ui_ports", "family": "mlp", "scales": ["w8", "w32"], "target": 1_000_000,
-             "budget": {"tokens": 8_000}, "space": {"lr": {"low": 1e-3, "high": 0.1}, "batch_size": 16,
-                                                   "weight_decay": 0.0},
-             "trials_per_scale": 2, "output": str(folder / "out")}
-    path = folder / "ui_ports.yaml"
-    path.write_text(yaml.safe_dump(study))
+    path = write_mlp_study(folder, "ui_ports", trials_per_scale=2,
+                           space={"lr": {"low": 1e-3, "high": 0.1}, "batch_size": 16, "weight_decay": 0.0})
     (folder / "out").mkdir()
     MlflowClient(f"sqlite:///{folder / 'out' / 'mlflow.db'}").create_experiment("ui_ports")
     return path
@@ -35,8 +28,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def hpo_ui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HPO, "ui", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return run_hpo("ui", *args, cwd=cwd, timeout=120)
 
 
 def test_ui_on_a_port_in_use_exits_2_naming_the_option_and_the_fix(study: Path, tmp_path: Path) -> None:
