@@ -161,10 +161,13 @@ class Outcome:
 
 
 def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, float],
-              trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator
-              ) -> dict[str, object]:
+              trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator,
+              protected: bool = False) -> dict[str, object]:
     """Train `setting` on `truth`, reporting at every rung; tell `study` the final state.
 
+    With `prune`, the study's pruner judges the trial at every rung but the last; a `protected`
+    trial is judged too, so that its losses enter the rungs as the yardstick other trials are cut by
+    (as Ray Tune's ASHA records a `hpo.scheduler.ProtectedASHA` trial's results), but never stopped.
     Returns the trial's row (trial-table columns; FLOPs in ``flops``).
     """
     grace = tokens / RUNGS[-1]
@@ -178,7 +181,7 @@ def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, flo
             study.tell(trial, penalty)
             break
         trial.report(loss, step)
-        if prune and step < RUNGS[-1] and trial.should_prune():
+        if prune and step < RUNGS[-1] and trial.should_prune() and not protected:
             status = "pruned"
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             break
@@ -206,8 +209,8 @@ def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampl
     for number in range(trials):
         trial = study.ask()
         setting = sample(trial)
-        prune = pruner is not None and trial.user_attrs.get("origin") not in PROTECTED
-        row = run_trial(truth, params, tokens, setting, trial, study, prune, rng)
+        protected = trial.user_attrs.get("origin") in PROTECTED
+        row = run_trial(truth, params, tokens, setting, trial, study, pruner is not None, rng, protected)
         rows.append({"variant": "default", "scale": scale_name(params), "trial_number": number, **row})
     return pd.DataFrame(rows)
 
