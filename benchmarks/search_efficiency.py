@@ -10,12 +10,19 @@ Surrogate ground truth (`hpo.surrogate.Surrogate`): a loss landscape with
    trials per scale, T swept over `BUDGETS` (the peers also over `PEER_BUDGETS`), each trial evaluated at
    D/27, D/9, D/3 and D (rungs of reduction factor 3; `grace` = D/27). Methods:
 
-   * ``scale_aware`` (ours): `hpo.transfer.plan_scale` before each scale,
-     `check_law` after it, TPE with the plan's first and exploring trials
-     enqueued as the runner does, under successive halving that never stops
-     those (as the runner's `hpo.scheduler.ProtectedASHA`); with
-     ``first_scales_factor`` 3 (the spec's default is 1) the first two scales run a 3·T-trial Latin
-     hypercube to full budget (counted in its compute like every trial);
+   * ``scale_aware`` (ours), with every `hpo.spec.Transfer` setting at its
+     default: `hpo.transfer.plan_scale` before each scale (given the scale's
+     cost ratio, N·D over the largest scale's), `check_law` after it, the
+     plan's predicted, design, exploring and probe trials enqueued as the
+     runner enqueues them, the rest (after a broken law) TPE, under
+     successive halving that judges every trial but never stops the
+     predicted, design and exploring ones (as the runner's
+     `hpo.scheduler.ProtectedASHA`, whose rungs hold their losses too). Here
+     the first two scales and 4M run 3·T-trial Latin hypercubes, 16M a
+     design of 24 trials (``design_cost`` 1.5 × a 64M trial buys 24 of 1/16
+     its cost), every trial to its full budget, and 64M a check: the
+     prediction to its full budget and probes at other learning rates
+     judged early;
    * ``independent``: the same TPE + successive halving at every scale, full space, T trials;
    * ``asha_random``: random search under successive halving;
    * ``tpe_hyperband``: TPE under Optuna's `HyperbandPruner`;
@@ -79,7 +86,7 @@ from real_mlp_ladder import RealMLPLadder
 from hpo.analysis import extrapolate
 from hpo.analysis.trials import scale_name
 from hpo.scheduler import PROTECTED
-from hpo.space import EXPLORE, PREDICTED, define_space, fixed_params
+from hpo.space import DESIGN, EXPLORE, PREDICTED, PROBE, define_space, fixed_params
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 from hpo.surrogate import Surrogate
 from hpo.transfer import check_law, plan_scale
@@ -90,9 +97,8 @@ TARGET_PARAMS = 1e9
 TARGET_TOKENS = TOKENS_PER_PARAM * TARGET_PARAMS
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))
-TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
-                    first_scales_factor=3.0)
-"""The defaults of `hpo.spec` (``search: scale_aware``), but `first_scales_factor` 3 (default 1)."""
+TRANSFER = Transfer()
+"""What a study's ``search: scale_aware`` gets: every transfer setting at its default."""
 
 
 @dataclass(frozen=True)
@@ -115,14 +121,20 @@ class Ladder:
         """One target run, 6·N_T·D_T FLOPs."""
         return 6.0 * self.target_params * self.target_tokens
 
+    def cost_ratio(self, params: float) -> float:
+        """FLOPs of a full trial at the scale of `params` over one at the ladder's largest: N·D / max N·D."""
+        largest = max(n * d for n, d in zip(self.params, self.tokens, strict=True))
+        return params * self.budget(params) / largest
+
 
 SURROGATE_LADDER = Ladder(LADDER, tuple(TOKENS_PER_PARAM * n for n in LADDER), TARGET_PARAMS, TARGET_TOKENS,
                           SPACE)
 BUDGETS = (6, 10, 16, 24)
 """Trials per scale T swept for every method."""
-PEER_BUDGETS = (32, 48)
-"""Further T for the peers only, so that their regret curves reach ours and the
-speedup is read off a curve, not bounded by the sweep's end."""
+PEER_BUDGETS = (32, 48, 64, 96)
+"""Further T for the peers only, so that their regret curves reach ours and the speedup is read off a
+curve, not bounded by the sweep's end (where a curve still never reaches it, the speedup is a lower bound:
+the most compute the peer tried over ours)."""
 REDUCTION_FACTOR = 3
 RUNGS = (1, 3, 9, 27)
 """Evaluations of a trial, in units of grace = D/27: the rungs of successive halving, the last one D."""
@@ -161,10 +173,13 @@ class Outcome:
 
 
 def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, float],
-              trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator
-              ) -> dict[str, object]:
+              trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator,
+              protected: bool = False) -> dict[str, object]:
     """Train `setting` on `truth`, reporting at every rung; tell `study` the final state.
 
+    With `prune`, the study's pruner judges the trial at every rung but the last; a `protected`
+    trial is judged too, so that its losses enter the rungs as the yardstick other trials are cut by
+    (as Ray Tune's ASHA records a `hpo.scheduler.ProtectedASHA` trial's results), but never stopped.
     Returns the trial's row (trial-table columns; FLOPs in ``flops``).
     """
     grace = tokens / RUNGS[-1]
@@ -178,7 +193,7 @@ def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, flo
             study.tell(trial, penalty)
             break
         trial.report(loss, step)
-        if prune and step < RUNGS[-1] and trial.should_prune():
+        if prune and step < RUNGS[-1] and trial.should_prune() and not protected:
             status = "pruned"
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             break
@@ -206,8 +221,8 @@ def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampl
     for number in range(trials):
         trial = study.ask()
         setting = sample(trial)
-        prune = pruner is not None and trial.user_attrs.get("origin") not in PROTECTED
-        row = run_trial(truth, params, tokens, setting, trial, study, prune, rng)
+        protected = trial.user_attrs.get("origin") in PROTECTED
+        row = run_trial(truth, params, tokens, setting, trial, study, pruner is not None, rng, protected)
         rows.append({"variant": "default", "scale": scale_name(params), "trial_number": number, **row})
     return pd.DataFrame(rows)
 
@@ -247,12 +262,15 @@ def search_ladder(truth: Truth, method: str, trials: int, seed: int,
         if method == OURS:
             plan = plan_scale(history, scale=scale_name(params), params=params,
                               tokens=ladder.budget(params), space=ladder.space, trials=trials,
-                              transfer=transfer, seed=seed, law_broken=broken)
+                              transfer=transfer, seed=seed, law_broken=broken,
+                              cost_ratio=ladder.cost_ratio(params))
             space, n_trials = plan.space, plan.trials
             if plan.first is not None:
                 enqueued.append((fixed_params(plan.first, plan.space), {"origin": PREDICTED}))
-            enqueued += [(fixed_params(setting, ladder.space), {"origin": EXPLORE})
-                         for setting in plan.explore]
+            enqueued += [(fixed_params(setting, plan.space), {"origin": DESIGN}) for setting in plan.design]
+            enqueued += [(fixed_params(setting, ladder.space), {"origin": origin})
+                         for origin, settings in ((EXPLORE, plan.explore), (PROBE, plan.probes))
+                         for setting in settings]
         rows = run_scale(truth, params, sampler=sampler_for(method, scale_seed, n_trials),
                          pruner=pruner_for(method), space=space, trials=n_trials, enqueued=enqueued,
                          seed=scale_seed, ladder=ladder)

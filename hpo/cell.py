@@ -31,7 +31,7 @@ from ray.tune.experiment import Trial
 
 from hpo.scheduler import ProtectedASHA, rung_tokens
 from hpo.searcher import TokenOptunaSearch
-from hpo.space import EXPLORE, PREDICTED, TrialParams, define_space, fixed_params, trial_params
+from hpo.space import DESIGN, EXPLORE, PREDICTED, PROBE, TrialParams, define_space, fixed_params, trial_params
 from hpo.spec import StudySpec
 from hpo.tracking import ScaleRun, StudyTracker, TrialTracker
 from hpo.trainable import TrialJob
@@ -218,16 +218,22 @@ class Cell:
         else:
             smaller = spec.scales[:spec.scales.index(self.scale)]
             history = load_trials(spec, variants=[self.variant], scales=smaller, storage=self.storage)
+            family = spec.load_family()
+            cost = {scale: family.train_flops(scale, spec.tokens(scale)) for scale in spec.scales}
             plan = plan_scale(history, scale=self.scale, params=spec.params(self.scale),
                               tokens=spec.tokens(self.scale), space=space, trials=trials,
                               transfer=spec.transfer, seed=spec.seed,
-                              law_broken=bool(smaller) and self._law_broken(smaller[-1]))
+                              law_broken=bool(smaller) and self._law_broken(smaller[-1]),
+                              cost_ratio=cost[self.scale] / max(cost.values()))
         logger.info("%s: %s", self.name, plan.reason)
         if not study.trials:
             if plan.first is not None:
                 study.enqueue_trial(fixed_params(plan.first, plan.space), user_attrs={"origin": PREDICTED})
-            for setting in plan.explore:
-                study.enqueue_trial(fixed_params(setting, space), user_attrs={"origin": EXPLORE})
+            enqueued = ((DESIGN, plan.design, plan.space), (EXPLORE, plan.explore, space),
+                        (PROBE, plan.probes, space))
+            for origin, settings, within in enqueued:
+                for setting in settings:
+                    study.enqueue_trial(fixed_params(setting, within), user_attrs={"origin": origin})
         study.set_user_attr(PLAN, plan.to_dict())
         return plan
 

@@ -1,12 +1,17 @@
 """`ProtectedASHA`: Ray Tune's ASHA on tokens, except for the trials that test a prediction.
 
-Scale-aware search (`hpo.transfer`) enqueues the predicted optimum and a few
-settings drawn from the full space. Judged early, they would be stopped by
-trials that only look better at a few tokens (a short run favours a higher
-lr and a smaller batch than the full run), and the scale would confirm its
-own prediction instead of testing it. Trials whose config carries an
-``origin`` in `PROTECTED` therefore always train to their full budget; their
-results still enter ASHA's rungs, so they are the yardstick others are cut by.
+Scale-aware search (`hpo.transfer`) enqueues the predicted optimum, the
+settings of a design and a few drawn from the full space. Judged early, they
+would be stopped by trials that only look better at a few tokens (a short run
+favours a higher lr and a smaller batch than the full run): the scale would
+confirm its own prediction instead of testing it, and a design's optimum would
+carry early stopping's bias. Trials whose config carries an ``origin`` in
+`PROTECTED` therefore always train to their full budget; their results still
+enter ASHA's rungs, so they are the yardstick others are cut by. Probes (origin
+``probe``) are judged like any trial: at a scale where full-budget trials are
+dear, one that beats the prediction at every rung is what shows a broken law.
+
+`rung_tokens` lists the token counts ASHA judges at, where a trial reports (`hpo.trainable`).
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from hpo.space import EXPLORE, PREDICTED
+from hpo.space import DESIGN, EXPLORE, PREDICTED
 
 __all__ = ["PROTECTED", "ProtectedASHA", "rung_tokens"]
 
-PROTECTED = (PREDICTED, EXPLORE)
+PROTECTED = (PREDICTED, EXPLORE, DESIGN)
 """Trial origins that ASHA never stops."""
 
 

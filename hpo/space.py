@@ -17,8 +17,8 @@ trial trains with, keyed ``lr``, ``batch_size``, ``weight_decay``;
 `trial_params` recovers them from a stored trial, `fixed_params` turns
 them back into the sampler's parameters (to enqueue a trial).
 
-A trial enqueued with user attribute ``origin = "explore"`` samples the
-`explore` space given to `define_space` instead (the full space, while
+A trial enqueued with user attribute ``origin`` `EXPLORE` or `PROBE` samples
+the `explore` space given to `define_space` instead (the full space, while
 scale-aware search narrows the one the sampler learns in).
 """
 
@@ -31,15 +31,22 @@ import optuna
 
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
-__all__ = ["EXPLORE", "PREDICTED", "TrialParams", "define_space", "fixed_params", "trial_params"]
+__all__ = ["DESIGN", "EXPLORE", "PREDICTED", "PROBE", "TrialParams", "define_space", "fixed_params",
+           "trial_params"]
 
 TrialParams = dict[str, float | int]
 """What a trial trains with: ``lr`` (float), ``batch_size`` (int), ``weight_decay`` (float)."""
 
 EXPLORE = "explore"
-"""User attribute ``origin`` of a trial that samples the full (explore) space."""
+"""User attribute ``origin`` of a trial that samples the full (explore) space, trained to its full budget."""
 PREDICTED = "predicted"
 """User attribute ``origin`` of the trial enqueued at a scale's predicted optimum."""
+DESIGN = "design"
+"""User attribute ``origin`` of a trial of a scale's design (`hpo.transfer.ScalePlan.design`): a setting of
+the searched space, trained to its full budget."""
+PROBE = "probe"
+"""User attribute ``origin`` of a probe (`hpo.transfer.ScalePlan.probes`): the prediction at an lr outside
+the narrowed band (so it samples the full space), judged early like any trial."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class _Sampler:
     explore: SearchSpace
 
     def __call__(self, trial: optuna.Trial) -> TrialParams:
-        space = self.explore if trial.user_attrs.get("origin") == EXPLORE else self.space
+        space = self.explore if trial.user_attrs.get("origin") in (EXPLORE, PROBE) else self.space
         values: TrialParams = {
             "lr": _lr(trial, space.lr),
             "batch_size": _batch_size(trial, space.batch_size),

@@ -30,11 +30,14 @@ __all__ = [
 ]
 
 SEARCH_MODES = ("scale_aware", "independent")
-"""``scale_aware`` narrows each scale's search to what the smaller scales
-predict (`hpo.transfer`); ``independent`` tunes each scale on its own."""
+"""``scale_aware`` searches each scale by what its trials cost, after the first
+two around what the smaller scales predict (`hpo.transfer`); ``independent``
+tunes each scale on its own."""
 TRANSFER_KEYS = ("mode", "safety_factor", "trials_share", "explore_share", "min_trials",
-                 "first_scales_factor")
+                 "first_scales_factor", "design_cost")
 SPACE_KEYS = ("lr", "batch_size", "weight_decay")
+MAX_DESIGN_COST = 1000
+"""Largest ``search.design_cost``: a design of a thousand largest-scale trials is no longer a saving."""
 MAX_BATCH_SIZE = 2**20
 MAX_FILE_BYTES = 2**20
 RETRIES = 2
@@ -42,11 +45,11 @@ RETRIES = 2
 MAX_RETRIES = 100
 DEFAULTS: Mapping[str, object] = {
     "batch_size": 32, "weight_decay": 0.0, "variants": {"default": {}}, "trials_per_scale": 20,
-    "reduction_factor": 3, "search": "scale_aware", "safety_factor": 2.0, "trials_share": 0.4,
-    "explore_share": 0.25, "min_trials": 4, "first_scales_factor": 1.0, "max_concurrent": 1, "cpu": 1.0,
-    "gpu": 0.0, "seed": 0, "retries": RETRIES,
+    "reduction_factor": 3, "search": "scale_aware", "max_concurrent": 1, "cpu": 1.0, "gpu": 0.0, "seed": 0,
+    "retries": RETRIES,
 }
-"""Values of the optional fields a study leaves out (docs/study_files.md lists them all)."""
+"""Values of the optional fields a study leaves out (docs/study_files.md lists them all); those of
+``search``'s transfer settings are `Transfer`'s defaults."""
 _REQUIRED = ("name", "family", "scales", "budget", "space")
 _FIELDS = ("name", "family", "family_options", "scales", "target", "budget", "space", "train",
            "variants", "trials_per_scale", "fidelity", "search", "max_concurrent", "resources", "seed",
@@ -137,21 +140,27 @@ class Fidelity:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Scale-aware search (`hpo.transfer`): the predicted interval of each
-    optimum is widened by `safety_factor` on each side (a factor, in log
-    space); a transferred scale runs `trials_share` of its trials (at least
-    `min_trials`), `explore_share` of them drawn from the full space. The
-    first two scales, searched before any law exists, run as an ordinary search
-    when `first_scales_factor` is 1 (the default); above 1, as a Latin hypercube
-    of `first_scales_factor` times their trials, each to its full budget: they
-    are the cheapest scales (with ×4 scales and D ∝ N a trial at the second
-    costs 1/16 of one at the third) and the laws' exponents rest on them."""
+    """Scale-aware search (`hpo.transfer`); each field's default is what a study that leaves it out gets.
 
-    safety_factor: float
-    trials_share: float
-    explore_share: float
-    min_trials: int
-    first_scales_factor: float = 1.0
+    The predicted interval of each optimum is widened by `safety_factor` on
+    each side (a factor, in log space). The first two scales, searched before
+    any law exists, run a Latin hypercube of ``first_scales_factor`` times
+    their trials, each to its full budget (an ordinary search when it is 1):
+    they are the cheapest scales, and the laws' exponents rest on them. A later
+    scale runs as many full-budget trials around the prediction
+    (`explore_share` of them over the full space), a *design*, where that
+    trains at most `design_cost` times the FLOPs of one trial at the ladder's
+    largest scale and suffices to locate an optimum; elsewhere it *checks* the
+    law with ``max(min_trials, ceil(trials_share · T))`` trials, the
+    prediction and probes that differ from it in lr, judged early. With ×4
+    scales and D ∝ N a trial costs 1/16 of one a scale up."""
+
+    safety_factor: float = 2.0
+    trials_share: float = 0.4
+    explore_share: float = 0.25
+    min_trials: int = 4
+    first_scales_factor: float = 3.0
+    design_cost: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -426,28 +435,35 @@ def _fidelity(p: Problems, value: object, budget: Mapping[str, int]) -> Fidelity
 
 
 def _search(p: Problems, value: object) -> tuple[object, Transfer | None]:
-    """A mode name, or a mapping of the mode and the `Transfer` settings."""
+    """A mode name, or a mapping of the mode and the `Transfer` settings (each defaulting to `Transfer`'s)."""
     entries = {"mode": value} if isinstance(value, str) else p.mapping("search", value, TRANSFER_KEYS)
     if entries is None:
         return None, None
+    default = Transfer()
     mode = p.choice("search" if isinstance(value, str) else "search.mode",
                     entries.get("mode", DEFAULTS["search"]), SEARCH_MODES)
-    factor = p.number("search.safety_factor", entries.get("safety_factor", DEFAULTS["safety_factor"]))
+    factor = p.number("search.safety_factor", entries.get("safety_factor", default.safety_factor))
     if factor is not None and not 1 <= factor <= 100:
         p.add("search.safety_factor", f"must be in [1, 100] (got {show(factor)})", "use e.g. 2")
     shares = {}
     for key in ("trials_share", "explore_share"):
-        shares[key] = p.number(f"search.{key}", entries.get(key, DEFAULTS[key]))
+        shares[key] = p.number(f"search.{key}", entries.get(key, getattr(default, key)))
         if shares[key] is not None and not 0 < shares[key] <= 1:
             p.add(f"search.{key}", f"must be in (0, 1] (got {show(shares[key])})", "use a share such as 0.25")
-    min_trials = p.integer("search.min_trials", entries.get("min_trials", DEFAULTS["min_trials"]), minimum=2)
+    min_trials = p.integer("search.min_trials", entries.get("min_trials", default.min_trials), minimum=2)
     first = p.number("search.first_scales_factor",
-                     entries.get("first_scales_factor", DEFAULTS["first_scales_factor"]))
+                     entries.get("first_scales_factor", default.first_scales_factor))
     if first is not None and not 1 <= first <= 100:
         p.add("search.first_scales_factor", f"must be in [1, 100] (got {show(first)})", "use 1, or e.g. 3")
-    if None in (factor, min_trials, first, *shares.values()):
+    design_cost = p.number("search.design_cost", entries.get("design_cost", default.design_cost),
+                           nonnegative=True)
+    if design_cost is not None and design_cost > MAX_DESIGN_COST:
+        p.add("search.design_cost", f"must be in [0, {MAX_DESIGN_COST}] (got {show(entries['design_cost'])})",
+              "use e.g. 1.5 (trials of the largest scale), or 0 for no design after the first two scales")
+    if None in (factor, min_trials, first, design_cost, *shares.values()):
         return mode, None
-    return mode, Transfer(factor, shares["trials_share"], shares["explore_share"], min_trials, first)
+    return mode, Transfer(factor, shares["trials_share"], shares["explore_share"], min_trials, first,
+                          design_cost)
 
 
 def _resources(p: Problems, value: object) -> Resources | None:

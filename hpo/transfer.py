@@ -1,30 +1,55 @@
 """Scale-aware search: what the smaller scales learned narrows the search at the next one.
 
-Before a scale, once at least two smaller scales of the variant have optima,
-`plan_scale` fits the optimum laws h*(N) = a·N^b (`hpo.analysis.fit_scaling`,
-h*(N, D) = a·N^b·D^c when the ladder varies D apart from N) and predicts
-each searched hyperparameter at this scale with its bootstrap interval
-``[low, high]``. The plan then
+A trial's cost grows with its scale (6·N·D FLOPs: ×16 per ×4 in N at fixed
+tokens per parameter), so a study's compute is that of its largest scales,
+while the laws' precision comes from optima located anywhere on the ladder.
+Each scale is therefore searched by what one of its trials costs, its
+`cost_ratio` ρ: the compute of one full-budget trial there over one at the
+ladder's largest scale.
 
-* narrows the searched range of lr (and of weight decay, when every earlier
-  optimum had wd > 0) to ``[low / f, high · f]`` and of batch size to the
-  powers of two covering it (at least three), with f the safety factor, and
-  never beyond the study's own range;
-* runs ``ceil(trials_share · trials_per_scale)`` trials (at least
-  `min_trials`), the first one the predicted optimum;
-* samples ``ceil(explore_share · trials)`` of them at random from the full
-  space, so that a law that stops holding shows.
+* **The first two scales** (no law yet) run a Latin hypercube of
+  ``ceil(first_scales_factor · T)`` settings over the full space, every trial
+  to its full budget (`first_scale_plan`); with ``first_scales_factor`` 1, an
+  ordinary search of T trials.
+* **A later scale** gets a prediction: `plan_scale` fits the optimum laws
+  h*(N) = a·N^b (`hpo.analysis.fit_scaling`; h*(N, D) = a·N^b·D^c when the
+  ladder varies D apart from N) and predicts each searched hyperparameter
+  with its bootstrap interval ``[low, high]``. The space is narrowed: lr (and
+  weight decay, when it follows a law) to ``[low / f, high · f]``, batch size
+  to the powers of two covering it (at least five), f the safety factor,
+  never beyond the study's own range. The predicted optimum runs first, to
+  its full budget. Then, by cost:
 
-The predicted and exploring trials always train to their full budget
-(`hpo.scheduler.ProtectedASHA`). After the scale, `check_law` calls the law
-*broken* when the scale's best complete trial, or its fitted optimum, lies
-outside the narrowed range, or when the lr or batch-size optimum of the
-trials inside the range presses on an edge of it (the outer `EDGE_SHARE` of
-its log width) that is not the study's own edge: then the next scale searches the full
-space with all its trials again.
+  - a **design scale**, where ``n = min(ceil(first_scales_factor · T),
+    floor(design_cost / ρ))`` full-budget trials are enough to locate the
+    optimum (`design_size`: at least `DESIGN_TRIALS_PER_COEFFICIENT` per
+    coefficient of the quadratic `hpo.analysis.find_optimum` fits): a Latin
+    hypercube of the narrowed space, ``ceil(explore_share · n)`` of the n
+    drawn from the full space instead, every trial to its full budget, so
+    the scale's optimum is located without early stopping's bias;
+  - a **check scale**, where it is not (the expensive end of the ladder):
+    ``max(min_trials, ceil(trials_share · T))`` trials, the predicted one and
+    *probes*, the prediction with its lr drawn from outside the band, which
+    early stopping judges like any trial (`_probe`). The scale checks the lr
+    law at the cost of about one full trial; it locates no optimum of its
+    own, and its one complete trial repeats the prediction: a handful of
+    complete trials there would locate none either (their best trial
+    standing for it) and would move the laws more than they know.
+
+* **After a broken law** the next scale searches the full space again: a
+  Latin hypercube of n full-budget trials where a design is affordable,
+  else an ordinary search of all T trials.
+
+The predicted, design and exploring trials always train to their full budget
+(`hpo.scheduler.ProtectedASHA`); probes do not. After the scale, `check_law`
+calls the law *broken* when the scale's best complete trial, or its fitted
+optimum, lies outside the narrowed range (at a check scale: a probe outran the
+prediction at every rung and beat it), or when the lr or batch-size
+optimum of the trials inside the range presses on an edge of it (the outer
+`EDGE_SHARE` of its log width) that is not the study's own edge.
 
 Pure: trial tables in, plans out (no Ray, no MLflow). Units: N parameters,
-D tokens, batch size in sequences (examples) per step.
+D tokens, batch size in sequences (examples) per step, ρ a ratio of FLOPs.
 """
 
 from __future__ import annotations
@@ -39,16 +64,22 @@ import pandas as pd
 from hpo.analysis import Estimate, find_optimum, fit_scaling, normalize_trials
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 
-__all__ = ["LawCheck", "ScalePlan", "check_law", "design_full_space", "first_scale_plan", "full_plan",
-           "plan_scale", "sample_full_space"]
+__all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "LawCheck", "ScalePlan", "check_law", "design_size",
+           "first_scale_plan", "full_plan", "latin_hypercube", "plan_scale", "sample_full_space"]
 
 Setting = dict[str, float]
 """A trial's lr, batch_size (a power of two) and weight_decay."""
 
 EDGE_SHARE = 0.15
 """An in-range optimum in this outer share (log scale) of a narrowed range's edge means the law drifts."""
+DESIGN_TRIALS_PER_COEFFICIENT = 2
+"""Fewest full-budget trials of a design per coefficient of the full quadratic that `find_optimum` fits in the
+searched hyperparameters (1 + d + d(d+1)/2: 10 for lr, batch size and weight decay). Fewer locate no optimum
+reliably: the near-best trials of a noisy handful do not make a bowl, and the best trial stands for it."""
 _MIN_SCALES = 2
-_MIN_BATCH_CHOICES = 3
+_MIN_BATCH_CHOICES = 5
+"""Fewest powers of two a narrowed batch-size range keeps: the loss is flat in batch size (a factor 2 off
+costs a fraction of what it costs in lr), and a design locates a flat optimum only over a wide band."""
 _LOG_TOLERANCE = 1e-9
 _MIN_EDGE_TRIALS = 3
 
@@ -59,10 +90,13 @@ class ScalePlan:
 
     `transferred` is False for a full search (the first scales, ``independent``
     mode, or after a broken law). `space` is what the sampler searches,
-    `full_space` the study's own;
-    `trials` how many trials the scale runs; `first` the predicted optimum,
-    run first; `explore` settings drawn from the full space; `predicted` the
-    law's prediction per hyperparameter; `reason` one line for logs and `hpo status`.
+    `full_space` the study's own; `trials` how many trials the scale runs;
+    `first` the predicted optimum, run first; `design` settings of `space` and
+    `explore` settings of the full space, each trained to its full budget;
+    `probes` the prediction at other learning rates, which early stopping
+    judges like any trial; `predicted` the law's prediction per
+    hyperparameter; `reason` one line for logs and `hpo status`. Trials beyond
+    those listed (``trials`` minus them) are the sampler's, in `space`.
     """
 
     scale: str
@@ -74,24 +108,29 @@ class ScalePlan:
     first: Setting | None = None
     explore: tuple[Setting, ...] = ()
     predicted: Mapping[str, Estimate] = field(default_factory=dict)
+    design: tuple[Setting, ...] = ()
+    probes: tuple[Setting, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """Plain data (JSON-ready) that `from_dict` reads back: a resumed scale keeps its plan."""
         return {
             "scale": self.scale, "transferred": self.transferred, "space": _space_to_dict(self.space),
             "full_space": _space_to_dict(self.full_space), "trials": self.trials, "reason": self.reason,
-            "first": self.first, "explore": list(self.explore),
+            "first": self.first, "explore": list(self.explore), "design": list(self.design),
+            "probes": list(self.probes),
             "predicted": {name: [e.value, e.low, e.high, e.level] for name, e in self.predicted.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> ScalePlan:
+        """The plan `to_dict` wrote; a plan stored before designs and probes existed has none."""
         predicted = {name: Estimate(*values) for name, values in dict(data["predicted"]).items()}
         return cls(scale=str(data["scale"]), transferred=bool(data["transferred"]),
                    space=_space_from_dict(data["space"]), full_space=_space_from_dict(data["full_space"]),
                    trials=int(data["trials"]),
                    reason=str(data["reason"]), first=data["first"], explore=tuple(data["explore"]),
-                   predicted=predicted)
+                   predicted=predicted, design=tuple(data.get("design", ())),
+                   probes=tuple(data.get("probes", ())))
 
 
 @dataclass(frozen=True)
@@ -108,12 +147,26 @@ def full_plan(scale: str, space: SearchSpace, trials: int, reason: str) -> Scale
                      reason=reason)
 
 
+def design_size(space: SearchSpace, trials: int, transfer: Transfer, cost_ratio: float) -> int:
+    """Full-budget trials of a design at a scale whose trial costs `cost_ratio` (ρ) of one at the
+    ladder's largest scale: ``n = min(ceil(first_scales_factor · T), floor(design_cost / ρ))``, so
+    that the design trains at most `design_cost` largest-scale trials' worth of FLOPs; 0 when n is
+    below `DESIGN_TRIALS_PER_COEFFICIENT` per coefficient of the quadratic in `space`'s searched
+    hyperparameters (the scale then only checks the law)."""
+    wanted = math.ceil(transfer.first_scales_factor * trials)
+    affordable = math.floor(transfer.design_cost / cost_ratio + _LOG_TOLERANCE) if cost_ratio > 0 else wanted
+    n = min(wanted, affordable)
+    searched = sum(isinstance(getattr(space, name), LogRange | PowerOfTwoRange)
+                   for name in ("lr", "batch_size", "weight_decay"))
+    coefficients = 1 + searched + searched * (searched + 1) // 2
+    return n if n >= DESIGN_TRIALS_PER_COEFFICIENT * coefficients else 0
+
+
 def first_scale_plan(scale: str, space: SearchSpace, trials: int, transfer: Transfer,
                      rng: np.random.Generator) -> ScalePlan:
     """A scale searched before any law exists, when ``first_scales_factor > 1``:
     ``ceil(first_scales_factor · trials)`` settings of a Latin hypercube over the
-    full space (`design_full_space`), all of them exploring trials, so that each
-    trains to its full budget.
+    full space (`latin_hypercube`), each trained to its full budget.
 
     Early stopping keeps the trials that look best early, whose lr is higher
     and batch smaller than the full run's optimum; a scale's optimum fitted from
@@ -124,27 +177,38 @@ def first_scale_plan(scale: str, space: SearchSpace, trials: int, transfer: Tran
     costs little of a study's compute.
     """
     n_trials = math.ceil(transfer.first_scales_factor * trials)
-    design = design_full_space(space, n_trials, rng)
     return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=n_trials,
                      reason=f"no law yet: full space, {n_trials} trials ({transfer.first_scales_factor:g} x "
                             f"{trials}) of a Latin hypercube, each to its full budget",
-                     explore=tuple(design))
+                     design=tuple(latin_hypercube(space, n_trials, rng)))
 
 
 def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: float, space: SearchSpace,
-               trials: int, transfer: Transfer, seed: int, law_broken: bool = False) -> ScalePlan:
+               trials: int, transfer: Transfer, seed: int, law_broken: bool = False,
+               cost_ratio: float = 1.0) -> ScalePlan:
     """The plan of `scale` (N = `params`, D = `tokens`) from the variant's earlier scales.
 
     `history` holds the trial rows (trial-table columns) of the variant's
     smaller scales; `space` and `trials` are the study's full search space
-    and trials per scale; `law_broken` says the previous scale broke the law.
+    and trials per scale T; `law_broken` says the previous scale broke the
+    law; `cost_ratio` is ρ, the FLOPs of one full-budget trial of this scale
+    over one of the ladder's largest scale (1 there, 1/16 one ×4 step below
+    it at fixed tokens per parameter): it decides between a design and a check
+    (module docstring).
     """
-    if law_broken:
-        return full_plan(scale, space, trials, "the law broke at the previous scale: full space")
     complete = history[history["status"] == "complete"] if not history.empty else history
     measured = complete["params"].nunique() if not complete.empty else 0
+    rng = np.random.default_rng((seed, measured))
+    if law_broken:
+        n_design = design_size(space, trials, transfer, cost_ratio)
+        if not n_design:
+            return full_plan(scale, space, trials, "the law broke at the previous scale: full space")
+        return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=n_design,
+                         reason=f"the law broke at the previous scale: full space, {n_design} trials of a "
+                                "Latin hypercube, each to its full budget",
+                         design=tuple(latin_hypercube(space, n_design, rng)))
     if measured < _MIN_SCALES and transfer.first_scales_factor > 1:
-        return first_scale_plan(scale, space, trials, transfer, np.random.default_rng((seed, measured)))
+        return first_scale_plan(scale, space, trials, transfer, rng)
     if measured < _MIN_SCALES:
         return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
     fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
@@ -155,22 +219,29 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     narrowed = _narrow(space, predicted, transfer.safety_factor)
     if narrowed == space:
         return full_plan(scale, space, trials, "no searched hyperparameter follows a law yet: full space")
-    n_trials = min(trials, max(transfer.min_trials, math.ceil(transfer.trials_share * trials)))
-    n_explore = min(n_trials - 1, math.ceil(transfer.explore_share * n_trials))
-    rng = np.random.default_rng((seed, measured))
-    first = _inside(narrowed, {
-        "lr": predicted["lr"].value if "lr" in predicted else _fixed_or_median(space.lr, complete, "lr"),
-        "batch_size": predicted["batch_size"].value if "batch_size" in predicted
-        else _fixed_or_median(space.batch_size, complete, "batch_size"),
-        "weight_decay": predicted["weight_decay"].value if "weight_decay" in predicted
-        else _fixed_or_median(space.weight_decay, complete, "weight_decay"),
-    })
+    first = _inside(narrowed, {name: predicted[name].value if name in predicted
+                               else _held(getattr(space, name), variant_fit.fixed, name)
+                               for name in ("lr", "batch_size", "weight_decay")})
     shown = ", ".join(f"{name} {e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for name, e in predicted.items())
-    return ScalePlan(
-        scale=scale, transferred=True, space=narrowed, full_space=space, trials=n_trials,
-        reason=f"predicted {shown}; {n_trials} of {trials} trials, {n_explore} over the full space",
-        first=first, explore=tuple(sample_full_space(space, rng) for _ in range(n_explore)),
-        predicted=predicted,
+    plan = ScalePlan(scale=scale, transferred=True, space=narrowed, full_space=space, trials=1, reason="",
+                     first=first, predicted=predicted)
+    n_design = design_size(narrowed, trials, transfer, cost_ratio)
+    if n_design:
+        n_explore = math.ceil(transfer.explore_share * n_design)
+        return replace(
+            plan, trials=1 + n_design,
+            reason=f"predicted {shown}; the prediction and {n_design} trials, {n_explore} over the full "
+                   "space, the rest a Latin hypercube of the narrowed one, each to its full budget",
+            design=tuple(latin_hypercube(narrowed, n_design - n_explore, rng)),
+            explore=tuple(sample_full_space(space, rng) for _ in range(n_explore)),
+        )
+    n_trials = min(trials, max(transfer.min_trials, math.ceil(transfer.trials_share * trials)))
+    return replace(
+        plan, trials=n_trials,
+        reason=f"predicted {shown}; a check ({cost_ratio:.3g} of the largest scale's trial cost): the "
+               f"prediction to its full budget and {n_trials - 1} probes at an lr outside its band, "
+               "judged early",
+        probes=tuple(_probe(space, narrowed, first, rng) for _ in range(n_trials - 1)),
     )
 
 
@@ -223,7 +294,7 @@ def _pressing_on_an_edge(plan: ScalePlan, complete: pd.DataFrame, seed: int) -> 
     return pressing
 
 
-def design_full_space(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Setting]:
+def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Setting]:
     """`n` settings of a Latin hypercube over `space`: each searched hyperparameter's
     range (log scale; batch size over its powers of two) cut into `n` equal strata,
     one setting in each, strata paired at random. With exact-zero weight decay
@@ -316,12 +387,37 @@ def _inside(space: SearchSpace, setting: Setting) -> Setting:
     return {"lr": float(lr), "batch_size": int(batch), "weight_decay": float(wd)}
 
 
-def _fixed_or_median(value: object, complete: pd.DataFrame, name: str) -> float:
-    """A fixed setting as it is; a searched one without a law: the median of the best trials per scale."""
+def _held(value: object, fixed: Mapping[str, float], name: str) -> float:
+    """A fixed setting as it is; a searched one without a law: the value the analysis holds it at
+    (`hpo.analysis.VariantFit.fixed`, the cells' optima weighted by how well each is located)."""
     if not isinstance(value, LogRange | PowerOfTwoRange):
         return float(value)
-    best = complete.loc[complete.groupby("params")["loss"].idxmin()]
-    return float(np.median(best[name]))
+    return float(fixed[name])
+
+
+def _probe(space: SearchSpace, narrowed: SearchSpace, first: Setting, rng: np.random.Generator) -> Setting:
+    """The prediction `first` with its lr drawn log-uniformly from `space`'s range outside `narrowed`'s
+    band (from all of it when the band covers it).
+
+    Early stopping judges a probe against the prediction: inside the band it tests nothing the
+    prediction does not; and a short run favours a smaller batch and a higher lr than the full run
+    (by far the more in batch size, which moves the loss little), while weight decay matters late.
+    So a probe differs from the prediction in lr alone, by more than the band allows: while the law
+    holds it loses at its first rung; when the lr law breaks, the probe near the new optimum wins
+    every rung and ends best. Its cell then holds one complete setting, and `hpo.analysis` counts it
+    only in the lr law, where the prediction it repeats is the law's own.
+    """
+    if not isinstance(space.lr, LogRange):
+        return dict(first)
+    full, band = (math.log(space.lr.low), math.log(space.lr.high)), (math.log(narrowed.lr.low),
+                                                                   math.log(narrowed.lr.high))
+    below, above = band[0] - full[0], full[1] - band[1]
+    if below + above <= _LOG_TOLERANCE:
+        log_lr = rng.uniform(*full)
+    else:
+        u = rng.uniform(0, below + above)
+        log_lr = full[0] + u if u < below else band[1] + (u - below)
+    return {**first, "lr": math.exp(log_lr)}
 
 
 def _contains(space: SearchSpace, name: str, value: float) -> bool:

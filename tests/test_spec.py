@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -124,13 +125,20 @@ def test_left_out_fields_take_their_documented_defaults(tmp_path: Path) -> None:
     assert spec.fidelity == Fidelity(grace_tokens=1000 // 9, reduction_factor=3, eval_every_tokens=1000 // 9)
     assert (spec.search, spec.max_concurrent, spec.seed) == ("scale_aware", 1, 0)
     assert spec.transfer == Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
-                                     first_scales_factor=1.0)
+                                     first_scales_factor=3.0, design_cost=1.5) == Transfer()
     assert spec.target_tokens == 1000
     assert spec.resources == Resources(cpu=1.0, gpu=0.0)
     assert spec.output_dir == tmp_path / "runs" / "mini"
     assert spec.storage.optuna == f"sqlite:///{tmp_path}/runs/mini/optuna.db"
     assert spec.source is None
     assert not (tmp_path / "runs").exists()  # parsing creates nothing
+
+
+def test_search_settings_given_are_kept_and_those_left_out_take_the_transfer_defaults() -> None:
+    search = {"mode": "scale_aware", "design_cost": 0, "first_scales_factor": 1, "safety_factor": "3e0"}
+    spec = parse_spec(minimal() | {"search": search}, output_root=Path("/tmp"))
+
+    assert spec.transfer == replace(Transfer(), design_cost=0.0, first_scales_factor=1.0, safety_factor=3.0)
 
 
 def test_empty_optional_sections_count_as_left_out() -> None:
@@ -252,6 +260,9 @@ BAD = [
     ("search", {"trials_share": 0}, "search.trials_share: must be in (0, 1]"),
     ("search", {"min_trials": 1}, "search.min_trials: must be >= 2"),
     ("search", {"first_scales_factor": 0.5}, "search.first_scales_factor: must be in [1, 100]"),
+    ("search", {"design_cost": -1}, "search.design_cost: must be >= 0 (got -1); use 0 or a positive number"),
+    ("search", {"design_cost": 5000}, "search.design_cost: must be in [0, 1000] (got 5000); use e.g. 1.5"),
+    ("search", {"design_cost": "cheap"}, "search.design_cost: expected a number"),
     ("search", {"widen": 2}, "search.widen: unknown key"),
     ("max_concurrent", 0, "max_concurrent: must be >= 1"),
     ("resources", {"cpu": 0}, "resources.cpu: must be > 0"),

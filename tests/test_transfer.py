@@ -2,32 +2,50 @@
 
 The smaller scales are searched at random over the full space, every trial
 to its full budget, so each test checks the transfer itself and not a
-sampler or a pruner.
+sampler or a pruner. The planned scale is 16M: a *design* scale when a trial
+there costs 1/16 of one at the ladder's largest (one ×4 step below it), a
+*check* scale when it is the largest; a check's probes are judged early by
+Optuna's successive halving, as `hpo.scheduler.ProtectedASHA` judges them.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
 from hpo.analysis import find_optimum, fit_scaling, normalize_trials
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 from hpo.surrogate import Surrogate
-from hpo.transfer import ScalePlan, check_law, design_full_space, plan_scale, sample_full_space
+from hpo.transfer import (
+    DESIGN_TRIALS_PER_COEFFICIENT,
+    ScalePlan,
+    check_law,
+    design_size,
+    latin_hypercube,
+    plan_scale,
+    sample_full_space,
+)
 
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))
-TRANSFER = Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
-                    first_scales_factor=3.0)
+TRANSFER = Transfer()
+"""The defaults of ``search: scale_aware``."""
 SMALLER = (1e6, 4e6)
 """N of the two scales searched before the one planned."""
 NEXT = 1.6e7
 TRIALS = 24
 TOKENS_PER_PARAM = 20
+DESIGN, CHECK = 1 / 16, 1.0
+"""Cost ratios of the planned scale: one ×4 step below the ladder's largest (at 20 tokens per parameter), and
+the largest itself."""
+RUNGS = (1, 3, 9, 27)
+"""Evaluations of a judged trial, in units of D/27 (successive halving with reduction factor 3)."""
 
 
 def trial_rows(truth: Surrogate, params: float, settings: list[dict[str, float]],
@@ -51,9 +69,10 @@ def searched_ladder(truth: Surrogate, seed: int) -> pd.DataFrame:
 
 
 def plan_next(history: pd.DataFrame, seed: int, *, law_broken: bool = False,
-              transfer: Transfer = TRANSFER) -> ScalePlan:
+              transfer: Transfer = TRANSFER, cost_ratio: float = DESIGN) -> ScalePlan:
     return plan_scale(history, scale="16M", params=NEXT, tokens=TOKENS_PER_PARAM * NEXT, space=SPACE,
-                      trials=TRIALS, transfer=transfer, seed=seed, law_broken=law_broken)
+                      trials=TRIALS, transfer=transfer, seed=seed, law_broken=law_broken,
+                      cost_ratio=cost_ratio)
 
 
 def first_scales(scales_measured: int) -> pd.DataFrame:
@@ -63,17 +82,48 @@ def first_scales(scales_measured: int) -> pd.DataFrame:
 
 
 def run_plan(truth: Surrogate, plan: ScalePlan, seed: int) -> pd.DataFrame:
-    """The plan's first and exploring trials, the rest drawn at random from its narrowed space."""
+    """Every setting the plan lists trained to its full budget, the rest drawn at random from its space."""
     rng = np.random.default_rng(seed + 1000)
-    settings = [plan.first, *plan.explore]
+    settings = [plan.first, *plan.design, *plan.explore, *plan.probes]
     settings += [sample_full_space(plan.space, rng) for _ in range(plan.trials - len(settings))]
     return trial_rows(truth, NEXT, settings, rng)
 
 
+def run_check(truth: Surrogate, plan: ScalePlan, seed: int) -> pd.DataFrame:
+    """A check scale as the runner trains it: the prediction to its full budget, then each probe judged at
+    D/27, D/9 and D/3 by Optuna's successive halving (the prediction's losses in its rungs), stopped there
+    unless it is among the best third of the trials that reached the rung (the best one of the first two)."""
+    rng = np.random.default_rng(seed + 1000)
+    tokens = TOKENS_PER_PARAM * NEXT
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    study = optuna.create_study(pruner=pruner)
+    rows = []
+    for number, (setting, protected) in enumerate([(plan.first, True), *((p, False) for p in plan.probes)]):
+        trial, status, seen, loss = study.ask(), "complete", tokens, math.nan
+        for step in RUNGS:
+            seen = tokens * step / RUNGS[-1]
+            loss = truth.loss(NEXT, tokens, setting, seen, rng)
+            if math.isnan(loss):
+                status = "diverged"
+                break
+            trial.report(loss, step)
+            if step < RUNGS[-1] and trial.should_prune() and not protected:
+                status = "pruned"
+                break
+        if status == "complete":
+            study.tell(trial, loss)
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        rows.append({"variant": "default", "scale": "16M", "params": NEXT, "tokens": tokens,
+                     "tokens_seen": seen, **setting, "loss": loss, "trial_number": number, "status": status})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("cost_ratio", [DESIGN, CHECK], ids=["design", "check"])
 @pytest.mark.parametrize("seed", range(4))
-def test_narrowed_space_contains_the_true_optimum_at_the_next_scale(seed: int) -> None:
+def test_narrowed_space_contains_the_true_optimum_at_the_next_scale(seed: int, cost_ratio: float) -> None:
     truth = Surrogate()
-    plan = plan_next(searched_ladder(truth, seed), seed)
+    plan = plan_next(searched_ladder(truth, seed), seed, cost_ratio=cost_ratio)
 
     best, _ = truth.optimum(NEXT, TOKENS_PER_PARAM * NEXT, SPACE)  # batch: the best power of two
 
@@ -81,69 +131,132 @@ def test_narrowed_space_contains_the_true_optimum_at_the_next_scale(seed: int) -
     assert plan.space.lr.low <= best["lr"] <= plan.space.lr.high
     assert best["batch_size"] in plan.space.batch_size.choices
     assert plan.space.lr.high / plan.space.lr.low < SPACE.lr.high / SPACE.lr.low
-    assert TRANSFER.min_trials <= plan.trials < TRIALS
-    assert len(plan.explore) == math.ceil(TRANSFER.explore_share * plan.trials)
     assert plan.first is not None and plan.space.lr.low <= plan.first["lr"] <= plan.space.lr.high
 
 
-def test_exploring_trials_are_drawn_from_the_full_space_not_the_narrowed_one() -> None:
-    truth = Surrogate()
-    plans = [plan_next(searched_ladder(truth, seed), seed) for seed in range(2)]
-    explored = [setting for plan in plans for setting in plan.explore]
+def test_cheap_scale_runs_the_prediction_and_a_full_budget_design_of_the_narrowed_space() -> None:
+    """One ×4 step below the largest scale a trial costs 1/16 of one there: `design_cost` (1.5) buys a
+    design of 24 trials, a quarter of them over the full space, the rest a Latin hypercube of the narrowed
+    space."""
+    plan = plan_next(searched_ladder(Surrogate(), 0), 0)
 
-    assert all(SPACE.lr.low <= s["lr"] <= SPACE.lr.high for s in explored)
-    outside = [s for plan in plans for s in plan.explore
-               if not plan.space.lr.low <= s["lr"] <= plan.space.lr.high]
-    assert outside, "with the lr band a small part of the full range, some exploring trial falls outside it"
+    n = math.floor(TRANSFER.design_cost / DESIGN)
+    assert plan.trials == 1 + n and len(plan.design) + len(plan.explore) == n and plan.probes == ()
+    assert len(plan.explore) == math.ceil(TRANSFER.explore_share * n)
+    assert all(plan.space.lr.low <= s["lr"] <= plan.space.lr.high for s in plan.design)
+    assert all(s["batch_size"] in plan.space.batch_size.choices for s in plan.design)
+    assert any(not plan.space.lr.low <= s["lr"] <= plan.space.lr.high for s in plan.explore), \
+        "with the lr band a small part of the full range, some exploring trial falls outside it"
 
 
-def test_planted_break_in_the_lr_law_is_detected_in_most_seeds() -> None:
-    """lr* jumps ×10 at the planned scale, far outside the narrowed band. The
-    break shows when an exploring trial beats the band's best, or when the
-    band's own optimum presses on the band's edge, so detection is a rate: 9 of
-    10 seeds with the default settings (6 of 10 when lr* jumps ×3)."""
+def test_largest_scale_only_checks_the_law_with_the_prediction_and_probes_outside_its_band() -> None:
+    plan = plan_next(searched_ladder(Surrogate(), 0), 0, cost_ratio=CHECK)
+
+    assert plan.transferred and plan.design == () and plan.explore == ()
+    assert plan.trials == max(TRANSFER.min_trials, math.ceil(TRANSFER.trials_share * TRIALS)) < TRIALS
+    assert len(plan.probes) == plan.trials - 1
+    band = plan.space
+    assert all(not (band.lr.low <= s["lr"] <= band.lr.high and s["batch_size"] in band.batch_size.choices)
+               for s in plan.probes), "a probe inside the band tests nothing the prediction does not"
+
+
+def test_design_is_as_large_as_design_cost_affords_and_below_its_minimum_the_scale_only_checks() -> None:
+    """lr, batch size and weight decay searched: a quadratic of 10 coefficients, so a design needs 20
+    trials."""
+    minimum = DESIGN_TRIALS_PER_COEFFICIENT * 10
+
+    assert design_size(SPACE, TRIALS, TRANSFER, 1 / 256) == math.ceil(TRANSFER.first_scales_factor * TRIALS)
+    assert design_size(SPACE, TRIALS, TRANSFER, 1 / 16) == math.floor(TRANSFER.design_cost * 16) >= minimum
+    assert design_size(SPACE, TRIALS, TRANSFER, 1.0) == 0
+    assert design_size(SPACE, TRIALS, replace(TRANSFER, design_cost=(minimum - 1) / 16), 1 / 16) == 0
+    assert design_size(SearchSpace(LogRange(1e-4, 3e-2), 32, 0.0), 3, TRANSFER, 1 / 256) == 9, \
+        "lr alone: a quadratic of 3 coefficients, 6 trials suffice"
+
+
+@pytest.mark.parametrize("cost_ratio", [DESIGN, CHECK], ids=["design", "check"])
+def test_planted_break_in_the_lr_law_is_detected_in_most_seeds(cost_ratio: float) -> None:
+    """lr* jumps ×10 at the planned scale, far outside the narrowed band. At a
+    design scale the break shows when an exploring trial beats the band's best
+    or the design's fitted optimum leaves the band (or presses on its edge); at
+    a check scale, when a probe near the new optimum outruns the prediction at
+    every rung of early stopping and ends best."""
     truth = Surrogate().with_lr_break(NEXT, 10.0)
     detected = []
     for seed in range(10):
-        plan = plan_next(searched_ladder(truth, seed), seed)
+        plan = plan_next(searched_ladder(truth, seed), seed, cost_ratio=cost_ratio)
         assert plan.transferred and not plan.space.lr.low <= truth.optimal_lr(NEXT) <= plan.space.lr.high
-        detected.append(check_law(plan, run_plan(truth, plan, seed), seed=seed).broken)
+        rows = run_plan(truth, plan, seed) if cost_ratio == DESIGN else run_check(truth, plan, seed)
+        detected.append(check_law(plan, rows, seed=seed).broken)
 
     assert sum(detected) >= 8, detected
 
 
-@pytest.mark.parametrize("scales_measured", [0, 1])
-def test_with_the_default_first_scales_factor_the_first_two_scales_are_ordinary_full_searches(
-    scales_measured: int,
-) -> None:
-    plan = plan_next(first_scales(scales_measured), 0, transfer=Transfer(2.0, 0.4, 0.25, 4))
+@pytest.mark.parametrize("cost_ratio", [DESIGN, CHECK], ids=["design", "check"])
+def test_law_that_holds_is_not_called_broken(cost_ratio: float) -> None:
+    truth = Surrogate()
+    plan = plan_next(searched_ladder(truth, 0), 0, cost_ratio=cost_ratio)
+    rows = run_plan(truth, plan, 0) if cost_ratio == DESIGN else run_check(truth, plan, 0)
 
-    assert not plan.transferred and plan.space == SPACE and plan.trials == TRIALS
-    assert plan.first is None and plan.explore == ()
+    assert not check_law(plan, rows, seed=0).broken
 
 
-def test_after_a_broken_law_the_next_scale_searches_the_full_space_with_all_trials() -> None:
+def test_probes_of_a_law_that_holds_are_stopped_early() -> None:
+    """While the law holds, the prediction outruns every probe at some rung: the check costs about one full
+    trial, and its cell holds one complete trial, the prediction. It locates no batch size or weight decay
+    (one value of each was tried) and its lr is the law's own prediction."""
+    truth = Surrogate()
+    complete = []
+    for seed in range(4):
+        plan = plan_next(searched_ladder(truth, seed), seed, cost_ratio=CHECK)
+        rows = run_check(truth, plan, seed)
+        complete.append(int((rows["status"] == "complete").sum()))
+        optimum = find_optimum(normalize_trials(rows), n_bootstrap=0)
+        assert optimum.searched == ("lr",) and optimum.lr.value == pytest.approx(plan.first["lr"])
+
+    assert complete == [1, 1, 1, 1]
+
+
+def test_with_first_scales_factor_1_the_first_two_scales_are_ordinary_full_searches() -> None:
+    for scales_measured in (0, 1):
+        ordinary = replace(TRANSFER, first_scales_factor=1.0)
+        plan = plan_next(first_scales(scales_measured), 0, transfer=ordinary)
+
+        assert not plan.transferred and plan.space == SPACE and plan.trials == TRIALS
+        assert plan.first is None and plan.design == plan.explore == plan.probes == ()
+
+
+@pytest.mark.parametrize("cost_ratio", [DESIGN, CHECK], ids=["design", "check"])
+def test_after_a_broken_law_the_next_scale_searches_the_full_space(cost_ratio: float) -> None:
+    """Where a design is affordable, a full-space Latin hypercube trained to full budget; else an ordinary
+    search of all its trials."""
     history = searched_ladder(Surrogate().with_lr_break(NEXT, 10.0), 0)
 
-    plan = plan_next(history, 0, law_broken=True)
+    plan = plan_next(history, 0, law_broken=True, cost_ratio=cost_ratio)
 
-    assert not plan.transferred and plan.space == SPACE and plan.trials == TRIALS
-    assert plan.first is None and plan.explore == ()
-
-
-def test_law_that_holds_is_not_called_broken() -> None:
-    truth = Surrogate()
-    plan = plan_next(searched_ladder(truth, 0), 0)
-
-    assert not check_law(plan, run_plan(truth, plan, 0), seed=0).broken
+    assert not plan.transferred and plan.space == SPACE and plan.first is None
+    assert plan.explore == plan.probes == ()
+    if cost_ratio == DESIGN:
+        assert plan.trials == len(plan.design) == design_size(SPACE, TRIALS, TRANSFER, DESIGN)
+    else:
+        assert plan.trials == TRIALS and plan.design == ()
 
 
-def test_plan_survives_a_json_round_trip() -> None:
-    plan = plan_next(searched_ladder(Surrogate(), 0), 0)
+@pytest.mark.parametrize("cost_ratio", [DESIGN, CHECK], ids=["design", "check"])
+def test_plan_survives_a_json_round_trip(cost_ratio: float) -> None:
+    plan = plan_next(searched_ladder(Surrogate(), 0), 0, cost_ratio=cost_ratio)
 
     restored = ScalePlan.from_dict(json.loads(json.dumps(plan.to_dict())))
 
     assert restored == plan
+
+
+def test_plan_stored_before_designs_and_probes_reads_back_without_them() -> None:
+    stored = plan_next(searched_ladder(Surrogate(), 0), 0, cost_ratio=CHECK).to_dict()
+    del stored["design"], stored["probes"]
+
+    restored = ScalePlan.from_dict(json.loads(json.dumps(stored)))
+
+    assert restored.design == restored.probes == () and restored.first == stored["first"]
 
 
 @pytest.mark.parametrize("scales_measured", [0, 1])
@@ -154,14 +267,14 @@ def test_first_two_scales_run_a_full_space_design_of_more_trials_each_to_its_ful
 
     assert not plan.transferred and plan.space == SPACE and plan.first is None
     assert plan.trials == math.ceil(TRANSFER.first_scales_factor * TRIALS)
-    assert len(plan.explore) == plan.trials, "every trial is an exploring one: early stopping spares it"
-    assert all(SPACE.lr.low <= s["lr"] <= SPACE.lr.high for s in plan.explore)
-    assert all(s["batch_size"] in SPACE.batch_size.choices for s in plan.explore)
-    assert all(SPACE.weight_decay.low <= s["weight_decay"] <= SPACE.weight_decay.high for s in plan.explore)
+    assert len(plan.design) == plan.trials, "every trial is a design one: early stopping spares it"
+    assert all(SPACE.lr.low <= s["lr"] <= SPACE.lr.high for s in plan.design)
+    assert all(s["batch_size"] in SPACE.batch_size.choices for s in plan.design)
+    assert all(SPACE.weight_decay.low <= s["weight_decay"] <= SPACE.weight_decay.high for s in plan.design)
 
 
 def test_first_scale_design_is_a_latin_hypercube_one_setting_per_stratum() -> None:
-    settings = design_full_space(SPACE, 40, np.random.default_rng(0))
+    settings = latin_hypercube(SPACE, 40, np.random.default_rng(0))
 
     log_lr = np.log([s["lr"] for s in settings])
     strata = np.floor((log_lr - math.log(SPACE.lr.low)) / math.log(SPACE.lr.high / SPACE.lr.low) * 40)

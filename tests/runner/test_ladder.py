@@ -24,7 +24,7 @@ class Ran:
 def ran(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     """Two variants × two scales, scale-aware, three trials each, two at a time."""
     spec = small_ladder(tmp_path_factory.mktemp("ladder"), variants={"a": {}, "b": {"weight_decay": 0}},
-                        search={"mode": "scale_aware"}, max_concurrent=2)
+                        search={"mode": "scale_aware", "first_scales_factor": 1}, max_concurrent=2)
     outcome = run_study(spec)
     results = [json.loads(path.read_text().splitlines()[-1])
                for path in Path(spec.output_dir, "ray").glob("*/*/result.json")]

@@ -23,8 +23,10 @@ from hpo.trials import INTERRUPTED, load_trials, optuna_storage, optuna_study_na
 
 LADDER_FILE = Path(__file__).resolve().parents[2] / "studies" / "mlp_ladder.yaml"
 SMALL = {"scales": ["w8", "w32"], "budget": {"tokens": 3000}, "trials_per_scale": 3,
-         "fidelity": {"grace_tokens": 750, "reduction_factor": 2, "eval_every_tokens": 500}}
-"""studies/mlp_ladder.yaml made small: two scales, three 3000-token trials each."""
+         "fidelity": {"grace_tokens": 750, "reduction_factor": 2, "eval_every_tokens": 500},
+         "search": {"mode": "scale_aware", "first_scales_factor": 1}}
+"""studies/mlp_ladder.yaml made small: two scales, three 3000-token trials each (the first two scales
+searched as ordinary searches, not designs of three times their trials)."""
 
 
 def small_ladder(root: Path, **overrides: object) -> StudySpec:
@@ -203,10 +205,12 @@ def test_stopped_run_raises_and_the_next_run_completes_it(ray_runtime: None, tmp
 
 
 def test_third_scale_searches_the_space_the_first_two_predict(ray_runtime: None, tmp_path: Path) -> None:
-    """Scale-aware search: after w8 and w16, w32 runs fewer trials in a narrowed
-    space, the predicted optimum first and one trial over the full space; a
-    second run keeps the stored plan and runs nothing."""
-    search = {"mode": "scale_aware", "trials_share": 0.5, "explore_share": 0.25, "min_trials": 2}
+    """Scale-aware search: w8 and w16 run designs of twice their trials, every
+    one to its full budget; w32 (the largest scale, so a check) runs fewer
+    trials in a narrowed space, the predicted optimum first and two probes at
+    learning rates outside its band; a second run keeps the stored plan and
+    runs nothing."""
+    search = {"mode": "scale_aware", "trials_share": 0.5, "min_trials": 2, "first_scales_factor": 2}
     spec = small_ladder(tmp_path, scales=["w8", "w16", "w32"], trials_per_scale=6, search=search,
                         budget={"tokens": 2000}, fidelity={"grace_tokens": 1000, "reduction_factor": 2})
 
@@ -214,13 +218,19 @@ def test_third_scale_searches_the_space_the_first_two_predict(ray_runtime: None,
 
     first, second, third = outcome.scales
     assert not first.plan.transferred and not second.plan.transferred
+    for scale in ("w8", "w16"):
+        design = optuna_trials(spec, scale)
+        assert len(design) == 12 and {t.user_attrs.get("origin") for t in design} == {"design"}
+        assert all(t.user_attrs["status"] != "pruned" for t in design), "ASHA spares a design's trials"
     assert third.plan.transferred and third.planned == 3 and third.finished == 3
     full, narrowed = spec.variant("default").space.lr, third.plan.space.lr
     assert full.low <= narrowed.low < narrowed.high <= full.high
     assert narrowed.high / narrowed.low < full.high / full.low
     trials = optuna_trials(spec, "w32")
-    assert [t.user_attrs.get("origin") for t in trials[:2]] == ["predicted", "explore"]
+    assert [t.user_attrs.get("origin") for t in trials] == ["predicted", "probe", "probe"]
     assert trials[0].user_attrs["lr"] == pytest.approx(third.plan.first["lr"])
+    assert all(not narrowed.low <= t.user_attrs["lr"] <= narrowed.high for t in trials[1:])
+    assert all(t.user_attrs["batch_size"] == third.plan.first["batch_size"] for t in trials[1:])
     assert third.law is not None and third.law.reason
     client = MlflowClient(spec.storage.mlflow)
     parents = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id],

@@ -35,7 +35,7 @@ def finished(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> tup
         "name": "searcher", "family": "runner_families:FlakyMLP", "scales": ["w8"], "target": 1.0e6,
         "budget": {"tokens": BUDGET},
         "space": {"lr": {"low": 1.0e-4, "high": 30.0}, "batch_size": {"low": 16, "high": 32}},
-        "trials_per_scale": len(CONFIGS),
+        "trials_per_scale": len(CONFIGS), "search": "independent",
         "fidelity": {"grace_tokens": 1000, "reduction_factor": 2, "eval_every_tokens": 500},
         "max_concurrent": 2,
     }, output_root=tmp_path_factory.mktemp("searcher"))
