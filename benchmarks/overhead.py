@@ -105,7 +105,7 @@ def study_spec(output: Path, scale: str, batch_size: int, budget: int, variants:
         "name": "overhead", "family": FAMILY, "scales": [scale], "budget": {"tokens": budget},
         "variants": {f"v{number}": {} for number in range(1, variants + 1)},
         "space": {"lr": {"low": 1e-3, "high": 3e-3}, "batch_size": batch_size, "weight_decay": 0.0},
-        "trials_per_scale": trials,
+        "trials_per_scale": trials, "search": "independent",  # TPE at every cell, `trials` trials each
         # ASHA's only rung is at budget - 1 tokens, reached by the final result: nothing is pruned.
         "fidelity": {"grace_tokens": budget - 1, "reduction_factor": 2, "eval_every_tokens": budget // 10},
         "max_concurrent": concurrency, "resources": {"cpu": 1, "gpu": 0}, "seed": 0,
