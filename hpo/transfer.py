@@ -9,8 +9,10 @@ ladder's largest scale.
 
 * **The first two scales** (no law yet) run a Latin hypercube of
   ``ceil(first_scales_factor · T)`` settings over the full space, every trial
-  to its full budget (`first_scale_plan`); with ``first_scales_factor`` 1, an
-  ordinary search of T trials.
+  to its full budget (`first_scale_plan`), at most what ``design_cost``
+  largest-scale trials cost (`affordable_trials`); where that buys fewer
+  than T trials, or with ``first_scales_factor`` 1, an ordinary search of T
+  trials.
 * **A later scale** gets a prediction: `plan_scale` fits the optimum laws
   h*(N) = a·N^b (`hpo.analysis.fit_scaling`; h*(N, D) = a·N^b·D^c when the
   ladder varies D apart from N) and predicts each searched hyperparameter
@@ -64,8 +66,9 @@ import pandas as pd
 from hpo.analysis import Estimate, find_optimum, fit_scaling, normalize_trials
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 
-__all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "LawCheck", "ScalePlan", "check_law", "design_size",
-           "first_scale_plan", "full_plan", "latin_hypercube", "plan_scale", "sample_full_space"]
+__all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "LawCheck", "ScalePlan", "affordable_trials",
+           "check_law", "design_size", "first_scale_plan", "full_plan", "latin_hypercube", "plan_scale",
+           "sample_full_space"]
 
 Setting = dict[str, float]
 """A trial's lr, batch_size (a power of two) and weight_decay."""
@@ -147,25 +150,31 @@ def full_plan(scale: str, space: SearchSpace, trials: int, reason: str) -> Scale
                      reason=reason)
 
 
-def design_size(space: SearchSpace, trials: int, transfer: Transfer, cost_ratio: float) -> int:
-    """Full-budget trials of a design at a scale whose trial costs `cost_ratio` (ρ) of one at the
-    ladder's largest scale: ``n = min(ceil(first_scales_factor · T), floor(design_cost / ρ))``, so
-    that the design trains at most `design_cost` largest-scale trials' worth of FLOPs; 0 when n is
-    below `DESIGN_TRIALS_PER_COEFFICIENT` per coefficient of the quadratic in `space`'s searched
-    hyperparameters (the scale then only checks the law)."""
+def affordable_trials(trials: int, transfer: Transfer, cost_ratio: float) -> int:
+    """Full-budget trials a scale whose trial costs `cost_ratio` (ρ) of one at the ladder's largest
+    scale may run as a design: ``min(ceil(first_scales_factor · T), floor(design_cost / ρ))``, so
+    that they train at most `design_cost` largest-scale trials' worth of FLOPs."""
     wanted = math.ceil(transfer.first_scales_factor * trials)
-    affordable = math.floor(transfer.design_cost / cost_ratio + _LOG_TOLERANCE) if cost_ratio > 0 else wanted
-    n = min(wanted, affordable)
+    if cost_ratio <= 0:
+        return wanted
+    return min(wanted, math.floor(transfer.design_cost / cost_ratio + _LOG_TOLERANCE))
+
+
+def design_size(space: SearchSpace, trials: int, transfer: Transfer, cost_ratio: float) -> int:
+    """Full-budget trials of a design around a prediction (`affordable_trials`); 0 when they are
+    fewer than `DESIGN_TRIALS_PER_COEFFICIENT` per coefficient of the quadratic in `space`'s
+    searched hyperparameters (the scale then only checks the law)."""
+    n = affordable_trials(trials, transfer, cost_ratio)
     searched = sum(isinstance(getattr(space, name), LogRange | PowerOfTwoRange)
                    for name in ("lr", "batch_size", "weight_decay"))
     coefficients = 1 + searched + searched * (searched + 1) // 2
     return n if n >= DESIGN_TRIALS_PER_COEFFICIENT * coefficients else 0
 
 
-def first_scale_plan(scale: str, space: SearchSpace, trials: int, transfer: Transfer,
+def first_scale_plan(scale: str, space: SearchSpace, trials: int, n_trials: int,
                      rng: np.random.Generator) -> ScalePlan:
-    """A scale searched before any law exists, when ``first_scales_factor > 1``:
-    ``ceil(first_scales_factor · trials)`` settings of a Latin hypercube over the
+    """A scale searched before any law exists, as `n_trials` settings (the
+    `affordable_trials`, at least its `trials` per scale) of a Latin hypercube over the
     full space (`latin_hypercube`), each trained to its full budget.
 
     Early stopping keeps the trials that look best early, whose lr is higher
@@ -174,12 +183,13 @@ def first_scale_plan(scale: str, space: SearchSpace, trials: int, transfer: Tran
     laws' exponents that every later scale is planned from. These scales are
     the ladder's cheapest (a trial's cost grows as N·D, ×16 per ×4 in N at
     fixed tokens per parameter), so an unbiased, space-filling design there
-    costs little of a study's compute.
+    costs little of a study's compute; where they are not cheap (ρ near 1), the
+    design is capped by ``design_cost`` and, below `trials`, `plan_scale` searches
+    the scale as an ordinary search instead.
     """
-    n_trials = math.ceil(transfer.first_scales_factor * trials)
     return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=n_trials,
-                     reason=f"no law yet: full space, {n_trials} trials ({transfer.first_scales_factor:g} x "
-                            f"{trials}) of a Latin hypercube, each to its full budget",
+                     reason=f"no law yet: full space, {n_trials} trials (for {trials} per scale) of a Latin "
+                            "hypercube, each to its full budget",
                      design=tuple(latin_hypercube(space, n_trials, rng)))
 
 
@@ -207,9 +217,10 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
                          reason=f"the law broke at the previous scale: full space, {n_design} trials of a "
                                 "Latin hypercube, each to its full budget",
                          design=tuple(latin_hypercube(space, n_design, rng)))
-    if measured < _MIN_SCALES and transfer.first_scales_factor > 1:
-        return first_scale_plan(scale, space, trials, transfer, rng)
     if measured < _MIN_SCALES:
+        n_design = affordable_trials(trials, transfer, cost_ratio)
+        if transfer.first_scales_factor > 1 and n_design >= trials:
+            return first_scale_plan(scale, space, trials, n_design, rng)
         return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
     fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
     (variant_fit,) = fit.values()

@@ -44,6 +44,8 @@ TOKENS_PER_PARAM = 20
 DESIGN, CHECK = 1 / 16, 1.0
 """Cost ratios of the planned scale: one ×4 step below the ladder's largest (at 20 tokens per parameter), and
 the largest itself."""
+CHEAP = 1 / 4096
+"""The cost ratio of a scale three ×4 steps below the ladder's largest: any design is affordable there."""
 RUNGS = (1, 3, 9, 27)
 """Evaluations of a judged trial, in units of D/27 (successive halving with reduction factor 3)."""
 
@@ -263,7 +265,7 @@ def test_plan_stored_before_designs_and_probes_reads_back_without_them() -> None
 def test_first_two_scales_run_a_full_space_design_of_more_trials_each_to_its_full_budget(
     scales_measured: int,
 ) -> None:
-    plan = plan_next(first_scales(scales_measured), 0)
+    plan = plan_next(first_scales(scales_measured), 0, cost_ratio=CHEAP)
 
     assert not plan.transferred and plan.space == SPACE and plan.first is None
     assert plan.trials == math.ceil(TRANSFER.first_scales_factor * TRIALS)
@@ -320,3 +322,16 @@ def test_cell_whose_optimum_is_its_best_trial_has_the_near_best_trials_spread() 
 
     assert not optimum.surface_fitted
     assert optimum.lr.low < optimum.lr.value < optimum.lr.high
+
+
+@pytest.mark.parametrize("scales_measured", [0, 1])
+def test_first_scales_design_costs_at_most_design_cost_largest_scale_trials(scales_measured: int) -> None:
+    """At 1/16 of the largest scale's trial cost, 1.5 largest-scale trials buy 24 of the 72 wanted;
+    where they buy fewer than the scale's trials, the scale is an ordinary search."""
+    history = first_scales(scales_measured)
+
+    capped = plan_next(history, 0, cost_ratio=DESIGN)
+    dear = plan_next(history, 0, cost_ratio=4 / 16)
+
+    assert capped.trials == len(capped.design) == math.floor(TRANSFER.design_cost * 16) == TRIALS
+    assert dear.trials == TRIALS and dear.design == () and dear.space == SPACE

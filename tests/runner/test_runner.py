@@ -206,11 +206,13 @@ def test_stopped_run_raises_and_the_next_run_completes_it(ray_runtime: None, tmp
 
 def test_third_scale_searches_the_space_the_first_two_predict(ray_runtime: None, tmp_path: Path) -> None:
     """Scale-aware search: w8 and w16 run designs of twice their trials, every
-    one to its full budget; w32 (the largest scale, so a check) runs fewer
+    one to its full budget (a design may cost 10 trials of w32, the mlp's
+    scales being close in cost); w32 (the largest scale, so a check) runs fewer
     trials in a narrowed space, the predicted optimum first and two probes at
     learning rates outside its band; a second run keeps the stored plan and
     runs nothing."""
-    search = {"mode": "scale_aware", "trials_share": 0.5, "min_trials": 2, "first_scales_factor": 2}
+    search = {"mode": "scale_aware", "trials_share": 0.5, "min_trials": 2, "first_scales_factor": 2,
+              "design_cost": 10}
     spec = small_ladder(tmp_path, scales=["w8", "w16", "w32"], trials_per_scale=6, search=search,
                         budget={"tokens": 2000}, fidelity={"grace_tokens": 1000, "reduction_factor": 2})
 
