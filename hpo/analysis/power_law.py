@@ -125,8 +125,7 @@ def fit_power_law(
         tau2 = float(residuals @ residuals / max(n_cells - n_coefficients, 1))
         coefficient_replicates = _resampled_fits(design, log_h, rng)
     else:
-        log_replicates = np.log(np.asarray(replicates, dtype=float))
-        log_replicates = log_replicates[np.all(np.isfinite(log_replicates), axis=1)]
+        log_replicates = _log_replicates(replicates)
         variances = np.array([robust_std(column) ** 2 for column in log_replicates.T]) + _VARIANCE_FLOOR
         tau2 = _between_cell_variance(design, log_h, variances)
         weights = 1.0 / (variances + tau2)
@@ -148,6 +147,13 @@ def fit_power_law(
     )
 
 
+def _log_replicates(replicates: np.ndarray) -> np.ndarray:
+    """ln of the bootstrap optima (n_replicates, n_cells), keeping only the replicates whose every cell
+    is positive and finite: a weight-decay replicate at its exact-zero option has no logarithm."""
+    values = np.asarray(replicates, dtype=float)
+    return np.log(values[np.all((values > 0) & np.isfinite(values), axis=1)])
+
+
 def fit_constant(optimum: np.ndarray, replicates: np.ndarray | None = None) -> float:
     """The value h* held across cells, weighted as `fit_power_law` weights them: the law with exponent 0.
 
@@ -166,8 +172,7 @@ def fit_constant(optimum: np.ndarray, replicates: np.ndarray | None = None) -> f
     design = np.ones((log_h.size, 1))
     if replicates is None:
         return float(np.exp(np.mean(log_h)))
-    log_replicates = np.log(np.asarray(replicates, dtype=float))
-    log_replicates = log_replicates[np.all(np.isfinite(log_replicates), axis=1)]
+    log_replicates = _log_replicates(replicates)
     if log_replicates.shape[0] < 2:
         return float(np.exp(np.mean(log_h)))
     variances = np.array([robust_std(column) ** 2 for column in log_replicates.T]) + _VARIANCE_FLOOR

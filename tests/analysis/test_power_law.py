@@ -92,3 +92,16 @@ def test_a_held_constant_of_one_cell_is_its_value_and_non_positive_optima_are_re
     assert fit_constant(np.array([0.3])) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="positive"):
         fit_constant(np.array([0.1, 0.0]))
+
+
+def test_replicates_at_zero_weight_decay_are_left_out_without_a_warning() -> None:
+    """A weight-decay cell's bootstrap may land on its exact-zero option: that replicate has no logarithm."""
+    rng = np.random.default_rng(2)
+    optima = 0.05 * PARAMS**0.1
+    replicates = optima * np.exp(0.05 * rng.standard_normal((200, PARAMS.size)))
+    replicates[:20, 2] = 0.0
+    with np.errstate(all="raise"):
+        law = fit_power_law(PARAMS, optima, replicates=replicates, name="weight_decay")
+        held = fit_constant(optima, replicates)
+    assert law.b == pytest.approx(0.1, abs=1e-6) and len(law.coefficient_replicates) == 180
+    assert held == pytest.approx(float(np.exp(np.log(optima).mean())), rel=0.2)
