@@ -100,7 +100,8 @@ def fit_power_law(
         tokens: token budget D of each cell, to fit the (N, D) law.
         replicates: bootstrap optima, shape (n_replicates, n_cells), as kept
             by `Optimum.replicates`; they give the weights and intervals. Without
-            them cells are weighted equally and resampled for the interval.
+            them (or when fewer than two replicates are positive in every cell)
+            cells are weighted equally and resampled for the interval.
         name: what h is, for messages and plots.
         level: confidence level of the intervals.
         seed: seed of the scatter draws (and of the cell resampling).
@@ -119,13 +120,13 @@ def fit_power_law(
     if not np.all(np.isfinite(log_h)):
         raise ValueError(f"{name} law: optima must be positive and finite; drop zero or missing cells")
     rng = np.random.default_rng(seed)
-    if replicates is None:
+    log_replicates = None if replicates is None else _log_replicates(replicates)
+    if log_replicates is None or log_replicates.shape[0] < 2:
         coefficients = _weighted_fit(design, log_h, np.ones(n_cells))
         residuals = log_h - design @ coefficients
         tau2 = float(residuals @ residuals / max(n_cells - n_coefficients, 1))
         coefficient_replicates = _resampled_fits(design, log_h, rng)
     else:
-        log_replicates = _log_replicates(replicates)
         variances = np.array([robust_std(column) ** 2 for column in log_replicates.T]) + _VARIANCE_FLOOR
         tau2 = _between_cell_variance(design, log_h, variances)
         weights = 1.0 / (variances + tau2)

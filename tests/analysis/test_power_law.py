@@ -105,3 +105,14 @@ def test_replicates_at_zero_weight_decay_are_left_out_without_a_warning() -> Non
         held = fit_constant(optima, replicates)
     assert law.b == pytest.approx(0.1, abs=1e-6) and len(law.coefficient_replicates) == 180
     assert held == pytest.approx(float(np.exp(np.log(optima).mean())), rel=0.2)
+
+
+def test_a_law_whose_replicates_all_touch_zero_is_fitted_from_the_cells_alone() -> None:
+    """When every replicate has some cell at the exact-zero option, no replicate has a logarithm:
+    the law falls back to equal weights and resampled cells instead of a least-squares fit of NaN."""
+    optima = 0.05 * PARAMS**0.1
+    replicates = np.tile(optima, (50, 1))
+    replicates[:, 1] = 0.0
+    with np.errstate(all="raise"):
+        law = fit_power_law(PARAMS, optima, replicates=replicates, name="weight_decay")
+    assert law.b == pytest.approx(0.1, abs=1e-6) and np.all(np.isfinite(law.coefficient_replicates))
