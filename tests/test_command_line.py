@@ -21,6 +21,8 @@ from small_studies import HPO, run_hpo, write_mlp_study
 
 SCALES = ("w8", "w32")
 TRIALS = 4
+KILLED_TRIALS = 8
+"""Trials per scale of the study killed mid-trial: enough that it is still running when it is killed."""
 
 
 def study_file(folder: Path, name: str = "cli_mlp", trials: int = TRIALS, tokens: int = 8_000) -> Path:
@@ -54,8 +56,8 @@ def mlflow_children(out: Path, name: str) -> pd.DataFrame:
     )
 
 
-def assert_exact_counts(out: Path, name: str, trials_csv: str) -> None:
-    """Every scale has exactly TRIALS finished trials in Optuna and in MLflow,
+def assert_exact_counts(out: Path, name: str, trials_csv: str, trials: int = TRIALS) -> None:
+    """Every scale has exactly `trials` finished trials in Optuna and in MLflow,
     none left RUNNING, and `hpo trials --csv` agrees with both stores."""
     table = pd.read_csv(io.StringIO(trials_csv))
     runs = mlflow_children(out, name)
@@ -65,11 +67,11 @@ def assert_exact_counts(out: Path, name: str, trials_csv: str) -> None:
         states = [t.state for t in study.trials]
         assert optuna.trial.TrialState.RUNNING not in states
         counted = [t for t in study.trials if t.user_attrs.get("status") != "interrupted"]
-        assert len(counted) == TRIALS
+        assert len(counted) == trials
         rows = table[table["scale"] == scale]
         assert sorted(rows["trial_number"]) == sorted(t.number for t in counted)
         assert set(rows["run_id"]) == set(children[children["scale"] == scale]["run_id"])
-        assert rows["run_id"].is_unique and len(rows) == TRIALS
+        assert rows["run_id"].is_unique and len(rows) == trials
 
 
 @pytest.mark.slow
@@ -137,7 +139,7 @@ def assert_ui_serves_the_experiment(path: Path, cwd: Path) -> None:
 
 @pytest.mark.slow
 def test_driver_killed_mid_study_resumes_with_exact_counts(tmp_path: Path) -> None:
-    path = study_file(tmp_path, name="killed", tokens=40_000)
+    path = study_file(tmp_path, name="killed", trials=KILLED_TRIALS, tokens=40_000)
     log = (tmp_path / "driver.log").open("w")
     driver = subprocess.Popen([*HPO, "run", str(path)], cwd=tmp_path, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=log)
@@ -145,7 +147,7 @@ def test_driver_killed_mid_study_resumes_with_exact_counts(tmp_path: Path) -> No
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and driver.poll() is None:
-            time.sleep(1)
+            time.sleep(0.2)
             if database.exists() and _finished_and_running(f"sqlite:///{database}", "killed/default/w8"):
                 break
         assert driver.poll() is None, ("the study ended before it could be killed mid-trial: "
@@ -159,7 +161,7 @@ def test_driver_killed_mid_study_resumes_with_exact_counts(tmp_path: Path) -> No
     result = hpo("run", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     trials = hpo("trials", str(path), "--csv", cwd=tmp_path)
-    assert_exact_counts(tmp_path / "out", "killed", trials.stdout)
+    assert_exact_counts(tmp_path / "out", "killed", trials.stdout, trials=KILLED_TRIALS)
 
 
 def _finished_and_running(storage: str, study_name: str) -> bool:
