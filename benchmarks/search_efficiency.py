@@ -227,6 +227,14 @@ def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampl
     return pd.DataFrame(rows)
 
 
+def _percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile`` of regrets that may be ``inf`` (a failed search): between two ``inf`` it is
+    ``inf``, not the NaN (and RuntimeWarning) of interpolating ``inf - inf``."""
+    with np.errstate(invalid="ignore"):
+        value = float(np.percentile(values, q))
+    return math.inf if math.isnan(value) else value
+
+
 # ---------------------------------------------------------------- one method, one repetition
 
 
@@ -357,7 +365,7 @@ def summarize(outcomes: list[Outcome]) -> pd.DataFrame:
         rows.append({
             "method": method, "budget": budget, "seeds": len(group),
             "regret_median": float(np.median(regret)),
-            "regret_q25": float(np.percentile(regret, 25)), "regret_q75": float(np.percentile(regret, 75)),
+            "regret_q25": _percentile(regret, 25), "regret_q75": _percentile(regret, 75),
             "regret_mean_finite": float(np.mean(regret[np.isfinite(regret)])) if np.isfinite(regret).any()
             else math.inf,
             "share_within_target": float(np.mean(regret <= REGRET_TARGET_PCT)),
