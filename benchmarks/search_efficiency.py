@@ -86,7 +86,7 @@ from real_mlp_ladder import RealMLPLadder
 from hpo.analysis import extrapolate
 from hpo.analysis.trials import scale_name
 from hpo.scheduler import PROTECTED
-from hpo.space import DESIGN, EXPLORE, PREDICTED, PROBE, define_space, fixed_params
+from hpo.space import define_space, fixed_params
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 from hpo.surrogate import Surrogate
 from hpo.transfer import check_law, plan_scale
@@ -227,14 +227,6 @@ def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampl
     return pd.DataFrame(rows)
 
 
-def _percentile(values: np.ndarray, q: float) -> float:
-    """``np.percentile`` of regrets that may be ``inf`` (a failed search): between two ``inf`` it is
-    ``inf``, not the NaN (and RuntimeWarning) of interpolating ``inf - inf``."""
-    with np.errstate(invalid="ignore"):
-        value = float(np.percentile(values, q))
-    return math.inf if math.isnan(value) else value
-
-
 # ---------------------------------------------------------------- one method, one repetition
 
 
@@ -273,12 +265,8 @@ def search_ladder(truth: Truth, method: str, trials: int, seed: int,
                               transfer=transfer, seed=seed, law_broken=broken,
                               cost_ratio=ladder.cost_ratio(params))
             space, n_trials = plan.space, plan.trials
-            if plan.first is not None:
-                enqueued.append((fixed_params(plan.first, plan.space), {"origin": PREDICTED}))
-            enqueued += [(fixed_params(setting, plan.space), {"origin": DESIGN}) for setting in plan.design]
-            enqueued += [(fixed_params(setting, ladder.space), {"origin": origin})
-                         for origin, settings in ((EXPLORE, plan.explore), (PROBE, plan.probes))
-                         for setting in settings]
+            enqueued += [(fixed_params(setting, within), {"origin": origin})
+                         for origin, setting, within in plan.enqueued()]
         rows = run_scale(truth, params, sampler=sampler_for(method, scale_seed, n_trials),
                          pruner=pruner_for(method), space=space, trials=n_trials, enqueued=enqueued,
                          seed=scale_seed, ladder=ladder)
@@ -377,6 +365,14 @@ def summarize(outcomes: list[Outcome]) -> pd.DataFrame:
             "clipped": float(group["clipped"].mean()),
         })
     return pd.DataFrame(rows)
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile`` of regrets that may be ``inf`` (a failed search): between two ``inf`` it is
+    ``inf``, not the NaN (and RuntimeWarning) of interpolating ``inf - inf``."""
+    with np.errstate(invalid="ignore"):
+        value = float(np.percentile(values, q))
+    return math.inf if math.isnan(value) else value
 
 
 def operating_point(summary: pd.DataFrame) -> pd.Series:

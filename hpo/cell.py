@@ -31,7 +31,7 @@ from ray.tune.experiment import Trial
 
 from hpo.scheduler import ProtectedASHA, rung_tokens
 from hpo.searcher import TokenOptunaSearch
-from hpo.space import DESIGN, EXPLORE, PREDICTED, PROBE, TrialParams, define_space, fixed_params, trial_params
+from hpo.space import TrialParams, define_space, fixed_params, trial_params
 from hpo.spec import StudySpec
 from hpo.tracking import ScaleRun, StudyTracker, TrialTracker
 from hpo.trainable import TrialJob
@@ -227,13 +227,8 @@ class Cell:
                               cost_ratio=cost[self.scale] / max(cost.values()))
         logger.info("%s: %s", self.name, plan.reason)
         if not study.trials:
-            if plan.first is not None:
-                study.enqueue_trial(fixed_params(plan.first, plan.space), user_attrs={"origin": PREDICTED})
-            enqueued = ((DESIGN, plan.design, plan.space), (EXPLORE, plan.explore, space),
-                        (PROBE, plan.probes, space))
-            for origin, settings, within in enqueued:
-                for setting in settings:
-                    study.enqueue_trial(fixed_params(setting, within), user_attrs={"origin": origin})
+            for origin, setting, within in plan.enqueued():
+                study.enqueue_trial(fixed_params(setting, within), user_attrs={"origin": origin})
         study.set_user_attr(PLAN, plan.to_dict())
         return plan
 

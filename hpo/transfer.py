@@ -9,7 +9,7 @@ ladder's largest scale.
 
 * **The first two scales** (no law yet) run a Latin hypercube of
   ``ceil(first_scales_factor · T)`` settings over the full space, every trial
-  to its full budget (`first_scale_plan`), at most what ``design_cost``
+  to its full budget (`full_space_design`), at most what ``design_cost``
   largest-scale trials cost (`affordable_trials`); where that buys fewer
   than T trials, or with ``first_scales_factor`` 1, an ordinary search of T
   trials.
@@ -64,10 +64,11 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis import Estimate, find_optimum, fit_scaling, normalize_trials
+from hpo.space import DESIGN, EXPLORE, PREDICTED, PROBE
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 
 __all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "LawCheck", "ScalePlan", "affordable_trials",
-           "check_law", "design_size", "first_scale_plan", "full_plan", "latin_hypercube", "plan_scale",
+           "check_law", "design_size", "full_plan", "full_space_design", "latin_hypercube", "plan_scale",
            "sample_full_space"]
 
 Setting = dict[str, float]
@@ -113,6 +114,15 @@ class ScalePlan:
     predicted: Mapping[str, Estimate] = field(default_factory=dict)
     design: tuple[Setting, ...] = ()
     probes: tuple[Setting, ...] = ()
+
+    def enqueued(self) -> list[tuple[str, Setting, SearchSpace]]:
+        """The trials the plan lists, in the order they run: (``origin``, setting, the space whose
+        sampler parameters give it), the prediction first; the sampler's own trials follow them."""
+        first = [] if self.first is None else [(PREDICTED, self.first, self.space)]
+        listed = ((DESIGN, self.design, self.space), (EXPLORE, self.explore, self.full_space),
+                  (PROBE, self.probes, self.full_space))
+        return first + [(origin, setting, within)
+                        for origin, settings, within in listed for setting in settings]
 
     def to_dict(self) -> dict[str, object]:
         """Plain data (JSON-ready) that `from_dict` reads back: a resumed scale keeps its plan."""
@@ -171,24 +181,24 @@ def design_size(space: SearchSpace, trials: int, transfer: Transfer, cost_ratio:
     return n if n >= DESIGN_TRIALS_PER_COEFFICIENT * coefficients else 0
 
 
-def first_scale_plan(scale: str, space: SearchSpace, trials: int, n_trials: int,
-                     rng: np.random.Generator) -> ScalePlan:
-    """A scale searched before any law exists, as `n_trials` settings (the
-    `affordable_trials`, at least its `trials` per scale) of a Latin hypercube over the
-    full space (`latin_hypercube`), each trained to its full budget.
+def full_space_design(scale: str, space: SearchSpace, trials: int, n_trials: int, why: str,
+                      rng: np.random.Generator) -> ScalePlan:
+    """A full search of `scale` as `n_trials` settings (the `affordable_trials`, at least its
+    `trials` per scale) of a Latin hypercube over the full space (`latin_hypercube`), each trained
+    to its full budget; `why` (no law yet, a broken law) opens its reason.
 
     Early stopping keeps the trials that look best early, whose lr is higher
     and batch smaller than the full run's optimum; a scale's optimum fitted from
     its survivors (`hpo.analysis.find_optimum`) inherits that bias, and so do the
-    laws' exponents that every later scale is planned from. These scales are
-    the ladder's cheapest (a trial's cost grows as N·D, ×16 per ×4 in N at
+    laws' exponents that every later scale is planned from. The first scales
+    are the ladder's cheapest (a trial's cost grows as N·D, ×16 per ×4 in N at
     fixed tokens per parameter), so an unbiased, space-filling design there
     costs little of a study's compute; where they are not cheap (ρ near 1), the
     design is capped by ``design_cost`` and, below `trials`, `plan_scale` searches
     the scale as an ordinary search instead.
     """
     return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=n_trials,
-                     reason=f"no law yet: full space, {n_trials} trials (for {trials} per scale) of a Latin "
+                     reason=f"{why}: full space, {n_trials} trials (for {trials} per scale) of a Latin "
                             "hypercube, each to its full budget",
                      design=tuple(latin_hypercube(space, n_trials, rng)))
 
@@ -213,14 +223,11 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
         n_design = design_size(space, trials, transfer, cost_ratio)
         if not n_design:
             return full_plan(scale, space, trials, "the law broke at the previous scale: full space")
-        return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=n_design,
-                         reason=f"the law broke at the previous scale: full space, {n_design} trials of a "
-                                "Latin hypercube, each to its full budget",
-                         design=tuple(latin_hypercube(space, n_design, rng)))
+        return full_space_design(scale, space, trials, n_design, "the law broke at the previous scale", rng)
     if measured < _MIN_SCALES:
         n_design = affordable_trials(trials, transfer, cost_ratio)
         if transfer.first_scales_factor > 1 and n_design >= trials:
-            return first_scale_plan(scale, space, trials, n_design, rng)
+            return full_space_design(scale, space, trials, n_design, "no law yet", rng)
         return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
     fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
     (variant_fit,) = fit.values()
