@@ -69,7 +69,7 @@ class TrialJob:
     budget_tokens: int
     eval_every_tokens: int
     seed: int
-    rung_tokens: tuple[int, ...] = ()
+    rung_tokens: tuple[int, ...]
     family_options: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
 

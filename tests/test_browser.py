@@ -57,7 +57,8 @@ VIEWPORT = {"width": 1600, "height": 1200}
 
 
 def study_file(folder: Path, name: str = "browse_mlp") -> Path:
-    """A small `mlp` study, two variants × two scales × 3 trials (~2 min on 2 cores), written to `folder`."""
+    """A small `mlp` study, two variants × two scales, 3 trials per scale (the scale-aware default runs
+    w8, the cheap scale, as a design of 9), about 2 min on 2 cores, written to `folder`."""
     return write_mlp_study(
         folder, name,
         space={"lr": {"low": 1e-3, "high": 0.3}, "batch_size": {"low": 16, "high": 64},
