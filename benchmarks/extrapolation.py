@@ -25,17 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpo.analysis import (
-    Estimate,
-    SyntheticVariant,
-    crossing_variants,
-    extrapolate,
-    fit_compute_loss_law,
-    fit_loss_law,
-    make_synthetic_trials,
-    read_trials,
-)
-from hpo.analysis.backtest import PREDICTED, REUSE_BEST, HeldOutCell, leave_largest_out
+from hpo.analysis import Estimate, extrapolate, fit_compute_loss_law, fit_loss_law, read_trials
+from hpo.evaluation.backtest import PREDICTED, REUSE_BEST, HeldOutCell, leave_largest_out
+from hpo.evaluation.synthetic import SyntheticVariant, crossing_variants, make_synthetic_trials
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 PUBLISHED_LAW = "published_law"

@@ -1,7 +1,7 @@
 """The real `mlp` ladder as a ground truth for search methods: every evaluation is a real `models.train` run.
 
 `RealMLPLadder` answers the questions `benchmarks/search_efficiency.py` asks
-its truth (`hpo.surrogate.Surrogate`'s interface), from real training of the
+its truth (`hpo.evaluation.surrogate.Surrogate`'s interface), from real training of the
 ``mlp`` teacher-student family (`models.mlp`) instead of a formula:
 
 * ``loss(N, D, setting, t, rng)``: the eval loss (mean squared error on the

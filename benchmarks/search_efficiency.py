@@ -1,6 +1,6 @@
 """Search efficiency: regret at the target scale against total tuning compute, scale-aware search vs peers.
 
-Surrogate ground truth (`hpo.surrogate.Surrogate`): a loss landscape with
+Surrogate ground truth (`hpo.evaluation.surrogate.Surrogate`): a loss landscape with
    known optima lr*(N) = 0.75·N^-0.4, B*(D) = 0.05·D^0.4 sequences,
    wd*(N) = 0.04·N^0.04, Chinchilla's L*(N, D), learning curves whose early
    optimum drifts (higher lr, smaller batch), 0.3% evaluation noise and a
@@ -85,10 +85,10 @@ from real_mlp_ladder import RealMLPLadder
 
 from hpo.analysis import extrapolate
 from hpo.analysis.trials import scale_name
+from hpo.evaluation.surrogate import Surrogate
 from hpo.scheduler import PROTECTED
 from hpo.space import define_space, fixed_params
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
-from hpo.surrogate import Surrogate
 from hpo.transfer import check_law, plan_scale
 
 LADDER = tuple(2.5e5 * 4**k for k in range(5))

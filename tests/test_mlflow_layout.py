@@ -9,7 +9,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from hpo.analysis import crossing_variants, extrapolate, make_synthetic_trials
+from hpo.analysis import extrapolate
+from hpo.evaluation.synthetic import crossing_variants, make_synthetic_trials
 from hpo.summary import summary_values, write_summary
 from hpo.tracking import StudyTracker
 

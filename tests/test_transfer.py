@@ -1,4 +1,4 @@
-"""Scale-aware search (`hpo.transfer`) on a landscape whose optima are known (`hpo.surrogate`).
+"""Scale-aware search (`hpo.transfer`) on a landscape whose optima are known (`hpo.evaluation.surrogate`).
 
 The smaller scales are searched at random over the full space, every trial
 to its full budget, so each test checks the transfer itself and not a
@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import find_optimum, fit_scaling, normalize_trials
+from hpo.evaluation.surrogate import Surrogate
 from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
-from hpo.surrogate import Surrogate
 from hpo.transfer import (
     DESIGN_TRIALS_PER_COEFFICIENT,
     ScalePlan,

@@ -25,9 +25,7 @@ from hpo.analysis.extrapolate import OutOfRange, Ranges, Recommendation, Setting
 from hpo.analysis.loss_law import LossLaw, fit_compute_loss_law, fit_loss_law
 from hpo.analysis.optimum import Optimum, find_optimum
 from hpo.analysis.power_law import PowerLaw, fit_power_law, round_to_power_of_two
-from hpo.analysis.regret import local_loss, regret_pct
 from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
-from hpo.analysis.synthetic import SyntheticVariant, crossing_variants, make_synthetic_trials
 from hpo.analysis.trials import TRIAL_COLUMNS, normalize_trials, read_trials
 
 __all__ = [
@@ -43,9 +41,7 @@ __all__ = [
     "Recommendation",
     "ScalingFit",
     "Setting",
-    "SyntheticVariant",
     "VariantFit",
-    "crossing_variants",
     "extrapolate",
     "find_crossover",
     "find_hyperparameter_crossover",
@@ -54,12 +50,9 @@ __all__ = [
     "fit_loss_law",
     "fit_power_law",
     "fit_scaling",
-    "local_loss",
-    "make_synthetic_trials",
     "normalize_trials",
     "read_trials",
     "recommend",
-    "regret_pct",
     "round_to_power_of_two",
 ]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hpo.analysis import SyntheticVariant, make_synthetic_trials, read_trials
+from hpo.analysis import read_trials
+from hpo.evaluation.synthetic import SyntheticVariant, make_synthetic_trials
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 """Step Law columns onto the trial contract; the smoothed final loss is the loss compared."""

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hpo.analysis import crossing_variants, make_synthetic_trials
 from hpo.analysis.__main__ import main
+from hpo.evaluation.synthetic import crossing_variants, make_synthetic_trials
 
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
 

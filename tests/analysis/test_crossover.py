@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpo.analysis import SyntheticVariant, crossing_variants, extrapolate, make_synthetic_trials
+from hpo.analysis import extrapolate
+from hpo.evaluation.synthetic import SyntheticVariant, crossing_variants, make_synthetic_trials
 
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
 TARGET = 1e10

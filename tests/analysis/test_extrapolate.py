@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpo.analysis import Recommendation, SyntheticVariant, extrapolate, make_synthetic_trials
+from hpo.analysis import Recommendation, extrapolate
+from hpo.evaluation.synthetic import SyntheticVariant, make_synthetic_trials
 
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
 TARGET = 1e10

@@ -11,8 +11,9 @@ import logging
 import pandas as pd
 import pytest
 
-from hpo.analysis import OutOfRange, SyntheticVariant, extrapolate, make_synthetic_trials
+from hpo.analysis import OutOfRange, extrapolate
 from hpo.analysis.report import format_recommendation
+from hpo.evaluation.synthetic import SyntheticVariant, make_synthetic_trials
 
 LADDER = (1e7, 1e8, 1e9)
 NEAR = 1e10

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import fit_loss_law
-from hpo.analysis.backtest import PREDICTED, REUSE_BEST, HeldOutCell, leave_largest_out
+from hpo.evaluation.backtest import PREDICTED, REUSE_BEST, HeldOutCell, leave_largest_out
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpo.analysis import local_loss, normalize_trials, regret_pct
+from hpo.analysis import normalize_trials
+from hpo.evaluation.regret import local_loss, regret_pct
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ import pandas as pd
 
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.extrapolate import recommend
-from hpo.analysis.regret import regret_pct
 from hpo.analysis.scaling_fit import fit_scaling
+from hpo.evaluation.regret import regret_pct
 
 Rule = Callable[[float, float], tuple[float, float]]
 """(params N, tokens D) -> (lr, batch size per step)."""
