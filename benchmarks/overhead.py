@@ -49,9 +49,9 @@ import optuna
 import ray
 import torch
 
-from hpo.runner import ScaleProgress, run_study, start_ray
-from hpo.spec import StudySpec, parse_spec
-from hpo.trials import optuna_storage, optuna_study_name
+from hpo.run.runner import ScaleProgress, run_study, start_ray
+from hpo.store.trial_table import optuna_storage, optuna_study_name
+from hpo.study.spec import StudySpec, parse_spec
 from models import TrainConfig, get_family, train
 
 FAMILY = "mlp"

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 import models
-from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 from models import Progress, TrainConfig
 
 FAMILY = "mlp"

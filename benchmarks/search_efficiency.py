@@ -10,14 +10,14 @@ Surrogate ground truth (`hpo.evaluation.surrogate.Surrogate`): a loss landscape 
    trials per scale, T swept over `BUDGETS` (the peers also over `PEER_BUDGETS`), each trial evaluated at
    D/27, D/9, D/3 and D (rungs of reduction factor 3; `grace` = D/27). Methods:
 
-   * ``scale_aware`` (ours), with every `hpo.spec.Transfer` setting at its
-     default: `hpo.transfer.plan_scale` before each scale (given the scale's
+   * ``scale_aware`` (ours), with every `hpo.study.spec.Transfer` setting at its
+     default: `hpo.search.scale_aware.plan_scale` before each scale (given the scale's
      cost ratio, N·D over the largest scale's), `check_law` after it, the
      plan's predicted, design, exploring and probe trials enqueued as the
      runner enqueues them, the rest (after a broken law) TPE, under
      successive halving that judges every trial but never stops the
      predicted, design and exploring ones (as the runner's
-     `hpo.scheduler.ProtectedASHA`, whose rungs hold their losses too). Here
+     `hpo.search.scheduler.ProtectedASHA`, whose rungs hold their losses too). Here
      the first two scales and 4M run 3·T-trial Latin hypercubes, 16M a
      design of 24 trials (``design_cost`` 1.5 × a 64M trial buys 24 of 1/16
      its cost), every trial to its full budget, and 64M a check: the
@@ -86,10 +86,10 @@ from real_mlp_ladder import RealMLPLadder
 from hpo.analysis import extrapolate
 from hpo.analysis.trials import scale_name
 from hpo.evaluation.surrogate import Surrogate
-from hpo.scheduler import PROTECTED
-from hpo.space import define_space, fixed_params
-from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
-from hpo.transfer import check_law, plan_scale
+from hpo.search.sampling import define_space, fixed_params
+from hpo.search.scale_aware import check_law, plan_scale
+from hpo.search.scheduler import PROTECTED
+from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 
 LADDER = tuple(2.5e5 * 4**k for k in range(5))
 TOKENS_PER_PARAM = 20
@@ -179,7 +179,7 @@ def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, flo
 
     With `prune`, the study's pruner judges the trial at every rung but the last; a `protected`
     trial is judged too, so that its losses enter the rungs as the yardstick other trials are cut by
-    (as Ray Tune's ASHA records a `hpo.scheduler.ProtectedASHA` trial's results), but never stopped.
+    (as Ray Tune's ASHA records a `hpo.search.scheduler.ProtectedASHA` trial's results), but never stopped.
     Returns the trial's row (trial-table columns; FLOPs in ``flops``).
     """
     grace = tokens / RUNGS[-1]

@@ -5,10 +5,10 @@ Run after the studies (``make findings`` runs them with ``hpo run`` first):
     python docs/findings.py [--studies weight_decay,batch_size,...] [--out docs]
 
 Every number in the page is read here from the studies' own stores: the trial
-table `hpo.trials.load_trials` reads from Optuna, the fits and the
+table `hpo.store.trial_table.load_trials` reads from Optuna, the fits and the
 recommendation `hpo.analysis.extrapolate` makes of it (the same call as
 ``hpo analyze``), the plots `hpo.analysis.plots.write_plots` draws (copied to
-``docs/findings/<study>/``), the compute `hpo.compute.study_compute` sums, and
+``docs/findings/<study>/``), the compute `hpo.study.compute.study_compute` sums, and
 each study's wall time from its Optuna trials (first start to last end).
 The trial table of each study is kept beside its plots as ``trials.csv``, so
 ``python -m hpo.analysis docs/findings/<study>/trials.csv --target 9.85e7``
@@ -30,9 +30,9 @@ import pandas as pd
 from hpo.analysis import TRIAL_COLUMNS, Estimate, Recommendation, extrapolate
 from hpo.analysis.plots import write_plots
 from hpo.analysis.report import format_recommendation
-from hpo.compute import StudyCompute, study_compute, target_flops
-from hpo.spec import StudySpec, load_spec
-from hpo.trials import load_trials
+from hpo.store.trial_table import load_trials
+from hpo.study.compute import StudyCompute, study_compute, target_flops
+from hpo.study.spec import StudySpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE: dict[str, float] = {}
@@ -74,7 +74,7 @@ def _wall_seconds(spec: StudySpec) -> float:
     Optuna (a resumed study that had nothing left to run adds nothing)."""
     import optuna
 
-    from hpo.trials import optuna_storage, optuna_study_name
+    from hpo.store.trial_table import optuna_storage, optuna_study_name
 
     storage = optuna_storage(spec.storage.optuna)
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}

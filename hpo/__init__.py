@@ -5,7 +5,7 @@ scales, then extrapolate the optima to a target scale and flag scaling-law
 crossovers before the single large run.
 
 The names below are imported on first use: a Ray trial worker imports
-`hpo.trainable` only, and need not pay for the analysis (scipy, pandas) or the
+`hpo.run.trainable` only, and need not pay for the analysis (scipy, pandas) or the
 stores (Optuna, MLflow) at every start.
 """
 
@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hpo.analysis import Recommendation, extrapolate
-    from hpo.spec import SpecError, StudySpec, load_spec
-    from hpo.trials import load_trials
+    from hpo.store.trial_table import load_trials
+    from hpo.study.spec import SpecError, StudySpec, load_spec
 
 __all__ = ["Recommendation", "SpecError", "StudySpec", "extrapolate", "load_spec", "load_trials"]
 
-_HOMES = {"Recommendation": "hpo.analysis", "extrapolate": "hpo.analysis", "SpecError": "hpo.spec",
-          "StudySpec": "hpo.spec", "load_spec": "hpo.spec", "load_trials": "hpo.trials"}
+_HOMES = {"Recommendation": "hpo.analysis", "extrapolate": "hpo.analysis", "SpecError": "hpo.study.spec",
+          "StudySpec": "hpo.study.spec", "load_spec": "hpo.study.spec",
+          "load_trials": "hpo.store.trial_table"}
 
 
 def __getattr__(name: str) -> Any:

@@ -24,13 +24,13 @@ from rich import progress as bars
 from rich.console import Console
 from rich.table import Table
 
-from hpo._checks import mask
-from hpo.spec import StudySpec, load_spec
+from hpo.study.checks import mask
+from hpo.study.spec import StudySpec, load_spec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from hpo.compute import StudyCompute
+    from hpo.study.compute import StudyCompute
 from models import Progress, ReportCallback, TrainConfig, get_family, train
 
 USAGE_ERROR = 2
@@ -59,7 +59,7 @@ def validate(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run or resume a study, showing per-scale progress, then a summary table."""
     spec = load_spec(args.study)  # a bad study file fails before Ray, Optuna and MLflow load
-    from hpo.runner import ScaleProgress, StudyInterrupted, run_study
+    from hpo.run.runner import ScaleProgress, StudyInterrupted, run_study
 
     if not args.verbose:
         for library in ("ray", "ray.tune", "optuna", "mlflow", "alembic"):
@@ -99,7 +99,7 @@ def status(args: argparse.Namespace) -> int:
     """Per variant and scale: how it is searched, trials done, pruned, diverged
     and failed, the best loss and its config, its compute; then the study's
     compute against one target run and each search decision."""
-    from hpo.trials import LAW_BROKEN, PLAN, load_study_attrs, load_trials
+    from hpo.store.trial_table import LAW_BROKEN, PLAN, load_study_attrs, load_trials
 
     spec = load_spec(args.study)
     trials = load_trials(spec, compute=True)
@@ -136,7 +136,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _compute(spec: StudySpec, trials: pd.DataFrame) -> StudyCompute:
-    from hpo.compute import study_compute, target_flops
+    from hpo.study.compute import study_compute, target_flops
 
     devices = spec.resources.gpu or spec.resources.cpu
     return study_compute(trials, devices_per_trial=devices,
@@ -145,7 +145,7 @@ def _compute(spec: StudySpec, trials: pd.DataFrame) -> StudyCompute:
 
 def trials(args: argparse.Namespace) -> int:
     """The study's trial table, one row per trial, as a table or as CSV."""
-    from hpo.trials import load_trials
+    from hpo.store.trial_table import load_trials
 
     table = load_trials(load_spec(args.study))
     if args.csv:
@@ -162,8 +162,8 @@ def analyze(args: argparse.Namespace) -> int:
     from hpo.analysis import TRIAL_COLUMNS, extrapolate
     from hpo.analysis.plots import write_plots
     from hpo.analysis.report import format_recommendation
-    from hpo.summary import write_summary
-    from hpo.trials import load_trials
+    from hpo.store.mlflow_summary import write_summary
+    from hpo.store.trial_table import load_trials
 
     spec = load_spec(args.study)
     table = load_trials(spec, compute=True)

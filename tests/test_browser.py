@@ -329,7 +329,7 @@ def browse_study(study: Path, shots: Path, *, cwd: Path) -> list[Path]:
     The study must have run and been analysed (``hpo run``, ``hpo analyze``).
     On a failed check, the page as it was is saved as ``failed-<step>.png``.
     """
-    from hpo.spec import load_spec
+    from hpo.study.spec import load_spec
 
     spec = load_spec(study)
     runs = StudyRuns.read(spec.storage.mlflow, spec.name)

@@ -1,4 +1,4 @@
-"""Tuning compute against one target run (`hpo.compute`), on a small trial table."""
+"""Tuning compute against one target run (`hpo.study.compute`), on a small trial table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from hpo.compute import study_compute, target_flops
+from hpo.study.compute import study_compute, target_flops
 
 
 def test_compute_sums_trials_per_scale_and_compares_with_one_target_run() -> None:

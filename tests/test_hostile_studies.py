@@ -21,8 +21,8 @@ from dotted_paths import DELETE, edited
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpo._checks import MAX_TOKENS, MAX_TRIALS, TRAIN_KEYS
-from hpo.spec import _FIELDS, MAX_RETRIES, SPACE_KEYS, SpecError, load_spec, parse_spec
+from hpo.study.checks import MAX_TOKENS, MAX_TRIALS, TRAIN_KEYS
+from hpo.study.spec import _FIELDS, MAX_RETRIES, SPACE_KEYS, SpecError, load_spec, parse_spec
 from models import family_names
 
 BASE: dict[str, object] = {
@@ -268,7 +268,7 @@ TAGS = [
     f"!!python/object/apply:os.system ['touch {SENTINEL}']",
     f"!!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ['{SENTINEL}']]",
     f"!!python/object/new:pathlib.Path ['{SENTINEL}']",
-    "!!python/name:os.system ''", "!!python/module:os ''", "!!python/object:hpo.spec.StudySpec {}",
+    "!!python/name:os.system ''", "!!python/module:os ''", "!!python/object:hpo.study.spec.StudySpec {}",
     "!!python/tuple [1, 2]", "!ruby/object:Gem::Installer {}", "!custom x",
     "!!binary aGVsbG8=", "!!set {a, b}", "!!timestamp 2001-12-14", "!!omap [{a: 1}]", "!!pairs [{a: 1}]",
 ]

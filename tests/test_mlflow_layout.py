@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 
 from hpo.analysis import extrapolate
 from hpo.evaluation.synthetic import crossing_variants, make_synthetic_trials
-from hpo.summary import summary_values, write_summary
-from hpo.tracking import StudyTracker
+from hpo.store.mlflow_summary import summary_values, write_summary
+from hpo.store.mlflow_tracker import StudyTracker
 
 
 def finished_trial(number: int, loss: float, lr: float, batch_size: int, weight_decay: float,
@@ -102,7 +102,7 @@ def test_summary_needs_the_study_experiment(tmp_path: Path) -> None:
 
 
 def test_a_long_report_is_cut_to_mlflow_tag_limit_pointing_to_the_full_text() -> None:
-    from hpo.summary import _markdown
+    from hpo.store.mlflow_summary import _markdown
 
     report = "\n".join(f"- warning {i}: " + "x" * 80 for i in range(200))
     description = _markdown(report)

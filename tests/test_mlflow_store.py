@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from hpo.mlflow_store import prepare_sqlite_store
+from hpo.store.mlflow_template import prepare_sqlite_store
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from dotted_paths import DELETE, edited
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpo.spec import (
+from hpo.study.spec import (
     Fidelity,
     LogRange,
     PowerOfTwoRange,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpo.spec import load_spec
+from hpo.study.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_FILES = sorted((ROOT / "studies").glob("*.yaml"))

@@ -1,11 +1,11 @@
-"""Scale-aware search (`hpo.transfer`) on a landscape whose optima are known (`hpo.evaluation.surrogate`).
+"""Scale-aware search (`hpo.search.scale_aware`) on a landscape of known optima (`hpo.evaluation.surrogate`).
 
 The smaller scales are searched at random over the full space, every trial
 to its full budget, so each test checks the transfer itself and not a
 sampler or a pruner. The planned scale is 16M: a *design* scale when a trial
 there costs 1/16 of one at the ladder's largest (one ×4 step below it), a
 *check* scale when it is the largest; a check's probes are judged early by
-Optuna's successive halving, as `hpo.scheduler.ProtectedASHA` judges them.
+Optuna's successive halving, as `hpo.search.scheduler.ProtectedASHA` judges them.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import pytest
 
 from hpo.analysis import find_optimum, fit_scaling, normalize_trials
 from hpo.evaluation.surrogate import Surrogate
-from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
-from hpo.transfer import (
+from hpo.search.scale_aware import (
     DESIGN_TRIALS_PER_COEFFICIENT,
     ScalePlan,
     check_law,
@@ -31,6 +30,7 @@ from hpo.transfer import (
     plan_scale,
     sample_full_space,
 )
+from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))

@@ -82,7 +82,7 @@ def fit_scaling(
 
     `loss_law` False skips the loss law (`VariantFit.loss_law` None), by far the
     slowest fit (a multi-start least-squares fit per bootstrap replicate), for a
-    caller that reads only the hyperparameter laws (`hpo.transfer`).
+    caller that reads only the hyperparameter laws (`hpo.search.scale_aware`).
 
     Raises:
         ValueError: no complete trial at all, or a variant with complete trials at one model size only.

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
 __all__ = ["Surrogate"]
 

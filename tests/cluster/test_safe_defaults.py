@@ -9,9 +9,10 @@ from pathlib import Path
 import ray
 import yaml
 
-from hpo import _checks, cli
-from hpo._checks import without_password
-from hpo.runner import start_ray
+from hpo import cli
+from hpo.run.runner import start_ray
+from hpo.study import checks as _checks
+from hpo.study.checks import without_password
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import ray
 
-from hpo.runner import start_ray
+from hpo.run.runner import start_ray
 
 
 @pytest.fixture(scope="session")

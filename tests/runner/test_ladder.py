@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_runner import optuna_trials, small_ladder
 
-from hpo.runner import StudyOutcome, run_study
-from hpo.spec import StudySpec
+from hpo.run.runner import StudyOutcome, run_study
+from hpo.study.spec import StudySpec
 
 
 @dataclass

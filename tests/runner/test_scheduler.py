@@ -1,11 +1,11 @@
-"""`hpo.scheduler`: the rungs a trial reports at are the rungs Ray Tune's ASHA judges at."""
+"""`hpo.search.scheduler`: the rungs a trial reports at are the rungs Ray Tune's ASHA judges at."""
 
 from __future__ import annotations
 
 import pytest
 from ray.tune.schedulers import ASHAScheduler
 
-from hpo.scheduler import rung_tokens
+from hpo.search.scheduler import rung_tokens
 
 
 @pytest.mark.parametrize(("grace", "budget", "reduction_factor"), [

@@ -11,9 +11,9 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from runner_families import FAILING_BATCH_SIZE
 
-from hpo.runner import run_study
-from hpo.spec import parse_spec
-from hpo.trials import optuna_storage, optuna_study_name
+from hpo.run.runner import run_study
+from hpo.store.trial_table import optuna_storage, optuna_study_name
+from hpo.study.spec import parse_spec
 
 BUDGET = 4000
 EVALS = 8

@@ -8,8 +8,8 @@ import pickle
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from hpo.space import define_space, trial_params
-from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.search.sampling import define_space, trial_params
+from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
 FULL = SearchSpace(lr=LogRange(1e-4, 1e-1), batch_size=PowerOfTwoRange(16, 128),
                    weight_decay=WeightDecayRange(1e-3, 0.3, zero=True))

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from hpo import _checks
-from hpo._checks import NAME, NAME_FIX, SET_ELSEWHERE, TRAIN_KEYS, Problems, SpecError, show
+from hpo.study import checks as _checks
+from hpo.study.checks import NAME, NAME_FIX, SET_ELSEWHERE, TRAIN_KEYS, Problems, SpecError, show
 from models import ModelFamily, get_family
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
 
 SEARCH_MODES = ("scale_aware", "independent")
 """``scale_aware`` searches each scale by what its trials cost, after the first
-two around what the smaller scales predict (`hpo.transfer`); ``independent``
+two around what the smaller scales predict (`hpo.search.scale_aware`); ``independent``
 tunes each scale on its own."""
 TRANSFER_KEYS = ("mode", "safety_factor", "trials_share", "explore_share", "min_trials",
                  "first_scales_factor", "design_cost")
@@ -140,7 +140,7 @@ class Fidelity:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Scale-aware search (`hpo.transfer`); each field's default is what a study that leaves it out gets.
+    """Scale-aware search (`hpo.search.scale_aware`); a study leaving a field out gets its default.
 
     The predicted interval of each optimum is widened by `safety_factor` on
     each side (a factor, in log space). The first two scales, searched before

@@ -1,10 +1,10 @@
 """Run a study: every variant, every scale smallest first, searched by one Ray Tune `Tuner`.
 
-Each (variant, scale) is a `hpo.cell.Cell`: one Optuna study named
+Each (variant, scale) is a `hpo.run.cell.Cell`: one Optuna study named
 ``{study}/{variant}/{scale}`` in the study's Optuna storage, searched by
 `TokenOptunaSearch` (TPE) under ASHA on tokens, with `TrialTracker` writing
 MLflow child runs under one parent run. One Tuner runs them all
-(`hpo.ladder.Ladder` routes each trial to its cell), so its trial actors
+(`hpo.run.ladder.Ladder` routes each trial to its cell), so its trial actors
 start once per run, not once per scale. Trials run in Ray: a local runtime
 unless `address` (or ``RAY_ADDRESS``) names a cluster, whose workers must
 have ``hpo`` and the study's model family installed.
@@ -45,12 +45,12 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.search import ConcurrencyLimiter
 
-from hpo.cell import Cell, ProgressCallback, ScaleOutcome, ScaleProgress
-from hpo.ladder import Ladder, LadderCallback, LadderScheduler, LadderSearch
-from hpo.spec import StudySpec
-from hpo.tracking import StudyTracker
-from hpo.trainable import run_trial
-from hpo.trials import optuna_storage
+from hpo.run.cell import Cell, ProgressCallback, ScaleOutcome, ScaleProgress
+from hpo.run.ladder import Ladder, LadderCallback, LadderScheduler, LadderSearch
+from hpo.run.trainable import run_trial
+from hpo.store.mlflow_tracker import StudyTracker
+from hpo.store.trial_table import optuna_storage
+from hpo.study.spec import StudySpec
 
 __all__ = ["ProgressCallback", "ScaleOutcome", "ScaleProgress", "StudyInterrupted", "StudyOutcome",
            "run_study", "start_ray"]

@@ -5,12 +5,12 @@ and tells every trial that ASHA stopped as COMPLETE at its truncated loss.
 This subclass closes that gap in one place:
 
 * intermediate eval losses, every point of each result's ``curve``
-  (`hpo.trainable.curve_points`), are reported at ``step = tokens`` seen, so
+  (`hpo.run.trainable.curve_points`), are reported at ``step = tokens`` seen, so
   trials with different batch sizes line up on the same axis (non-finite
   ones are skipped), the last result's included: Ray does not pass the
   result a scheduler stops a trial at to ``on_trial_result``, only to
   ``on_trial_complete``;
-* the final state follows `hpo.trainable.trial_status` of the last result:
+* the final state follows `hpo.run.trainable.trial_status` of the last result:
 
   ========== =====================================================================
   failed     FAIL (the trainable raised)
@@ -41,7 +41,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from hpo.trainable import curve_points, trial_status
+from hpo.run.trainable import curve_points, trial_status
 
 __all__ = ["TokenOptunaSearch"]
 
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 class TokenOptunaSearch(OptunaSearch):
     """Optuna TPE on ``loss`` (minimised) for trials of `budget_tokens` tokens each.
 
-    `space` is a define-by-run function (`hpo.space.define_space`); the study
+    `space` is a define-by-run function (`hpo.search.sampling.define_space`); the study
     `study_name` is created in `storage` or loaded if it exists; `seed` seeds TPE.
     """
 

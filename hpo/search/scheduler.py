@@ -1,6 +1,6 @@
 """`ProtectedASHA`: Ray Tune's ASHA on tokens, except for the trials that test a prediction.
 
-Scale-aware search (`hpo.transfer`) enqueues the predicted optimum, the
+Scale-aware search (`hpo.search.scale_aware`) enqueues the predicted optimum, the
 settings of a design and a few drawn from the full space. Judged early, they
 would be stopped by trials that only look better at a few tokens (a short run
 favours a higher lr and a smaller batch than the full run): the scale would
@@ -11,7 +11,7 @@ enter ASHA's rungs, so they are the yardstick others are cut by. Probes (origin
 ``probe``) are judged like any trial: at a scale where full-budget trials are
 dear, one that beats the prediction at every rung is what shows a broken law.
 
-`rung_tokens` lists the token counts ASHA judges at, where a trial reports (`hpo.trainable`).
+`rung_tokens` lists the token counts ASHA judges at, where a trial reports (`hpo.run.trainable`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from hpo.space import DESIGN, EXPLORE, PREDICTED
+from hpo.search.sampling import DESIGN, EXPLORE, PREDICTED
 
 __all__ = ["PROTECTED", "ProtectedASHA", "rung_tokens"]
 

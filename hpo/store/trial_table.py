@@ -30,10 +30,10 @@ import sqlalchemy.event
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
-from hpo._checks import without_password
 from hpo.analysis.trials import TRIAL_COLUMNS
-from hpo.space import trial_params
-from hpo.spec import StudySpec, load_spec
+from hpo.search.sampling import trial_params
+from hpo.study.checks import without_password
+from hpo.study.spec import StudySpec, load_spec
 
 __all__ = ["COMPUTE_COLUMNS", "INTERRUPTED", "LAW_BROKEN", "PLAN", "load_study_attrs", "load_trials",
            "optuna_storage", "optuna_study_name"]
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 INTERRUPTED = "interrupted"
 """User attribute ``status`` of a trial whose driver was killed while it ran."""
 PLAN = "plan"
-"""Optuna study user attribute: the (variant, scale)'s `hpo.transfer.ScalePlan`, as plain data."""
+"""Optuna study user attribute: the (variant, scale)'s `hpo.search.scale_aware.ScalePlan`, as plain data."""
 LAW_BROKEN = "law_broken"
 """Optuna study user attribute: the scale's optimum fell outside its plan's narrowed space."""
 COMPUTE_COLUMNS = ("flops", "seconds")

@@ -4,7 +4,7 @@ One Tuner for the whole run keeps its trial actors (a Python process that
 imports torch and Ray Tune, seconds each) alive from the first trial of the
 first scale to the last trial of the last: a Tuner per (variant, scale) paid
 that start-up once per scale. The ladder hands Tune three routers, each
-sending a trial to its `hpo.cell.Cell` by the ``cell`` key of its config:
+sending a trial to its `hpo.run.cell.Cell` by the ``cell`` key of its config:
 
 * `LadderSearch` (a Tune `Searcher`) suggests the next trial of the first
   open cell with trials left, opening cells in order (variant by variant,
@@ -27,8 +27,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler
 from ray.tune.search import Searcher
 
-from hpo.cell import Cell
-from hpo.trainable import CELL
+from hpo.run.cell import Cell
+from hpo.run.trainable import CELL
 
 __all__ = ["Ladder", "LadderCallback", "LadderScheduler", "LadderSearch"]
 

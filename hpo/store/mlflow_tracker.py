@@ -32,7 +32,7 @@ Layout in the tracking store, made to be browsed in the MLflow UI (docs/browse_i
   that last write runs in a background thread, off the driver's path from one
   trial to the next (`TrialTracker.flush` waits for it);
 * one study-level *summary* run (tag ``kind=summary``) with the analysis's
-  answer, written by `hpo.summary` (``hpo analyze``).
+  answer, written by `hpo.store.mlflow_summary` (``hpo analyze``).
 
 `TrialTracker`, a Ray Tune callback, writes the child runs and records each
 one's ``run_id`` as a user attribute of its Optuna trial (still RUNNING then),
@@ -62,10 +62,10 @@ from mlflow.exceptions import MlflowException
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from hpo._checks import without_password
-from hpo.mlflow_store import prepare_sqlite_store
-from hpo.trainable import curve_points, trial_status
-from hpo.transfer import LawCheck, ScalePlan
+from hpo.run.trainable import curve_points, trial_status
+from hpo.search.scale_aware import LawCheck, ScalePlan
+from hpo.store.mlflow_template import prepare_sqlite_store
+from hpo.study.checks import without_password
 
 __all__ = ["TRIAL_STATUSES", "ScaleRun", "StudyTracker", "TrialTracker", "run_name", "scale_run_name"]
 
@@ -177,7 +177,7 @@ class StudyTracker:
         return ScaleRun(self.study, variant, scale, params, budget_tokens, seed, self.experiment_id, run_id)
 
     def log_plan(self, scale_run: ScaleRun, plan: ScalePlan) -> None:
-        """Tag the parent run with how the scale is searched (`hpo.transfer`):
+        """Tag the parent run with how the scale is searched (`hpo.search.scale_aware`):
         ``search`` (transferred / full), ``search_reason``, the searched space."""
         tags = {"search": "transferred" if plan.transferred else "full", "search_reason": plan.reason,
                 "search_trials": str(plan.trials), "search_space": json.dumps(plan.to_dict()["space"])}

@@ -1,6 +1,6 @@
 """The search space of one variant as an Optuna define-by-run function.
 
-Each hyperparameter of `hpo.spec.SearchSpace` is sampled so that the sampler
+Each hyperparameter of `hpo.study.spec.SearchSpace` is sampled so that the sampler
 sees its natural geometry:
 
 * ``lr`` (peak learning rate): log-uniform, ``suggest_float("lr", low, high, log=True)``;
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
 __all__ = ["DESIGN", "EXPLORE", "PREDICTED", "PROBE", "TrialParams", "define_space", "fixed_params",
            "trial_params"]
@@ -42,11 +42,11 @@ EXPLORE = "explore"
 PREDICTED = "predicted"
 """User attribute ``origin`` of the trial enqueued at a scale's predicted optimum."""
 DESIGN = "design"
-"""User attribute ``origin`` of a trial of a scale's design (`hpo.transfer.ScalePlan.design`): a setting of
-the searched space, trained to its full budget."""
+"""User attribute ``origin`` of a trial of a scale's design (`hpo.search.scale_aware.ScalePlan.design`):
+a setting of the searched space, trained to its full budget."""
 PROBE = "probe"
-"""User attribute ``origin`` of a probe (`hpo.transfer.ScalePlan.probes`): the prediction at an lr outside
-the narrowed band (so it samples the full space), judged early like any trial."""
+"""User attribute ``origin`` of a probe (`hpo.search.scale_aware.ScalePlan.probes`): the prediction at an
+lr outside the narrowed band (so it samples the full space), judged early like any trial."""
 
 
 @dataclass(frozen=True)

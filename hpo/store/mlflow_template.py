@@ -39,7 +39,7 @@ def prepare_sqlite_store(tracking_uri: str) -> None:
     not exist yet; do nothing for a file that exists or another kind of URI.
 
     The new file uses write-ahead logging, as the Optuna store does
-    (`hpo.trials.optuna_storage`): one file synced per commit, and the MLflow
+    (`hpo.store.trial_table.optuna_storage`): one file synced per commit, and the MLflow
     UI reads while the driver writes."""
     if not tracking_uri.startswith(_SQLITE):
         return

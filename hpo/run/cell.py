@@ -5,7 +5,7 @@ A cell owns what one (variant, scale) needs in the driver: its Optuna study
 study, so a resumed cell keeps it), its MLflow parent run, and, while it has
 trials left, its searcher (`TokenOptunaSearch`, TPE), its scheduler
 (`ProtectedASHA` on tokens) and its Ray Tune callbacks (`TrialTracker`, and
-progress). `hpo.ladder` routes each trial of the run's one Tuner to its cell.
+progress). `hpo.run.ladder` routes each trial of the run's one Tuner to its cell.
 
 `Cell.open` repairs what a killed driver left: a trial left RUNNING becomes
 FAIL with user attribute ``status=interrupted``, its configuration is queued
@@ -29,14 +29,14 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from hpo.scheduler import ProtectedASHA, rung_tokens
-from hpo.searcher import TokenOptunaSearch
-from hpo.space import TrialParams, define_space, fixed_params, trial_params
-from hpo.spec import StudySpec
-from hpo.tracking import ScaleRun, StudyTracker, TrialTracker
-from hpo.trainable import TrialJob
-from hpo.transfer import LawCheck, ScalePlan, check_law, full_plan, plan_scale
-from hpo.trials import INTERRUPTED, LAW_BROKEN, PLAN, load_trials, optuna_study_name
+from hpo.run.trainable import TrialJob
+from hpo.search.sampling import TrialParams, define_space, fixed_params, trial_params
+from hpo.search.scale_aware import LawCheck, ScalePlan, check_law, full_plan, plan_scale
+from hpo.search.scheduler import ProtectedASHA, rung_tokens
+from hpo.search.searcher import TokenOptunaSearch
+from hpo.store.mlflow_tracker import ScaleRun, StudyTracker, TrialTracker
+from hpo.store.trial_table import INTERRUPTED, LAW_BROKEN, PLAN, load_trials, optuna_study_name
+from hpo.study.spec import StudySpec
 
 __all__ = ["Cell", "ProgressCallback", "ScaleOutcome", "ScaleProgress"]
 

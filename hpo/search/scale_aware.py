@@ -43,7 +43,7 @@ ladder's largest scale.
   else an ordinary search of all T trials.
 
 The predicted, design and exploring trials always train to their full budget
-(`hpo.scheduler.ProtectedASHA`); probes do not. After the scale, `check_law`
+(`hpo.search.scheduler.ProtectedASHA`); probes do not. After the scale, `check_law`
 calls the law *broken* when the scale's best complete trial, or its fitted
 optimum, lies outside the narrowed range (at a check scale: a probe outran the
 prediction at every rung and beat it), or when the lr or batch-size
@@ -64,8 +64,8 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis import Estimate, find_optimum, fit_scaling, normalize_trials
-from hpo.space import DESIGN, EXPLORE, PREDICTED, PROBE
-from hpo.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
+from hpo.search.sampling import DESIGN, EXPLORE, PREDICTED, PROBE
+from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
 
 __all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "LawCheck", "ScalePlan", "affordable_trials",
            "check_law", "design_size", "full_plan", "full_space_design", "latin_hypercube", "plan_scale",

@@ -1,4 +1,4 @@
-"""Field checks for study files (`hpo.spec`): each reads a value at a field
+"""Field checks for study files (`hpo.study.spec`): each reads a value at a field
 path, records what is wrong and how to fix it, and gives back the checked value.
 
 A failed check records ``path: what is wrong; fix`` in a `Problems` and
