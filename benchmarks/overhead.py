@@ -6,14 +6,14 @@ MLflow parent run: a (variant, scale) cell of a ladder), each running
 batch size, weight decay 0, the learning rate searched in a narrow range so
 that TPE still samples) runs under `run_study` with `--concurrency` (2) trials
 at a time, one CPU each, on a local Ray runtime with that many CPUs. The
-token budget is calibrated first, with short `models.train` runs in
+token budget is calibrated first, with short `models.training` runs in
 `--concurrency` processes side by side (one thread each, as the trials), so
 that one trial trains for about `--trial-seconds`.
 ASHA is kept from pruning: the grace period is one token short of the
 budget, so its only rung is the final result.
 
 Each trial's own training time is the ``seconds`` of its last result (the
-time `models.train`'s loop ran, its evaluations included) less its
+time `models.training`'s loop ran, its evaluations included) less its
 ``report_seconds`` (the time the loop was blocked in ``tune.report``: Ray
 Tune's function API holds each report until the driver takes it, so that
 wait is the driver's cost, not training), read from Ray Tune's
@@ -63,7 +63,7 @@ class TrialTime:
 
     cell: str  # the trial's Optuna study, {study}/{variant}/{scale}
     number: int
-    seconds: float  # time in models.train's loop (its evaluations and reports included)
+    seconds: float  # time in models.training's loop (its evaluations and reports included)
     waited: float  # of which, blocked in tune.report until the driver took a result
     ray_seconds: float  # Ray's time_total_s: the trainable function, its set-up included
     tokens: int
@@ -81,7 +81,7 @@ class TrialTime:
 
 
 def training_rate(scale: str, batch_size: int) -> float:
-    """Tokens per second of `models.train` at `scale` on one thread (after a warm-up run)."""
+    """Tokens per second of `models.training` at `scale` on one thread (after a warm-up run)."""
     torch.set_num_threads(1)  # as in a trial: Ray gives a 1-CPU worker one OpenMP thread
     family = get_family(FAMILY)
     train(family, scale, TrainConfig(lr=1e-3, batch_size=batch_size, tokens=100 * batch_size))

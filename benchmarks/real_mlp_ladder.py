@@ -1,4 +1,4 @@
-"""The real `mlp` ladder as a ground truth for search methods: every evaluation is a real `models.train` run.
+"""The real `mlp` ladder as a ground truth for search methods: each evaluation a real `models.training` run.
 
 `RealMLPLadder` answers the questions `benchmarks/search_efficiency.py` asks
 its truth (`hpo.evaluation.surrogate.Surrogate`'s interface), from real training of the
@@ -14,7 +14,7 @@ its truth (`hpo.evaluation.surrogate.Surrogate`'s interface), from real training
   one. The seed of a trial is drawn from `rng` the first time its
   (N, D, setting) is asked: a per-trial seed, so evaluation noise is real
   (initialisation and data order). A point the run did not reach because it
-  diverged (``models.train`` status ``diverged``) is NaN.
+  diverged (``models.training`` status ``diverged``) is NaN.
 * ``regret_pct(N_T, D_T, setting, space)``: 100·(L(setting) / L* − 1), where
   L(setting) is the final eval loss at the target averaged over the seeds
   `EVAL_SEEDS`, and L* the lowest such average over the dense grid
@@ -184,7 +184,7 @@ def grid_optimum(scale: str, cache_dir: Path, jobs: int = 1,
 
 
 class RealMLPLadder:
-    """Ground truth from real `models.train` runs of the ``mlp`` family (see the module docstring).
+    """Ground truth from real `models.training` runs of the ``mlp`` family (see the module docstring).
 
     Args:
         cache_dir: where final runs (grid and recommended settings) are cached as JSON files.

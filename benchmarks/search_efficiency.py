@@ -50,7 +50,7 @@ Surrogate ground truth (`hpo.evaluation.surrogate.Surrogate`): a loss landscape 
 
 Real ground truth (``--real``, `real_mlp_ladder.RealMLPLadder`): the same
    methods, rungs and recommendation on the ``mlp`` teacher-student family,
-   every trial trained for real with `models.train` (students w8, w16, w32,
+   every trial trained for real with `models.training` (students w8, w16, w32,
    w64; target w256; D = 10,368 examples at every scale; its own space), the
    regret measured by real runs at the target against a dense grid's optimum
    there. Fewer repetitions: ``--quick`` 2 seeds × T = 8, 16, else 5 seeds ×

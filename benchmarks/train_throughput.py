@@ -1,9 +1,9 @@
-"""Tokens per second of `models.train` against a bare PyTorch loop.
+"""Tokens per second of `models.training` against a bare PyTorch loop.
 
 Both loops train the same `gpt` model (same seed) on the same batches with
 the same AdamW parameter groups; the bare loop only does zero_grad, forward,
 backward, step. The ratio (train / bare) is the share of throughput left
-after `models.train`'s bookkeeping: the learning-rate schedule, divergence
+after `models.training`'s bookkeeping: the learning-rate schedule, divergence
 checks, loss accounting and its ten evaluations on the fixed validation set.
 Each loop runs `--repeats` times, alternating, and the fastest run counts.
 
@@ -20,7 +20,7 @@ import time
 import torch
 
 from models import ModelFamily, TrainConfig, get_family, train
-from models.train import make_optimizer
+from models.training import make_optimizer
 
 
 def bare_tokens_per_second(family: ModelFamily, scale: str, config: TrainConfig) -> float:

@@ -26,12 +26,13 @@ from rich.table import Table
 
 from hpo.study.checks import mask
 from hpo.study.spec import StudySpec, load_spec
+from models import Progress, TrainConfig, get_family
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from hpo.study.compute import StudyCompute
-from models import Progress, ReportCallback, TrainConfig, get_family, train
+    from models import ReportCallback
 
 USAGE_ERROR = 2
 _PASSWORD_WORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
@@ -287,6 +288,8 @@ def _config_cells(lr: float, batch_size: float, weight_decay: float) -> tuple[st
 
 def ladder(args: argparse.Namespace) -> int:
     """Train one model per scale at fixed settings and print the loss per scale."""
+    from models import train
+
     family = get_family(args.family)
     scales = args.scales or family.scales
     for scale in scales:

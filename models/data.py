@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from models.family import Batch
 
@@ -163,6 +162,8 @@ def _train_batches(
 
 
 def _windows(tokens: np.ndarray, starts: np.ndarray, seq_len: int) -> Batch:
+    import torch  # here, not at the top: reading a corpus's size or vocabulary needs no torch
+
     windows = np.asarray(tokens[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int64)  # (B, T + 1)
     batch = torch.from_numpy(windows)
     return batch[:, :-1].contiguous(), batch[:, 1:].contiguous()  # (B, T), (B, T)

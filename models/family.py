@@ -4,7 +4,7 @@ A model family is a ladder of model sizes over one data source. Everything
 `hpo` needs from a family is here: the ordered scale names, exact parameter
 counts, a way to build the model at a scale, and batches of data. The model's
 ``forward(inputs, targets)`` returns the mean loss of the batch, so one
-training loop (`models.train`) serves every family.
+training loop (`models.training`) serves every family.
 
 A user's own family plugs in without touching ``hpo/``: subclass
 `ModelFamily` and name it by import path, ``"my_package.my_module:MyFamily"``,
@@ -16,13 +16,14 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeAlias
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch loads only where a model is built or trained, never to read a ladder
+    import torch
+    from torch import nn
 
 Split = Literal["train", "val"]
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch: TypeAlias = "tuple[torch.Tensor, torch.Tensor]"
 
 
 class ParamCount(NamedTuple):
@@ -92,11 +93,12 @@ class ModelFamily(ABC):
 
 
 FamilyFactory = Callable[..., ModelFamily]
-_REGISTRY: dict[str, FamilyFactory] = {}
+_REGISTRY: dict[str, FamilyFactory | str] = {}
 
 
-def register_family(name: str, factory: FamilyFactory) -> None:
-    """Make `factory(**options)` available as family `name`."""
+def register_family(name: str, factory: FamilyFactory | str) -> None:
+    """Make `factory(**options)` available as family `name`; `factory` may be an import path
+    ``"module:attr"``, imported on first use (so naming a family loads nothing)."""
     _REGISTRY[name] = factory
 
 
@@ -116,7 +118,8 @@ def get_family(name: str, **options: object) -> ModelFamily:
                 (isinstance(factory, type) and issubclass(factory, ModelFamily))):
             raise ValueError(f"family {name!r} is not a models.ModelFamily subclass or instance")
     elif name in _REGISTRY:
-        factory = _REGISTRY[name]
+        registered = _REGISTRY[name]
+        factory = _import_attr(registered) if isinstance(registered, str) else registered
     else:
         raise ValueError(
             f"family {name!r} is unknown: use one of {', '.join(family_names())} "

@@ -15,28 +15,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from models.family import Batch, ModelFamily, ParamCount, Split
 
-
-class MLP(nn.Module):
-    """A ReLU perceptron with `depth` hidden layers of `width` units, trained
-    with the mean squared error."""
-
-    def __init__(self, in_dim: int, width: int, depth: int, out_dim: int) -> None:
-        super().__init__()
-        dims = [in_dim] + [width] * depth
-        layers: list[nn.Module] = []
-        for fan_in, fan_out in itertools.pairwise(dims):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-        layers.append(nn.Linear(dims[-1], out_dim))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return nn.functional.mse_loss(self.net(inputs), targets)
+if TYPE_CHECKING:  # torch loads when a model is built or data drawn, not to read the ladder
+    import torch
+    from torch import nn
 
 
 class MLPFamily(ModelFamily):
@@ -68,11 +53,9 @@ class MLPFamily(ModelFamily):
         self.widths = tuple(widths)
         self.depth, self.in_dim, self.out_dim, self.noise = depth, in_dim, out_dim, noise
         self.val_examples = val_examples
-        generator = torch.Generator().manual_seed(teacher_seed)
-        self._teacher = _random_teacher(in_dim, teacher_width, out_dim, generator)
-        probe = torch.randn(8192, in_dim, generator=generator)
-        self._teacher_scale = 1.0 / float(self._teacher(probe).std())
-        self._val = self._examples(val_examples, torch.Generator().manual_seed(teacher_seed + 1))
+        self.teacher_width, self.teacher_seed = teacher_width, teacher_seed
+        self._teacher: tuple[nn.Module, float] | None = None
+        self._val: Batch | None = None
 
     @property
     def scales(self) -> tuple[str, ...]:
@@ -89,6 +72,10 @@ class MLPFamily(ModelFamily):
         return self._width(scale)
 
     def build(self, scale: str, seed: int) -> nn.Module:
+        import torch
+
+        from models.perceptron import MLP
+
         width = self._width(scale)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -97,7 +84,12 @@ class MLPFamily(ModelFamily):
     def batches(self, split: Split, batch_size: int, seed: int) -> Iterator[Batch]:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} is invalid: use an integer >= 1")
+        import torch
+
         if split == "val":
+            if self._val is None:
+                generator = torch.Generator().manual_seed(self.teacher_seed + 1)
+                self._val = self._examples(self.val_examples, generator)
             inputs, targets = self._val
             return ((inputs[i:i + batch_size], targets[i:i + batch_size])
                     for i in range(0, len(inputs), batch_size))
@@ -109,25 +101,30 @@ class MLPFamily(ModelFamily):
         while True:
             yield self._examples(batch_size, generator)
 
-    @torch.no_grad()
     def _examples(self, count: int, generator: torch.Generator) -> Batch:
-        inputs = torch.randn(count, self.in_dim, generator=generator)
-        clean = self._teacher(inputs) * self._teacher_scale
-        return inputs, clean + self.noise * torch.randn(clean.shape, generator=generator)
+        import torch
+
+        teacher, scale = self._scaled_teacher()
+        with torch.no_grad():
+            inputs = torch.randn(count, self.in_dim, generator=generator)
+            clean = teacher(inputs) * scale
+            return inputs, clean + self.noise * torch.randn(clean.shape, generator=generator)
+
+    def _scaled_teacher(self) -> tuple[nn.Module, float]:
+        """The teacher and the factor that gives its outputs unit variance, made on first use
+        (a study file's checks read the ladder without building it)."""
+        if self._teacher is None:
+            import torch
+
+            from models.perceptron import random_teacher
+
+            generator = torch.Generator().manual_seed(self.teacher_seed)
+            teacher = random_teacher(self.in_dim, self.teacher_width, self.out_dim, generator)
+            with torch.no_grad():
+                probe = torch.randn(8192, self.in_dim, generator=generator)
+                self._teacher = teacher, 1.0 / float(teacher(probe).std())
+        return self._teacher
 
     def _width(self, scale: str) -> int:
         self.check_scale(scale)
         return int(scale[1:])
-
-
-def _random_teacher(in_dim: int, width: int, out_dim: int, generator: torch.Generator) -> nn.Module:
-    """A two-hidden-layer tanh network with Gaussian weights of variance 2/fan_in."""
-    teacher = nn.Sequential(
-        nn.Linear(in_dim, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, out_dim)
-    )
-    with torch.no_grad():
-        for layer in teacher:
-            if isinstance(layer, nn.Linear):
-                layer.weight.normal_(0.0, (2.0 / layer.in_features) ** 0.5, generator=generator)
-                layer.bias.normal_(0.0, 0.1, generator=generator)
-    return teacher.requires_grad_(False)

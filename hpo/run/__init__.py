@@ -3,7 +3,7 @@
 Owns the driver side of a run (`runner.run_study`, `ladder.Ladder`, one
 `cell.Cell` per (variant, scale): open, repair, search, close) and the
 worker side (`trainable.run_trial`, which trains one model with
-`models.train` and reports to Ray Tune). The only package that starts Ray;
+`models.training` and reports to Ray Tune). The only package that starts Ray;
 it talks to the stores through `hpo.store` and to MLflow only through a
 `hpo.store.tracker.Tracker`.
 """

@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable: one trial trains one model with `models.train`.
+"""The Ray Tune function trainable: one trial trains one model with `models.training`.
 
 A trial evaluates every ``eval_every_tokens`` but reports to Ray Tune only
 when the driver must decide something: at the first evaluation at or past
@@ -11,7 +11,7 @@ since the previous one as ``curve``, a list of points with keys ``tokens``,
 Optuna's intermediate values and MLflow's loss curve still hold every
 evaluation. Its top-level keys are the latest point's ``loss`` (the metric
 ASHA and Optuna minimise) and ``tokens`` (tokens seen, the fidelity ASHA
-counts in), ``train_loss``, ``lr``, ``seconds`` (time in `models.train`'s
+counts in), ``train_loss``, ``lr``, ``seconds`` (time in `models.training`'s
 loop so far), ``report_seconds`` (the part of ``seconds`` spent blocked in
 earlier reports), ``status`` (``running``) and ``trial_number`` (the Optuna trial).
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from models.family import Batch, get_family
-from models.gpt import GPT, GPTConfig, GPTFamily
+from models.gpt import GPT, GPTConfig
+from models.gpt_family import GPTFamily
 
 SMALL_SCALES = ("13k", "100k", "336k", "793k", "2.7M", "6.3M")
 
@@ -121,7 +122,7 @@ def test_inputs_longer_than_seq_len_are_rejected() -> None:
 
 def test_family_needs_no_corpus_to_count_and_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPO_CACHE_DIR", str(tmp_path))
-    family = get_family("models.gpt:GPTFamily", seq_len=64)
+    family = get_family("models.gpt_family:GPTFamily", seq_len=64)
     assert family.name == "gpt" and family.tokens_per_example == 64
     family.param_count("98M")
     family.build("13k", seed=0)

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from models import MLPFamily, Progress, TrainConfig, get_family, lr_at, train
-from models.train import evaluate, make_optimizer
+from models.training import evaluate, make_optimizer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from torch import nn
 
 from models import GPTFamily, MLPFamily, ModelFamily, ParamCount, Progress, TrainConfig, train
 from models.family import Batch, Split
-from models.train import width_lr_factor
+from models.training import width_lr_factor
 
 
 @pytest.fixture(scope="module")
