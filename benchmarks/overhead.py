@@ -50,7 +50,7 @@ import ray
 import torch
 
 from hpo.run.runner import ScaleProgress, run_study, start_ray
-from hpo.store.trial_table import optuna_storage, optuna_study_name
+from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import StudySpec, parse_spec
 from models import TrainConfig, get_family, train
 

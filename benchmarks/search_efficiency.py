@@ -10,7 +10,7 @@ Surrogate ground truth (`hpo.evaluation.surrogate.Surrogate`): a loss landscape 
    trials per scale, T swept over `BUDGETS` (the peers also over `PEER_BUDGETS`), each trial evaluated at
    D/27, D/9, D/3 and D (rungs of reduction factor 3; `grace` = D/27). Methods:
 
-   * ``scale_aware`` (ours), with every `hpo.study.spec.Transfer` setting at its
+   * ``scale_aware`` (ours), with every `hpo.search.scale_aware.ScaleAware` setting at its
      default: `hpo.search.scale_aware.plan_scale` before each scale (given the scale's
      cost ratio, N·D over the largest scale's), `check_law` after it, the
      plan's predicted, design, exploring and probe trials enqueued as the
@@ -87,9 +87,9 @@ from hpo.analysis import extrapolate
 from hpo.analysis.trials import scale_name
 from hpo.evaluation.surrogate import Surrogate
 from hpo.search.sampling import define_space, fixed_params
-from hpo.search.scale_aware import check_law, plan_scale
-from hpo.search.scheduler import PROTECTED
-from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
+from hpo.search.scale_aware import ScaleAware, check_law, plan_scale
+from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.vocab import PROTECTED
 
 LADDER = tuple(2.5e5 * 4**k for k in range(5))
 TOKENS_PER_PARAM = 20
@@ -97,7 +97,7 @@ TARGET_PARAMS = 1e9
 TARGET_TOKENS = TOKENS_PER_PARAM * TARGET_PARAMS
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))
-TRANSFER = Transfer()
+TRANSFER = ScaleAware()
 """What a study's ``search: scale_aware`` gets: every transfer setting at its default."""
 
 
@@ -251,7 +251,7 @@ def pruner_for(method: str) -> optuna.pruners.BasePruner | None:
 
 
 def search_ladder(truth: Truth, method: str, trials: int, seed: int,
-                  ladder: Ladder = SURROGATE_LADDER, transfer: Transfer = TRANSFER
+                  ladder: Ladder = SURROGATE_LADDER, transfer: ScaleAware = TRANSFER
                   ) -> tuple[pd.DataFrame, int]:
     """Every scale of `ladder`, smallest first, searched by `method`; all trial rows and the broken laws."""
     history = pd.DataFrame()
@@ -262,7 +262,7 @@ def search_ladder(truth: Truth, method: str, trials: int, seed: int,
         if method == OURS:
             plan = plan_scale(history, scale=scale_name(params), params=params,
                               tokens=ladder.budget(params), space=ladder.space, trials=trials,
-                              transfer=transfer, seed=seed, law_broken=broken,
+                              settings=transfer, seed=seed, law_broken=broken,
                               cost_ratio=ladder.cost_ratio(params))
             space, n_trials = plan.space, plan.trials
             enqueued += [(fixed_params(setting, within), {"origin": origin})

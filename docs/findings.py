@@ -74,7 +74,7 @@ def _wall_seconds(spec: StudySpec) -> float:
     Optuna (a resumed study that had nothing left to run adds nothing)."""
     import optuna
 
-    from hpo.store.trial_table import optuna_storage, optuna_study_name
+    from hpo.store.optuna_store import optuna_storage, optuna_study_name
 
     storage = optuna_storage(spec.storage.optuna)
     existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
@@ -137,7 +137,7 @@ def setup_section(result: StudyResult) -> list[str]:
             for scale in spec.scales]
     variants = ", ".join(f"`{v.name}`" for v in spec.variants)
     return [f"`studies/{spec.name}.yaml`: family `{spec.family}` {dict(spec.family_options)}, variants "
-            f"{variants}, search `{spec.search}`, target N = {spec.target_params:.3g}.", "",
+            f"{variants}, search `{spec.search.name}`, target N = {spec.target_params:.3g}.", "",
             *table(["scale", "N (non-embedding)", "D (tokens per trial)",
                     "trials run (" + " / ".join(v.name for v in spec.variants) + ")"], rows)]
 

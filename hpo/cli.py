@@ -100,7 +100,8 @@ def status(args: argparse.Namespace) -> int:
     """Per variant and scale: how it is searched, trials done, pruned, diverged
     and failed, the best loss and its config, its compute; then the study's
     compute against one target run and each search decision."""
-    from hpo.store.trial_table import LAW_BROKEN, PLAN, load_study_attrs, load_trials
+    from hpo.store.optuna_store import LAW_BROKEN, PLAN, load_study_attrs
+    from hpo.store.trial_table import load_trials
 
     spec = load_spec(args.study)
     trials = load_trials(spec, compute=True)

@@ -15,6 +15,8 @@ from dotted_paths import DELETE, edited
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hpo.search.independent import Independent
+from hpo.search.scale_aware import ScaleAware
 from hpo.study.spec import (
     Fidelity,
     LogRange,
@@ -23,7 +25,6 @@ from hpo.study.spec import (
     SearchSpace,
     SpecError,
     Storage,
-    Transfer,
     WeightDecayRange,
     load_spec,
     parse_spec,
@@ -96,7 +97,7 @@ def test_the_full_example_parses_to_the_expected_spec() -> None:
     assert spec.trials_per_scale == dict.fromkeys(spec.scales, 12)
     assert spec.fidelity == Fidelity(grace_tokens=50_000, reduction_factor=3, eval_every_tokens=25_000)
     assert spec.resources == Resources(cpu=1.0, gpu=0.0)
-    assert (spec.search, spec.max_concurrent, spec.seed) == ("independent", 2, 0)
+    assert (spec.search, spec.max_concurrent, spec.seed) == (Independent(), 2, 0)
     assert spec.output_dir == Path("/tmp/root/runs/quickstart")
     assert spec.storage == Storage("sqlite:////tmp/root/runs/quickstart/optuna.db",
                                    "sqlite:////tmp/root/runs/quickstart/mlflow.db")
@@ -123,9 +124,9 @@ def test_left_out_fields_take_their_documented_defaults(tmp_path: Path) -> None:
     assert (variant.name, variant.space, variant.train) == ("default", SearchSpace(0.01, 32, 0.0), {})
     assert spec.trials_per_scale == {"w8": 20, "w16": 20}
     assert spec.fidelity == Fidelity(grace_tokens=1000 // 9, reduction_factor=3, eval_every_tokens=1000 // 9)
-    assert (spec.search, spec.max_concurrent, spec.seed) == ("scale_aware", 1, 0)
-    assert spec.transfer == Transfer(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
-                                     first_scales_factor=3.0, design_cost=1.5) == Transfer()
+    assert (spec.max_concurrent, spec.seed) == (1, 0)
+    assert spec.search == ScaleAware(safety_factor=2.0, trials_share=0.4, explore_share=0.25, min_trials=4,
+                                     first_scales_factor=3.0, design_cost=1.5) == ScaleAware()
     assert spec.target_tokens == 1000
     assert spec.resources == Resources(cpu=1.0, gpu=0.0)
     assert spec.output_dir == tmp_path / "runs" / "mini"
@@ -138,7 +139,7 @@ def test_search_settings_given_are_kept_and_those_left_out_take_the_transfer_def
     search = {"mode": "scale_aware", "design_cost": 0, "first_scales_factor": 1, "safety_factor": "3e0"}
     spec = parse_spec(minimal() | {"search": search}, output_root=Path("/tmp"))
 
-    assert spec.transfer == replace(Transfer(), design_cost=0.0, first_scales_factor=1.0, safety_factor=3.0)
+    assert spec.search == replace(ScaleAware(), design_cost=0.0, first_scales_factor=1.0, safety_factor=3.0)
 
 
 def test_empty_optional_sections_count_as_left_out() -> None:
@@ -161,7 +162,7 @@ def test_the_quickstart_is_the_study_the_docs_describe() -> None:
     assert set(spec.budget_tokens.values()) == {300_000}
     assert [v.name for v in spec.variants] == ["baseline", "no_wd"]
     assert set(spec.trials_per_scale.values()) == {8} and spec.max_concurrent == 2
-    assert spec.search == "scale_aware" and spec.transfer.trials_share == 0.5
+    assert isinstance(spec.search, ScaleAware) and spec.search.trials_share == 0.5
 
 
 def test_yaml_1_2_floats_that_pyyaml_reads_as_strings_are_numbers() -> None:
@@ -260,7 +261,7 @@ BAD = [
     ("search", {"trials_share": 0}, "search.trials_share: must be in (0, 1]"),
     ("search", {"min_trials": 1}, "search.min_trials: must be >= 2"),
     ("search", {"first_scales_factor": 0.5}, "search.first_scales_factor: must be in [1, 100]"),
-    ("search", {"design_cost": -1}, "search.design_cost: must be >= 0 (got -1); use 0 or a positive number"),
+    ("search", {"design_cost": -1}, "search.design_cost: must be in [0, 1000] (got -1); use e.g. 1.5"),
     ("search", {"design_cost": 5000}, "search.design_cost: must be in [0, 1000] (got 5000); use e.g. 1.5"),
     ("search", {"design_cost": "cheap"}, "search.design_cost: expected a number"),
     ("search", {"widen": 2}, "search.widen: unknown key"),

@@ -3,9 +3,10 @@
 A cell owns what one (variant, scale) needs in the driver: its Optuna study
 ``{study}/{variant}/{scale}``, the `ScalePlan` it searches (stored with the
 study, so a resumed cell keeps it), its MLflow parent run, and, while it has
-trials left, its searcher (`TokenOptunaSearch`, TPE), its scheduler
-(`ProtectedASHA` on tokens) and its Ray Tune callbacks (`TrialTracker`, and
-progress). `hpo.run.ladder` routes each trial of the run's one Tuner to its cell.
+trials left, its searcher (`TokenOptunaSearch` with the sampler of the
+study's search strategy), the strategy's scheduler (ASHA on tokens) and its
+Ray Tune callbacks (`TrialTracker`, and progress). `hpo.run.ladder` routes
+each trial of the run's one Tuner to its cell.
 
 `Cell.open` repairs what a killed driver left: a trial left RUNNING becomes
 FAIL with user attribute ``status=interrupted``, its configuration is queued
@@ -19,7 +20,6 @@ trial to its parent run.
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,15 +28,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
 
 from hpo.run.trainable import TrialJob
+from hpo.search.plan import LawCheck, ScalePlan
 from hpo.search.sampling import TrialParams, define_space, fixed_params, trial_params
-from hpo.search.scale_aware import LawCheck, ScalePlan, check_law, full_plan, plan_scale
-from hpo.search.scheduler import ProtectedASHA, rung_tokens
+from hpo.search.scheduler import rung_tokens
 from hpo.search.searcher import TokenOptunaSearch
+from hpo.search.strategy import ScaleToPlan
 from hpo.store.mlflow_tracker import ScaleRun, StudyTracker, TrialTracker
-from hpo.store.trial_table import INTERRUPTED, LAW_BROKEN, PLAN, load_trials, optuna_study_name
+from hpo.store.optuna_store import LAW_BROKEN, PLAN, optuna_study_name
+from hpo.store.trial_table import load_trials
 from hpo.study.spec import StudySpec
+from hpo.vocab import INTERRUPTED
 
 __all__ = ["Cell", "ProgressCallback", "ScaleOutcome", "ScaleProgress"]
 
@@ -89,7 +93,7 @@ class Cell:
         self.plan: ScalePlan | None = None
         self.scale_run: ScaleRun | None = None
         self.searcher: TokenOptunaSearch | None = None
-        self.scheduler: ProtectedASHA | None = None
+        self.scheduler: TrialScheduler | None = None
         self.trial_tracker: TrialTracker | None = None
         self.callbacks: list[Callback] = []
         self.done_before = 0
@@ -149,9 +153,9 @@ class Cell:
             return
         logger.info("%s: running %d of %d trials", self.name, self.to_suggest, self.planned)
         self.searcher = self._searcher()
-        self.scheduler = ProtectedASHA(time_attr="tokens", metric="loss", mode="min",
-                                       max_t=spec.tokens(self.scale), grace_period=spec.fidelity.grace_tokens,
-                                       reduction_factor=spec.fidelity.reduction_factor)
+        self.scheduler = spec.search.scheduler(budget_tokens=spec.tokens(self.scale),
+                                               grace_tokens=spec.fidelity.grace_tokens,
+                                               reduction_factor=spec.fidelity.reduction_factor)
         self.trial_tracker = self.tracker.callback(self.scale_run, self.storage, self.name)
         self.callbacks = [self.trial_tracker, _Reporter(self)]
 
@@ -174,7 +178,7 @@ class Cell:
         best = _best(trials)
         best_params = None if best is None else trial_params(best)
         rows = load_trials(self.spec, variants=[self.variant], scales=[self.scale], storage=self.storage)
-        law = check_law(self.plan, rows, seed=self.spec.seed)
+        law = self.spec.search.check(self.plan, rows, seed=self.spec.seed)
         self.study.set_user_attr(LAW_BROKEN, law.broken)
         if law.broken:
             logger.warning("%s: %s", self.name, law.reason)
@@ -212,19 +216,15 @@ class Cell:
         study, spec = self.study, self.spec
         if PLAN in study.user_attrs:
             return ScalePlan.from_dict(study.user_attrs[PLAN])
-        space, trials = spec.variant(self.variant).space, spec.trials_per_scale[self.scale]
-        if spec.search != "scale_aware":
-            plan = full_plan(self.scale, space, trials, f"search: {spec.search}")
-        else:
-            smaller = spec.scales[:spec.scales.index(self.scale)]
-            history = load_trials(spec, variants=[self.variant], scales=smaller, storage=self.storage)
-            family = spec.load_family()
-            cost = {scale: family.train_flops(scale, spec.tokens(scale)) for scale in spec.scales}
-            plan = plan_scale(history, scale=self.scale, params=spec.params(self.scale),
-                              tokens=spec.tokens(self.scale), space=space, trials=trials,
-                              transfer=spec.transfer, seed=spec.seed,
-                              law_broken=bool(smaller) and self._law_broken(smaller[-1]),
-                              cost_ratio=cost[self.scale] / max(cost.values()))
+        smaller = spec.scales[:spec.scales.index(self.scale)] if spec.search.plans_from_smaller_scales else []
+        family = spec.load_family()
+        cost = {scale: family.train_flops(scale, spec.tokens(scale)) for scale in spec.scales}
+        plan = spec.search.plan(ScaleToPlan(
+            name=self.name, scale=self.scale, params=spec.params(self.scale), tokens=spec.tokens(self.scale),
+            space=spec.variant(self.variant).space, trials=spec.trials_per_scale[self.scale],
+            history=load_trials(spec, variants=[self.variant], scales=smaller, storage=self.storage),
+            previous_law_broken=bool(smaller) and self._law_broken(smaller[-1]),
+            cost_ratio=cost[self.scale] / max(cost.values()), seed=spec.seed))
         logger.info("%s: %s", self.name, plan.reason)
         if not study.trials:
             for origin, setting, within in plan.enqueued():
@@ -242,14 +242,10 @@ class Cell:
         return bool(study.user_attrs.get(LAW_BROKEN, False))
 
     def _searcher(self) -> TokenOptunaSearch:
-        """TPE over the plan's space, random for its first third of the planned
-        trials (Optuna's default of 10 would leave a small study random
-        throughout). Its seed mixes the study's seed, the (variant, scale) and
-        the trials already in the study, so scales do not replay one random
-        sequence and a resumed run does not repeat the suggestions it already made."""
+        """The strategy's sampler over the plan's space (trials enqueued to explore sample the full one)."""
         assert self.study is not None and self.plan is not None
-        seed = (self.spec.seed + zlib.crc32(self.name.encode()) + len(self.study.trials)) % 2**32
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, self.planned // 3))
+        sampler = self.spec.search.sampler(self.plan, name=self.name, stored_trials=len(self.study.trials),
+                                           seed=self.spec.seed)
         space = define_space(self.plan.space, self.spec.variant(self.variant).space)
         return TokenOptunaSearch(space, budget_tokens=self.spec.tokens(self.scale), study_name=self.name,
                                  storage=self.storage, sampler=sampler)

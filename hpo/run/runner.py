@@ -49,7 +49,7 @@ from hpo.run.cell import Cell, ProgressCallback, ScaleOutcome, ScaleProgress
 from hpo.run.ladder import Ladder, LadderCallback, LadderScheduler, LadderSearch
 from hpo.run.trainable import run_trial
 from hpo.store.mlflow_tracker import StudyTracker
-from hpo.store.trial_table import optuna_storage
+from hpo.store.optuna_store import optuna_storage
 from hpo.study.spec import StudySpec
 
 __all__ = ["ProgressCallback", "ScaleOutcome", "ScaleProgress", "StudyInterrupted", "StudyOutcome",
@@ -138,7 +138,7 @@ def run_study(
         tracker = opening.result()
         cells = [Cell(spec, variant.name, scale, storage, tracker, progress)
                  for variant in chosen_variants for scale in chosen_scales]
-        ladder = Ladder(cells, after_smaller=spec.search == "scale_aware")
+        ladder = Ladder(cells, after_smaller=spec.search.plans_from_smaller_scales)
         if ladder.advance():
             _tuner(spec, ladder).fit()
         ladder.close_finished()

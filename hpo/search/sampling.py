@@ -1,6 +1,6 @@
 """The search space of one variant as an Optuna define-by-run function.
 
-Each hyperparameter of `hpo.study.spec.SearchSpace` is sampled so that the sampler
+Each hyperparameter of `hpo.study.space.SearchSpace` is sampled so that the sampler
 sees its natural geometry:
 
 * ``lr`` (peak learning rate): log-uniform, ``suggest_float("lr", low, high, log=True)``;
@@ -29,25 +29,13 @@ from dataclasses import dataclass
 
 import optuna
 
-from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.vocab import EXPLORE, HYPERPARAMETERS, PROBE
 
-__all__ = ["DESIGN", "EXPLORE", "PREDICTED", "PROBE", "TrialParams", "define_space", "fixed_params",
-           "trial_params"]
+__all__ = ["TrialParams", "define_space", "fixed_params", "trial_params"]
 
 TrialParams = dict[str, float | int]
 """What a trial trains with: ``lr`` (float), ``batch_size`` (int), ``weight_decay`` (float)."""
-
-EXPLORE = "explore"
-"""User attribute ``origin`` of a trial that samples the full (explore) space, trained to its full budget."""
-PREDICTED = "predicted"
-"""User attribute ``origin`` of the trial enqueued at a scale's predicted optimum."""
-DESIGN = "design"
-"""User attribute ``origin`` of a trial of a scale's design (`hpo.search.scale_aware.ScalePlan.design`):
-a setting of the searched space, trained to its full budget."""
-PROBE = "probe"
-"""User attribute ``origin`` of a probe (`hpo.search.scale_aware.ScalePlan.probes`): the prediction at an
-lr outside the narrowed band (so it samples the full space), judged early like any trial."""
-
 
 @dataclass(frozen=True)
 class _Sampler:
@@ -96,7 +84,7 @@ def fixed_params(values: TrialParams, space: SearchSpace) -> dict[str, object]:
 
 def trial_params(trial: optuna.trial.FrozenTrial) -> TrialParams:
     """The lr, batch size and weight decay a trial trained with, as recorded when it was sampled."""
-    return {name: trial.user_attrs[name] for name in ("lr", "batch_size", "weight_decay")}
+    return {name: trial.user_attrs[name] for name in HYPERPARAMETERS}
 
 
 def _lr(trial: optuna.Trial, lr: LogRange | float) -> float:

@@ -58,21 +58,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from hpo.analysis import Estimate, find_optimum, fit_scaling, normalize_trials
-from hpo.search.sampling import DESIGN, EXPLORE, PREDICTED, PROBE
-from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
+from hpo.search.design import latin_hypercube, sample_full_space
+from hpo.search.plan import LawCheck, ScalePlan, Setting, full_plan
+from hpo.search.strategy import ScaleToPlan, SearchStrategy
+from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.vocab import HYPERPARAMETERS
 
-__all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "LawCheck", "ScalePlan", "affordable_trials",
-           "check_law", "design_size", "full_plan", "full_space_design", "latin_hypercube", "plan_scale",
-           "sample_full_space"]
-
-Setting = dict[str, float]
-"""A trial's lr, batch_size (a power of two) and weight_decay."""
+__all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "ScaleAware", "affordable_trials", "check_law",
+           "design_size", "full_space_design", "plan_scale"]
 
 EDGE_SHARE = 0.15
 """An in-range optimum in this outer share (log scale) of a narrowed range's edge means the law drifts."""
@@ -84,99 +83,85 @@ _MIN_SCALES = 2
 _MIN_BATCH_CHOICES = 5
 """Fewest powers of two a narrowed batch-size range keeps: the loss is flat in batch size (a factor 2 off
 costs a fraction of what it costs in lr), and a design locates a flat optimum only over a wide band."""
+MAX_DESIGN_COST = 1000
+"""Largest ``design_cost``: a design of a thousand largest-scale trials is no longer a saving."""
 _LOG_TOLERANCE = 1e-9
 _MIN_EDGE_TRIALS = 3
 
 
 @dataclass(frozen=True)
-class ScalePlan:
-    """How one (variant, scale) is searched.
+class ScaleAware(SearchStrategy):
+    """``scale_aware`` search (module docstring); its fields are the settings under ``search:``,
+    each defaulting to what a study that leaves it out gets.
 
-    `transferred` is False for a full search (the first scales, ``independent``
-    mode, or after a broken law). `space` is what the sampler searches,
-    `full_space` the study's own; `trials` how many trials the scale runs;
-    `first` the predicted optimum, run first; `design` settings of `space` and
-    `explore` settings of the full space, each trained to its full budget;
-    `probes` the prediction at other learning rates, which early stopping
-    judges like any trial; `predicted` the law's prediction per
-    hyperparameter; `reason` one line for logs and `hpo status`. Trials beyond
-    those listed (``trials`` minus them) are the sampler's, in `space`.
-    """
+    The predicted interval of each optimum is widened by `safety_factor` on
+    each side (a factor, in log space). The first two scales, searched before
+    any law exists, run a Latin hypercube of ``first_scales_factor`` times
+    their trials, each to its full budget (an ordinary search when it is 1):
+    they are the cheapest scales, and the laws' exponents rest on them. A later
+    scale runs as many full-budget trials around the prediction
+    (`explore_share` of them over the full space), a *design*, where that
+    trains at most `design_cost` times the FLOPs of one trial at the ladder's
+    largest scale and suffices to locate an optimum; elsewhere it *checks* the
+    law with ``max(min_trials, ceil(trials_share · T))`` trials, the
+    prediction and probes that differ from it in lr, judged early. With ×4
+    scales and D ∝ N a trial costs 1/16 of one a scale up."""
 
-    scale: str
-    transferred: bool
-    space: SearchSpace
-    full_space: SearchSpace
-    trials: int
-    reason: str
-    first: Setting | None = None
-    explore: tuple[Setting, ...] = ()
-    predicted: Mapping[str, Estimate] = field(default_factory=dict)
-    design: tuple[Setting, ...] = ()
-    probes: tuple[Setting, ...] = ()
+    name = "scale_aware"
+    plans_from_smaller_scales = True
 
-    def enqueued(self) -> list[tuple[str, Setting, SearchSpace]]:
-        """The trials the plan lists, in the order they run: (``origin``, setting, the space whose
-        sampler parameters give it), the prediction first; the sampler's own trials follow them."""
-        first = [] if self.first is None else [(PREDICTED, self.first, self.space)]
-        listed = ((DESIGN, self.design, self.space), (EXPLORE, self.explore, self.full_space),
-                  (PROBE, self.probes, self.full_space))
-        return first + [(origin, setting, within)
-                        for origin, settings, within in listed for setting in settings]
+    safety_factor: float = 2.0
+    trials_share: float = 0.4
+    explore_share: float = 0.25
+    min_trials: int = 4
+    first_scales_factor: float = 3.0
+    design_cost: float = 1.5
 
-    def to_dict(self) -> dict[str, object]:
-        """Plain data (JSON-ready) that `from_dict` reads back: a resumed scale keeps its plan."""
-        return {
-            "scale": self.scale, "transferred": self.transferred, "space": _space_to_dict(self.space),
-            "full_space": _space_to_dict(self.full_space), "trials": self.trials, "reason": self.reason,
-            "first": self.first, "explore": list(self.explore), "design": list(self.design),
-            "probes": list(self.probes),
-            "predicted": {name: [e.value, e.low, e.high, e.level] for name, e in self.predicted.items()},
-        }
+    def plan(self, scale: ScaleToPlan) -> ScalePlan:
+        return plan_scale(scale.history, scale=scale.scale, params=scale.params, tokens=scale.tokens,
+                          space=scale.space, trials=scale.trials, settings=self, seed=scale.seed,
+                          law_broken=scale.previous_law_broken, cost_ratio=scale.cost_ratio)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> ScalePlan:
-        """The plan `to_dict` wrote; a plan stored before designs and probes existed has none."""
-        predicted = {name: Estimate(*values) for name, values in dict(data["predicted"]).items()}
-        return cls(scale=str(data["scale"]), transferred=bool(data["transferred"]),
-                   space=_space_from_dict(data["space"]), full_space=_space_from_dict(data["full_space"]),
-                   trials=int(data["trials"]),
-                   reason=str(data["reason"]), first=data["first"], explore=tuple(data["explore"]),
-                   predicted=predicted, design=tuple(data.get("design", ())),
-                   probes=tuple(data.get("probes", ())))
+    def check(self, plan: ScalePlan, trials: pd.DataFrame, *, seed: int) -> LawCheck:
+        return check_law(plan, trials, seed=seed)
+
+    def problems(self) -> list[tuple[str, str, str]]:
+        found = []
+        if not 1 <= self.safety_factor <= 100:
+            found.append(("safety_factor", f"must be in [1, 100] (got {self.safety_factor:g})", "use e.g. 2"))
+        for name in ("trials_share", "explore_share"):
+            share = getattr(self, name)
+            if not 0 < share <= 1:
+                found.append((name, f"must be in (0, 1] (got {share:g})", "use a share such as 0.25"))
+        if self.min_trials < 2:
+            found.append(("min_trials", f"must be >= 2 (got {self.min_trials})", "use e.g. 4"))
+        if not 1 <= self.first_scales_factor <= 100:
+            found.append(("first_scales_factor", f"must be in [1, 100] (got {self.first_scales_factor:g})",
+                          "use 1, or e.g. 3"))
+        if not 0 <= self.design_cost <= MAX_DESIGN_COST:
+            found.append(("design_cost", f"must be in [0, {MAX_DESIGN_COST}] (got {self.design_cost:g})",
+                          "use e.g. 1.5 (trials of the largest scale), or 0 for no design after the "
+                          "first two scales"))
+        return found
 
 
-@dataclass(frozen=True)
-class LawCheck:
-    """Whether the scale's optimum fell where the law said (`broken` False) and why."""
-
-    broken: bool
-    reason: str
-
-
-def full_plan(scale: str, space: SearchSpace, trials: int, reason: str) -> ScalePlan:
-    """Search the whole `space` with all `trials`."""
-    return ScalePlan(scale=scale, transferred=False, space=space, full_space=space, trials=trials,
-                     reason=reason)
-
-
-def affordable_trials(trials: int, transfer: Transfer, cost_ratio: float) -> int:
+def affordable_trials(trials: int, settings: ScaleAware, cost_ratio: float) -> int:
     """Full-budget trials a scale whose trial costs `cost_ratio` (ρ) of one at the ladder's largest
     scale may run as a design: ``min(ceil(first_scales_factor · T), floor(design_cost / ρ))``, so
     that they train at most `design_cost` largest-scale trials' worth of FLOPs."""
-    wanted = math.ceil(transfer.first_scales_factor * trials)
+    wanted = math.ceil(settings.first_scales_factor * trials)
     if cost_ratio <= 0:
         return wanted
-    return min(wanted, math.floor(transfer.design_cost / cost_ratio + _LOG_TOLERANCE))
+    return min(wanted, math.floor(settings.design_cost / cost_ratio + _LOG_TOLERANCE))
 
 
-def design_size(space: SearchSpace, trials: int, transfer: Transfer, cost_ratio: float) -> int:
+def design_size(space: SearchSpace, trials: int, settings: ScaleAware, cost_ratio: float) -> int:
     """Full-budget trials of a design around a prediction (`affordable_trials`); 0 when they are
     fewer than `DESIGN_TRIALS_PER_COEFFICIENT` per coefficient of the quadratic in `space`'s
     searched hyperparameters (the scale then only checks the law)."""
-    n = affordable_trials(trials, transfer, cost_ratio)
+    n = affordable_trials(trials, settings, cost_ratio)
     searched = sum(isinstance(getattr(space, name), LogRange | PowerOfTwoRange)
-                   for name in ("lr", "batch_size", "weight_decay"))
+                   for name in HYPERPARAMETERS)
     coefficients = 1 + searched + searched * (searched + 1) // 2
     return n if n >= DESIGN_TRIALS_PER_COEFFICIENT * coefficients else 0
 
@@ -204,7 +189,7 @@ def full_space_design(scale: str, space: SearchSpace, trials: int, n_trials: int
 
 
 def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: float, space: SearchSpace,
-               trials: int, transfer: Transfer, seed: int, law_broken: bool = False,
+               trials: int, settings: ScaleAware, seed: int, law_broken: bool = False,
                cost_ratio: float = 1.0) -> ScalePlan:
     """The plan of `scale` (N = `params`, D = `tokens`) from the variant's earlier scales.
 
@@ -220,13 +205,13 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     measured = complete["params"].nunique() if not complete.empty else 0
     rng = np.random.default_rng((seed, measured))
     if law_broken:
-        n_design = design_size(space, trials, transfer, cost_ratio)
+        n_design = design_size(space, trials, settings, cost_ratio)
         if not n_design:
             return full_plan(scale, space, trials, "the law broke at the previous scale: full space")
         return full_space_design(scale, space, trials, n_design, "the law broke at the previous scale", rng)
     if measured < _MIN_SCALES:
-        n_design = affordable_trials(trials, transfer, cost_ratio)
-        if transfer.first_scales_factor > 1 and n_design >= trials:
+        n_design = affordable_trials(trials, settings, cost_ratio)
+        if settings.first_scales_factor > 1 and n_design >= trials:
             return full_space_design(scale, space, trials, n_design, "no law yet", rng)
         return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
     fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
@@ -234,18 +219,18 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     predicted: dict[str, Estimate] = {}
     for name, law in variant_fit.laws.items():
         predicted[name] = law.estimate(params, tokens if variant_fit.uses_tokens else None)
-    narrowed = _narrow(space, predicted, transfer.safety_factor)
+    narrowed = _narrow(space, predicted, settings.safety_factor)
     if narrowed == space:
         return full_plan(scale, space, trials, "no searched hyperparameter follows a law yet: full space")
     first = _inside(narrowed, {name: predicted[name].value if name in predicted
                                else _held(getattr(space, name), variant_fit.fixed, name)
-                               for name in ("lr", "batch_size", "weight_decay")})
+                               for name in HYPERPARAMETERS})
     shown = ", ".join(f"{name} {e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for name, e in predicted.items())
     plan = ScalePlan(scale=scale, transferred=True, space=narrowed, full_space=space, trials=1, reason="",
                      first=first, predicted=predicted)
-    n_design = design_size(narrowed, trials, transfer, cost_ratio)
+    n_design = design_size(narrowed, trials, settings, cost_ratio)
     if n_design:
-        n_explore = math.ceil(transfer.explore_share * n_design)
+        n_explore = math.ceil(settings.explore_share * n_design)
         return replace(
             plan, trials=1 + n_design,
             reason=f"predicted {shown}; the prediction and {n_design} trials, {n_explore} over the full "
@@ -253,7 +238,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
             design=tuple(latin_hypercube(narrowed, n_design - n_explore, rng)),
             explore=tuple(sample_full_space(space, rng) for _ in range(n_explore)),
         )
-    n_trials = min(trials, max(transfer.min_trials, math.ceil(transfer.trials_share * trials)))
+    n_trials = min(trials, max(settings.min_trials, math.ceil(settings.trials_share * trials)))
     return replace(
         plan, trials=n_trials,
         reason=f"predicted {shown}; a check ({cost_ratio:.3g} of the largest scale's trial cost): the "
@@ -310,41 +295,6 @@ def _pressing_on_an_edge(plan: ScalePlan, complete: pd.DataFrame, seed: int) -> 
         elif position < EDGE_SHARE and band.low > full.low:
             pressing.append(f"{name} optimum {value:.3g} at the bottom of [{band.low:.3g}, {band.high:.3g}]")
     return pressing
-
-
-def latin_hypercube(space: SearchSpace, n: int, rng: np.random.Generator) -> list[Setting]:
-    """`n` settings of a Latin hypercube over `space`: each searched hyperparameter's
-    range (log scale; batch size over its powers of two) cut into `n` equal strata,
-    one setting in each, strata paired at random. With exact-zero weight decay
-    allowed, the lower half of its strata is wd = 0 (as `sample_full_space` draws it half the time)."""
-    unit = np.column_stack([(rng.permutation(n) + rng.uniform(size=n)) / n for _ in range(3)])
-    settings = []
-    for u_lr, u_batch, u_wd in unit:
-        lr, batch_size, wd = space.lr, space.batch_size, space.weight_decay
-        if isinstance(lr, LogRange):
-            lr = math.exp(math.log(lr.low) + u_lr * (math.log(lr.high) - math.log(lr.low)))
-        if isinstance(batch_size, PowerOfTwoRange):
-            batch_size = batch_size.choices[min(int(u_batch * len(batch_size.choices)),
-                                                len(batch_size.choices) - 1)]
-        if isinstance(wd, WeightDecayRange):
-            u_wd = 2 * u_wd - 1 if wd.zero else u_wd
-            log_wd = math.log(wd.low) + u_wd * (math.log(wd.high) - math.log(wd.low))
-            wd = 0.0 if u_wd < 0 else math.exp(log_wd)
-        settings.append({"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(wd)})
-    return settings
-
-
-def sample_full_space(space: SearchSpace, rng: np.random.Generator) -> Setting:
-    """A setting drawn uniformly (log scale; batch size over its powers of two) from `space`."""
-    lr = space.lr if not isinstance(space.lr, LogRange) else math.exp(
-        rng.uniform(math.log(space.lr.low), math.log(space.lr.high)))
-    batch_size = space.batch_size if not isinstance(space.batch_size, PowerOfTwoRange) else int(
-        rng.choice(space.batch_size.choices))
-    wd = space.weight_decay
-    if isinstance(wd, WeightDecayRange):
-        log_wd = rng.uniform(math.log(wd.low), math.log(wd.high))
-        wd = 0.0 if wd.zero and rng.random() < 0.5 else math.exp(log_wd)
-    return {"lr": float(lr), "batch_size": int(batch_size), "weight_decay": float(wd)}
 
 
 def _narrow(space: SearchSpace, predicted: Mapping[str, Estimate], factor: float) -> SearchSpace:
@@ -446,26 +396,3 @@ def _contains(space: SearchSpace, name: str, value: float) -> bool:
         low, high = math.log(bounds.low), math.log(bounds.high)
         return value > 0 and low - _LOG_TOLERANCE <= math.log(value) <= high + _LOG_TOLERANCE
     return True
-
-
-def _space_to_dict(space: SearchSpace) -> dict[str, object]:
-    def entry(value: object) -> object:
-        if isinstance(value, WeightDecayRange):
-            return {"low": value.low, "high": value.high, "zero": value.zero}
-        if isinstance(value, LogRange | PowerOfTwoRange):
-            return {"low": value.low, "high": value.high}
-        return value
-
-    return {"lr": entry(space.lr), "batch_size": entry(space.batch_size),
-            "weight_decay": entry(space.weight_decay)}
-
-
-def _space_from_dict(data: object) -> SearchSpace:
-    values = dict(data)  # type: ignore[call-overload]
-    lr, batch, wd = values["lr"], values["batch_size"], values["weight_decay"]
-    return SearchSpace(
-        lr=LogRange(lr["low"], lr["high"]) if isinstance(lr, dict) else float(lr),
-        batch_size=PowerOfTwoRange(batch["low"], batch["high"]) if isinstance(batch, dict) else int(batch),
-        weight_decay=(WeightDecayRange(wd["low"], wd["high"], wd["zero"]) if isinstance(wd, dict)
-                      else float(wd)),
-    )

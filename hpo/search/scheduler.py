@@ -22,12 +22,9 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from hpo.search.sampling import DESIGN, EXPLORE, PREDICTED
+from hpo.vocab import PROTECTED
 
-__all__ = ["PROTECTED", "ProtectedASHA", "rung_tokens"]
-
-PROTECTED = (PREDICTED, EXPLORE, DESIGN)
-"""Trial origins that ASHA never stops."""
+__all__ = ["ProtectedASHA", "rung_tokens"]
 
 
 def rung_tokens(grace_tokens: int, budget_tokens: int, reduction_factor: float) -> tuple[int, ...]:

@@ -14,30 +14,24 @@ study files you trust. Nothing here writes files or creates directories.
 
 from __future__ import annotations
 
-import math
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from hpo.search.strategy import SearchStrategy, get_strategy, strategy_names
 from hpo.study import checks as _checks
-from hpo.study.checks import NAME, NAME_FIX, SET_ELSEWHERE, TRAIN_KEYS, Problems, SpecError, show
+from hpo.study.checks import INVALID, NAME, NAME_FIX, SET_ELSEWHERE, TRAIN_KEYS, Problems, SpecError, show
+from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 from models import ModelFamily, get_family
 
 __all__ = [
     "Fidelity", "LogRange", "PowerOfTwoRange", "Resources", "SearchSpace", "SpecError", "Storage",
-    "StudySpec", "Transfer", "Variant", "WeightDecayRange", "load_spec", "parse_spec",
+    "StudySpec", "Variant", "WeightDecayRange", "load_spec", "parse_spec",
 ]
 
-SEARCH_MODES = ("scale_aware", "independent")
-"""``scale_aware`` searches each scale by what its trials cost, after the first
-two around what the smaller scales predict (`hpo.search.scale_aware`); ``independent``
-tunes each scale on its own."""
-TRANSFER_KEYS = ("mode", "safety_factor", "trials_share", "explore_share", "min_trials",
-                 "first_scales_factor", "design_cost")
 SPACE_KEYS = ("lr", "batch_size", "weight_decay")
-MAX_DESIGN_COST = 1000
-"""Largest ``search.design_cost``: a design of a thousand largest-scale trials is no longer a saving."""
 MAX_BATCH_SIZE = 2**20
 MAX_FILE_BYTES = 2**20
 RETRIES = 2
@@ -49,73 +43,12 @@ DEFAULTS: Mapping[str, object] = {
     "retries": RETRIES,
 }
 """Values of the optional fields a study leaves out (docs/study_files.md lists them all); those of
-``search``'s transfer settings are `Transfer`'s defaults."""
+``search``'s settings are its strategy's defaults."""
 _REQUIRED = ("name", "family", "scales", "budget", "space")
 _FIELDS = ("name", "family", "family_options", "scales", "target", "budget", "space", "train",
            "variants", "trials_per_scale", "fidelity", "search", "max_concurrent", "resources", "seed",
            "output", "storage", "retries")
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
-
-
-@dataclass(frozen=True)
-class LogRange:
-    """A log-uniform range of positive reals, ``0 < low < high``."""
-
-    low: float
-    high: float
-
-    def __post_init__(self) -> None:
-        if not 0 < self.low < self.high < math.inf:
-            raise ValueError(f"{self!r} is invalid: use 0 < low < high < inf")
-
-
-@dataclass(frozen=True)
-class PowerOfTwoRange:
-    """The powers of two from `low` to `high`, inclusive: an ordered integer
-    parameter (batch size, in sequences or examples per step)."""
-
-    low: int
-    high: int
-
-    def __post_init__(self) -> None:
-        if not (_checks.power_of_two(self.low) and _checks.power_of_two(self.high) and self.low <= self.high):
-            raise ValueError(f"{self!r} is invalid: use powers of two with low <= high")
-
-    @property
-    def choices(self) -> tuple[int, ...]:
-        """Every power of two from `low` to `high`, smallest first."""
-        return tuple(2**k for k in range(self.low.bit_length() - 1, self.high.bit_length()))
-
-
-@dataclass(frozen=True)
-class WeightDecayRange(LogRange):
-    """A log-uniform weight decay range, plus an exact 0 as a further option when `zero`."""
-
-    zero: bool = False
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """What a trial samples; a plain number fixes that hyperparameter.
-    `lr` is the peak learning rate, `batch_size` sequences (examples) per step."""
-
-    lr: LogRange | float
-    batch_size: PowerOfTwoRange | int
-    weight_decay: WeightDecayRange | float
-
-    def ranges(self) -> dict[str, tuple[float, float]]:
-        """``{hyperparameter: (low, high)}`` of the values this space can train with: a fixed value
-        ``v`` is ``(v, v)``, weight decay's exact-zero option lowers its low to 0. The form
-        `hpo.analysis.extrapolate` takes for `searched` and `clip_to`."""
-        ranges: dict[str, tuple[float, float]] = {}
-        for name in SPACE_KEYS:
-            value = getattr(self, name)
-            if isinstance(value, LogRange | PowerOfTwoRange):
-                low = 0.0 if isinstance(value, WeightDecayRange) and value.zero else float(value.low)
-                ranges[name] = (low, float(value.high))
-            else:
-                ranges[name] = (float(value), float(value))
-        return ranges
 
 
 @dataclass(frozen=True)
@@ -136,31 +69,6 @@ class Fidelity:
     grace_tokens: int
     reduction_factor: int
     eval_every_tokens: int
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """Scale-aware search (`hpo.search.scale_aware`); a study leaving a field out gets its default.
-
-    The predicted interval of each optimum is widened by `safety_factor` on
-    each side (a factor, in log space). The first two scales, searched before
-    any law exists, run a Latin hypercube of ``first_scales_factor`` times
-    their trials, each to its full budget (an ordinary search when it is 1):
-    they are the cheapest scales, and the laws' exponents rest on them. A later
-    scale runs as many full-budget trials around the prediction
-    (`explore_share` of them over the full space), a *design*, where that
-    trains at most `design_cost` times the FLOPs of one trial at the ladder's
-    largest scale and suffices to locate an optimum; elsewhere it *checks* the
-    law with ``max(min_trials, ceil(trials_share · T))`` trials, the
-    prediction and probes that differ from it in lr, judged early. With ×4
-    scales and D ∝ N a trial costs 1/16 of one a scale up."""
-
-    safety_factor: float = 2.0
-    trials_share: float = 0.4
-    explore_share: float = 0.25
-    min_trials: int = 4
-    first_scales_factor: float = 3.0
-    design_cost: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -201,8 +109,7 @@ class StudySpec:
     variants: tuple[Variant, ...]
     trials_per_scale: Mapping[str, int]
     fidelity: Fidelity
-    search: str
-    transfer: Transfer
+    search: SearchStrategy
     max_concurrent: int
     resources: Resources
     seed: int
@@ -240,7 +147,7 @@ class StudySpec:
             "budget_tokens": dict(self.budget_tokens), "target_tokens": self.target_tokens,
             "variants": {v.name: {"space": asdict(v.space), "train": dict(v.train)} for v in self.variants},
             "trials_per_scale": dict(self.trials_per_scale), "fidelity": asdict(self.fidelity),
-            "search": self.search, "transfer": asdict(self.transfer), "max_concurrent": self.max_concurrent,
+            "search": self.search.settings(), "max_concurrent": self.max_concurrent,
             "resources": asdict(self.resources),
             "seed": self.seed, "output_dir": str(self.output_dir),
             "storage": {key: _checks.mask(url) for key, url in asdict(self.storage).items()},
@@ -303,7 +210,7 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
     variants = _variants(p, get("variants"), space, train)
     trials = _checks.trials(p, get("trials_per_scale"), scales, known=params is not None)
     fidelity = _fidelity(p, get("fidelity", {}), budget)
-    search, transfer = _search(p, get("search"))
+    search = _search(p, get("search"))
     max_concurrent = p.integer("max_concurrent", get("max_concurrent"), minimum=1, maximum=_checks.MAX_TRIALS)
     resources = _resources(p, get("resources", {}))
     seed = p.integer("seed", get("seed"), minimum=0, maximum=2**32 - 1)
@@ -316,7 +223,7 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
         scale_params={scale: params[scale] for scale in scales},
         target_params=target_params, target_scale=target_scale, budget_tokens=budget,
         target_tokens=_target_tokens(top["budget"], target_params), variants=variants,
-        trials_per_scale=trials, fidelity=fidelity, search=search, transfer=transfer,
+        trials_per_scale=trials, fidelity=fidelity, search=search,
         max_concurrent=max_concurrent,
         resources=resources, seed=seed, output_dir=output_dir, storage=storage, source=source,
         retries=retries,
@@ -434,36 +341,41 @@ def _fidelity(p: Problems, value: object, budget: Mapping[str, int]) -> Fidelity
     return None if factor is None or grace is None or every is None else Fidelity(grace, factor, every)
 
 
-def _search(p: Problems, value: object) -> tuple[object, Transfer | None]:
-    """A mode name, or a mapping of the mode and the `Transfer` settings (each defaulting to `Transfer`'s)."""
-    entries = {"mode": value} if isinstance(value, str) else p.mapping("search", value, TRANSFER_KEYS)
+def _search(p: Problems, value: object) -> SearchStrategy | None:
+    """A strategy's name, or a mapping of its ``mode`` and settings (each defaulting to the strategy's)."""
+    path = "search" if isinstance(value, str) else "search.mode"
+    entries = {"mode": value} if isinstance(value, str) else p.mapping("search", value, _search_keys())
     if entries is None:
-        return None, None
-    default = Transfer()
-    mode = p.choice("search" if isinstance(value, str) else "search.mode",
-                    entries.get("mode", DEFAULTS["search"]), SEARCH_MODES)
-    factor = p.number("search.safety_factor", entries.get("safety_factor", default.safety_factor))
-    if factor is not None and not 1 <= factor <= 100:
-        p.add("search.safety_factor", f"must be in [1, 100] (got {show(factor)})", "use e.g. 2")
-    shares = {}
-    for key in ("trials_share", "explore_share"):
-        shares[key] = p.number(f"search.{key}", entries.get(key, getattr(default, key)))
-        if shares[key] is not None and not 0 < shares[key] <= 1:
-            p.add(f"search.{key}", f"must be in (0, 1] (got {show(shares[key])})", "use a share such as 0.25")
-    min_trials = p.integer("search.min_trials", entries.get("min_trials", default.min_trials), minimum=2)
-    first = p.number("search.first_scales_factor",
-                     entries.get("first_scales_factor", default.first_scales_factor))
-    if first is not None and not 1 <= first <= 100:
-        p.add("search.first_scales_factor", f"must be in [1, 100] (got {show(first)})", "use 1, or e.g. 3")
-    design_cost = p.number("search.design_cost", entries.get("design_cost", default.design_cost),
-                           nonnegative=True)
-    if design_cost is not None and design_cost > MAX_DESIGN_COST:
-        p.add("search.design_cost", f"must be in [0, {MAX_DESIGN_COST}] (got {show(entries['design_cost'])})",
-              "use e.g. 1.5 (trials of the largest scale), or 0 for no design after the first two scales")
-    if None in (factor, min_trials, first, design_cost, *shares.values()):
-        return mode, None
-    return mode, Transfer(factor, shares["trials_share"], shares["explore_share"], min_trials, first,
-                          design_cost)
+        return None
+    mode = p.choice(path, entries.get("mode", DEFAULTS["search"]), strategy_names())
+    if mode is INVALID:
+        return None
+    strategy = get_strategy(str(mode))
+    hints = typing.get_type_hints(strategy)
+    settings = {}
+    for name, raw in entries.items():
+        if name == "mode":
+            continue
+        if name not in strategy.setting_names():
+            known = ", ".join(strategy.setting_names())
+            p.add(f"search.{name}", f"is not a setting of search mode {mode!r}",
+                  f"use one of {known}" if known else f"leave it out: write search: {mode}")
+            continue
+        settings[name] = p.setting(f"search.{name}", raw, hints[name])
+    if INVALID in settings.values():
+        return None
+    chosen = strategy(**settings)
+    for name, what, fix in chosen.problems():
+        p.add(f"search.{name}", what, fix)
+    return chosen
+
+
+def _search_keys() -> tuple[str, ...]:
+    """The keys a ``search:`` mapping may hold: ``mode`` and the settings of every strategy."""
+    names = ["mode"]
+    for mode in strategy_names():
+        names += [name for name in get_strategy(mode).setting_names() if name not in names]
+    return tuple(names)
 
 
 def _resources(p: Problems, value: object) -> Resources | None:

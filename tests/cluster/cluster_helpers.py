@@ -19,8 +19,9 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from ray.cluster_utils import Cluster
 
-from hpo.store.trial_table import INTERRUPTED, optuna_storage, optuna_study_name
+from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import load_spec
+from hpo.vocab import INTERRUPTED
 
 HERE = Path(__file__).resolve().parent
 HPO = [sys.executable, "-m", "hpo.cli"]

@@ -32,8 +32,9 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from pg_server import PostgresServer
 
-from hpo.store.trial_table import INTERRUPTED, optuna_storage, optuna_study_name
+from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import load_spec
+from hpo.vocab import INTERRUPTED
 
 
 def assert_nothing_lost_or_duplicated(result: Audit) -> None:

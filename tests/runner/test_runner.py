@@ -18,8 +18,10 @@ from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.run.runner import ScaleProgress, StudyInterrupted, StudyOutcome, run_study
 from hpo.search.sampling import define_space
 from hpo.store.mlflow_tracker import StudyTracker
-from hpo.store.trial_table import INTERRUPTED, load_trials, optuna_storage, optuna_study_name
+from hpo.store.optuna_store import optuna_storage, optuna_study_name
+from hpo.store.trial_table import load_trials
 from hpo.study.spec import StudySpec, parse_spec
+from hpo.vocab import INTERRUPTED
 
 LADDER_FILE = Path(__file__).resolve().parents[2] / "studies" / "mlp_ladder.yaml"
 SMALL = {"scales": ["w8", "w32"], "budget": {"tokens": 3000}, "trials_per_scale": 3,

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from runner_families import FAILING_BATCH_SIZE
 
 from hpo.run.runner import run_study
-from hpo.store.trial_table import optuna_storage, optuna_study_name
+from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import parse_spec
 
 BUDGET = 4000

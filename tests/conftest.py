@@ -1,4 +1,4 @@
-"""Fixtures of the runner tests: one local Ray runtime per session."""
+"""Fixtures shared by every test: one local Ray runtime per session, for the tests that run trials."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from hpo.analysis import find_optimum, fit_scaling, normalize_trials
 from hpo.evaluation.surrogate import Surrogate
 from hpo.search.scale_aware import (
     DESIGN_TRIALS_PER_COEFFICIENT,
+    ScaleAware,
     ScalePlan,
     check_law,
     design_size,
@@ -30,11 +31,11 @@ from hpo.search.scale_aware import (
     plan_scale,
     sample_full_space,
 )
-from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, Transfer, WeightDecayRange
+from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))
-TRANSFER = Transfer()
+TRANSFER = ScaleAware()
 """The defaults of ``search: scale_aware``."""
 SMALLER = (1e6, 4e6)
 """N of the two scales searched before the one planned."""
@@ -71,9 +72,9 @@ def searched_ladder(truth: Surrogate, seed: int) -> pd.DataFrame:
 
 
 def plan_next(history: pd.DataFrame, seed: int, *, law_broken: bool = False,
-              transfer: Transfer = TRANSFER, cost_ratio: float = DESIGN) -> ScalePlan:
+              transfer: ScaleAware = TRANSFER, cost_ratio: float = DESIGN) -> ScalePlan:
     return plan_scale(history, scale="16M", params=NEXT, tokens=TOKENS_PER_PARAM * NEXT, space=SPACE,
-                      trials=TRIALS, transfer=transfer, seed=seed, law_broken=law_broken,
+                      trials=TRIALS, settings=transfer, seed=seed, law_broken=law_broken,
                       cost_ratio=cost_ratio)
 
 

@@ -1,0 +1,102 @@
+"""The Optuna storage of a study: one Optuna study per (variant, scale), in an RDB (sqlite or PostgreSQL).
+
+Each (variant, scale) of a study is the Optuna study ``{study}/{variant}/{scale}``
+(`optuna_study_name`) in the study's RDB storage (`optuna_storage`); its user
+attributes hold the scale's plan (`PLAN`) and whether it broke its law
+(`LAW_BROKEN`, `load_study_attrs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import optuna
+import sqlalchemy.event
+import sqlalchemy.exc
+
+from hpo.study.checks import without_password
+from hpo.study.spec import StudySpec
+from hpo.vocab import retry
+
+__all__ = ["LAW_BROKEN", "PLAN", "load_study_attrs", "optuna_storage", "optuna_study_name"]
+
+logger = logging.getLogger(__name__)
+
+PLAN = "plan"
+"""Optuna study user attribute: the (variant, scale)'s `hpo.search.scale_aware.ScalePlan`, as plain data."""
+LAW_BROKEN = "law_broken"
+"""Optuna study user attribute: the scale's optimum fell outside its plan's narrowed space."""
+
+def optuna_study_name(study: str, variant: str, scale: str) -> str:
+    """The Optuna study of one (variant, scale): ``{study}/{variant}/{scale}``."""
+    return f"{study}/{variant}/{scale}"
+
+
+class _RDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, except that its pickled form carries no password.
+
+    Ray Tune pickles the searcher and the callbacks, and with them this
+    storage, into the study's output folder (for a `Tuner.restore` that hpo
+    does not use); a copy read back connects with ``$PGPASSWORD``.
+    """
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["url"] = without_password(state["url"])
+        return state
+
+
+def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock.
+
+    A sqlite file is switched to write-ahead logging (a setting kept in the
+    file), so readers (``hpo status``, the MLflow UI's neighbours) do not
+    block the running driver, and its connections commit without waiting for
+    the disk (`_sync_at_checkpoints`). The file must be on a local disk, as sqlite requires for any
+    shared use; a team or a cluster uses PostgreSQL.
+
+    Two processes opening a new database at once (two drivers on one fresh
+    PostgreSQL, or a reader beside a starting driver) both create its tables
+    and stamp its schema version; the loser's error (an integrity error, or
+    sqlite's "table already exists") is retried, up to `attempts` tries in
+    all, 0.5 s apart, by when the winner has finished.
+    """
+    sqlite = url.startswith("sqlite")
+    engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else None
+    storage = retry(lambda: _RDBStorage(url, engine_kwargs=engine_kwargs), attempts=attempts, delay=0.5,
+                    retryable=_schema_made_meanwhile, what="Optuna storage schema created concurrently")
+    if sqlite:
+        with storage.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+        sqlalchemy.event.listen(storage.engine, "connect", _sync_at_checkpoints)
+        storage.engine.dispose()  # the connections opened so far reconnect with the setting
+    return storage
+
+
+def _schema_made_meanwhile(error: Exception) -> bool:
+    """Whether `error` is another process's creation of the same schema: an integrity error, or
+    sqlite's "table already exists" (anything else sqlite raises is final)."""
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        return "already exists" in str(error)
+    return isinstance(error, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError)
+
+
+def _sync_at_checkpoints(connection: Any, record: Any) -> None:
+    """sqlite's ``synchronous=NORMAL``: in write-ahead-log mode a commit no longer
+    waits for the disk (about 1.3 ms each, a dozen per trial); a killed process
+    still loses nothing committed, only a power cut or an OS crash can lose
+    the last commits (sqlite syncs the log at each checkpoint)."""
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def load_study_attrs(spec: StudySpec) -> dict[tuple[str, str], dict[str, object]]:
+    """The user attributes of each (variant, scale)'s Optuna study that exists
+    (`PLAN`, `LAW_BROKEN`), keyed by (variant, scale)."""
+    storage = optuna_storage(spec.storage.optuna)
+    summaries = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
+    return {(variant.name, scale): dict(summaries[name].user_attrs)
+            for variant in spec.variants for scale in spec.scales
+            if (name := optuna_study_name(spec.name, variant.name, scale)) in summaries}
+
+
