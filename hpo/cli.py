@@ -164,7 +164,7 @@ def analyze(args: argparse.Namespace) -> int:
     from hpo.analysis import TRIAL_COLUMNS, extrapolate
     from hpo.analysis.plots import write_plots
     from hpo.analysis.report import format_recommendation
-    from hpo.store.mlflow_summary import write_summary
+    from hpo.store.tracker import TRACKERS
     from hpo.store.trial_table import load_trials
 
     spec = load_spec(args.study)
@@ -180,7 +180,9 @@ def analyze(args: argparse.Namespace) -> int:
             for path in plots:
                 stdout.print(f"wrote {path}", markup=False, highlight=False)
         if not args.no_mlflow:
-            run_id = write_summary(spec.storage.mlflow, spec.name, recommendation, table, plots)
+            tracker = TRACKERS.get(spec.storage.tracker)(spec.storage.mlflow, spec.name,
+                                                         spec.output_dir / "artifacts")
+            run_id = tracker.write_summary(recommendation, table, plots)
             stdout.print(f"MLflow: summary run {run_id} of experiment {spec.name} (`hpo ui {args.study}`)",
                          markup=False, highlight=False)
     return 0

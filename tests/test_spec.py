@@ -344,7 +344,8 @@ def test_output_is_absolute_and_storage_urls_are_kept_but_masked_in_to_dict() ->
     assert spec.output_dir == Path("/data/hpo/x") and spec.storage.optuna.endswith("hpo:s3cr3t@db:5432/hpo")
     logged = spec.to_dict()
     assert logged["storage"] == {"optuna": "postgresql+psycopg2://hpo:***@db:5432/hpo",
-                                 "mlflow": "https://user:***@mlflow.example?token=1&password=***"}
+                                 "mlflow": "https://user:***@mlflow.example?token=1&password=***",
+                                 "tracker": "mlflow"}
     assert "s3cr3t" not in json.dumps(logged) and "hunter2" not in json.dumps(logged)
     assert logged["budget_tokens"] == dict(spec.budget_tokens) and logged["output_dir"] == "/data/hpo/x"
     assert logged["variants"]["no_wd"]["space"]["weight_decay"] == 0.0

@@ -5,7 +5,7 @@ A cell owns what one (variant, scale) needs in the driver: its Optuna study
 study, so a resumed cell keeps it), its MLflow parent run, and, while it has
 trials left, its searcher (`TokenOptunaSearch` with the sampler of the
 study's search strategy), the strategy's scheduler (ASHA on tokens) and its
-Ray Tune callbacks (`TrialTracker`, and progress). `hpo.run.ladder` routes
+Ray Tune callbacks (`TrialRecorder`, and progress). `hpo.run.ladder` routes
 each trial of the run's one Tuner to its cell.
 
 `Cell.open` repairs what a killed driver left: a trial left RUNNING becomes
@@ -31,13 +31,14 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from hpo.run.trainable import TrialJob
+from hpo.run.trial_recorder import TrialRecorder
 from hpo.search.plan import LawCheck, ScalePlan
 from hpo.search.sampling import TrialParams, define_space, fixed_params, trial_params
 from hpo.search.scheduler import rung_tokens
 from hpo.search.searcher import TokenOptunaSearch
 from hpo.search.strategy import ScaleToPlan
-from hpo.store.mlflow_tracker import ScaleRun, StudyTracker, TrialTracker
-from hpo.store.optuna_store import LAW_BROKEN, PLAN, optuna_study_name
+from hpo.store.optuna_store import LAW_BROKEN, PLAN, finished_status, optuna_study_name
+from hpo.store.tracker import ScaleRecord, ScaleResult, Tracker, TrialEnd
 from hpo.store.trial_table import load_trials
 from hpo.study.spec import StudySpec
 from hpo.vocab import INTERRUPTED
@@ -85,16 +86,16 @@ class Cell:
     the routed searcher, scheduler and callbacks), then `close`."""
 
     def __init__(self, spec: StudySpec, variant: str, scale: str, storage: optuna.storages.BaseStorage,
-                 tracker: StudyTracker, progress: ProgressCallback | None) -> None:
+                 tracker: Tracker, progress: ProgressCallback | None) -> None:
         self.spec, self.variant, self.scale = spec, variant, scale
         self.name = optuna_study_name(spec.name, variant, scale)
         self.storage, self.tracker, self.progress = storage, tracker, progress
         self.study: optuna.Study | None = None
         self.plan: ScalePlan | None = None
-        self.scale_run: ScaleRun | None = None
+        self.record: ScaleRecord | None = None
         self.searcher: TokenOptunaSearch | None = None
         self.scheduler: TrialScheduler | None = None
-        self.trial_tracker: TrialTracker | None = None
+        self.recorder: TrialRecorder | None = None
         self.callbacks: list[Callback] = []
         self.done_before = 0
         self.to_suggest = 0
@@ -137,14 +138,13 @@ class Cell:
         self.study = optuna.create_study(study_name=self.name, storage=self.storage, direction="minimize",
                                          load_if_exists=True)
         self.plan = self._load_or_make_plan()
-        self.scale_run = self.tracker.start_scale(self.variant, self.scale, params=spec.params(self.scale),
-                                                  budget_tokens=spec.tokens(self.scale), seed=spec.seed,
-                                                  trials=self.planned)
-        self.tracker.log_plan(self.scale_run, self.plan)
+        scale = ScaleRecord(spec.name, self.variant, self.scale, params=spec.params(self.scale),
+                            budget_tokens=spec.tokens(self.scale), seed=spec.seed, trials=self.planned)
+        self.record = self.tracker.start_scale(scale, self.plan)
         self._repair()
         trials = self.study.get_trials(deepcopy=False)
         counted = _counted(trials)
-        self.tracker.close_stale_runs(self.scale_run, {trial.number: trial for trial in counted})
+        self.tracker.reconcile(self.record, {trial.number: _trial_end(trial) for trial in counted})
         self.done_before = len(counted)
         self.to_suggest = max(0, self.planned - self.done_before)
         self._report(trials)
@@ -156,8 +156,8 @@ class Cell:
         self.scheduler = spec.search.scheduler(budget_tokens=spec.tokens(self.scale),
                                                grace_tokens=spec.fidelity.grace_tokens,
                                                reduction_factor=spec.fidelity.reduction_factor)
-        self.trial_tracker = self.tracker.callback(self.scale_run, self.storage, self.name)
-        self.callbacks = [self.trial_tracker, _Reporter(self)]
+        self.recorder = TrialRecorder(self.tracker, self.record, self.storage, self.name)
+        self.callbacks = [self.recorder, _Reporter(self)]
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         """The next trial's configuration, or None when the cell has suggested all its trials."""
@@ -171,9 +171,8 @@ class Cell:
     def close(self) -> ScaleOutcome:
         """Check the plan's law against the scale's trials, log the best trial to
         the parent run, and return the outcome."""
-        assert self.study is not None and self.plan is not None and self.scale_run is not None
-        if self.trial_tracker is not None:
-            self.trial_tracker.flush()
+        assert self.study is not None and self.plan is not None and self.record is not None
+        self.tracker.flush()
         trials = self.study.get_trials(deepcopy=False)
         best = _best(trials)
         best_params = None if best is None else trial_params(best)
@@ -182,7 +181,9 @@ class Cell:
         self.study.set_user_attr(LAW_BROKEN, law.broken)
         if law.broken:
             logger.warning("%s: %s", self.name, law.reason)
-        self.tracker.finish_scale(self.scale_run, best, best_params, law)
+        self.tracker.end_scale(self.record, ScaleResult(
+            None if best is None else best.number, None if best is None else best.value, best_params,
+            None if best is None else best.user_attrs.get("run_id"), law))
         self._report(trials)
         finished = len(_counted(trials))
         self.outcome = ScaleOutcome(self.variant, self.scale, self.planned, finished,
@@ -192,10 +193,9 @@ class Cell:
 
     def interrupt(self) -> None:
         """End the parent run of a cell the run stopped before it finished."""
-        if self.trial_tracker is not None:
-            self.trial_tracker.flush()
-        if self.scale_run is not None:
-            self.tracker.interrupt_scale(self.scale_run)
+        self.tracker.flush()
+        if self.record is not None:
+            self.tracker.end_scale(self.record, None)
 
     def report(self) -> None:
         """Tell the progress callback how the cell stands."""
@@ -251,11 +251,10 @@ class Cell:
                                  storage=self.storage, sampler=sampler)
 
     def _repair(self) -> None:
-        """Mark trials left RUNNING by a killed driver interrupted (FAIL), queue
-        their configurations again and delete their MLflow runs."""
+        """Mark trials left RUNNING by a killed driver interrupted (FAIL) and queue their
+        configurations again (`Tracker.reconcile` then deletes their records)."""
         assert self.study is not None
-        study = self.study
-        storage = study._storage  # the public Study exposes no setter for a trial's user attributes
+        study, storage = self.study, self.storage
         study_id = storage.get_study_id_from_name(study.study_name)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             logger.warning("%s: trial %d was interrupted; its configuration runs again",
@@ -265,8 +264,6 @@ class Cell:
             study.tell(trial.number, state=TrialState.FAIL)
             origin = {"origin": trial.user_attrs["origin"]} if "origin" in trial.user_attrs else None
             study.enqueue_trial(trial.params, user_attrs=origin)
-            if "run_id" in trial.user_attrs:
-                self.tracker.delete_run(trial.user_attrs["run_id"])
 
 
 def _counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -274,6 +271,14 @@ def _counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     return [trial for trial in trials
             if trial.state in states and trial.user_attrs.get("status") != INTERRUPTED]
+
+
+def _trial_end(trial: FrozenTrial) -> TrialEnd:
+    """How a finished trial ended, as Optuna holds it: its status and its eval-loss curve (step = tokens)."""
+    curve = [{"tokens": float(step), "loss": float(loss)}
+             for step, loss in sorted(trial.intermediate_values.items())]
+    tokens_seen = trial.user_attrs.get("tokens_seen")
+    return TrialEnd(finished_status(trial), None if tokens_seen is None else int(tokens_seen), curve)
 
 
 def _best(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:

@@ -2,7 +2,7 @@
 
 Each (variant, scale) is a `hpo.run.cell.Cell`: one Optuna study named
 ``{study}/{variant}/{scale}`` in the study's Optuna storage, searched by
-`TokenOptunaSearch` (TPE) under ASHA on tokens, with `TrialTracker` writing
+`TokenOptunaSearch` (TPE) under ASHA on tokens, with the study's tracker writing
 MLflow child runs under one parent run. One Tuner runs them all
 (`hpo.run.ladder.Ladder` routes each trial to its cell), so its trial actors
 start once per run, not once per scale. Trials run in Ray: a local runtime
@@ -48,8 +48,8 @@ from ray.tune.search import ConcurrencyLimiter
 from hpo.run.cell import Cell, ProgressCallback, ScaleOutcome, ScaleProgress
 from hpo.run.ladder import Ladder, LadderCallback, LadderScheduler, LadderSearch
 from hpo.run.trainable import run_trial
-from hpo.store.mlflow_tracker import StudyTracker
 from hpo.store.optuna_store import optuna_storage
+from hpo.store.tracker import TRACKERS
 from hpo.study.spec import StudySpec
 
 __all__ = ["ProgressCallback", "ScaleOutcome", "ScaleProgress", "StudyInterrupted", "StudyOutcome",
@@ -132,7 +132,8 @@ def run_study(
     storage = optuna_storage(spec.storage.optuna)  # a store that cannot be used fails before Ray starts
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-store") as pool:
         # A new MLflow store runs its schema migrations (seconds): done while Ray starts.
-        opening = pool.submit(StudyTracker, spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
+        opening = pool.submit(TRACKERS.get(spec.storage.tracker), spec.storage.mlflow, spec.name,
+                              spec.output_dir / "artifacts")
         started = start_ray(address)
     try:
         tracker = opening.result()

@@ -18,7 +18,7 @@ A strategy answers four questions, in the order a run asks them:
 A strategy is a frozen dataclass whose fields are its settings, read from
 the study file's ``search:`` mapping (``search: {mode: NAME, field: value}``);
 `problems` says what is wrong with them, field by field. Register a new one
-with `register_strategy`; tests/search/test_strategies.py runs every
+in `STRATEGIES`; tests/search/test_strategies.py runs every
 registered strategy through one conformance suite.
 
 Pure at import (no Optuna, no Ray): `sampler` and `scheduler` import them when called.
@@ -27,12 +27,12 @@ Pure at import (no Optuna, no Ray): `sampler` and `scheduler` import them when c
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from hpo.registry import Registry
 from hpo.search.plan import LawCheck, ScalePlan
 from hpo.study.space import SearchSpace
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
     from ray.tune.schedulers import TrialScheduler
 
-__all__ = ["ScaleToPlan", "SearchStrategy", "get_strategy", "register_strategy", "strategy_names"]
+__all__ = ["STRATEGIES", "ScaleToPlan", "SearchStrategy"]
 
 
 @dataclass(frozen=True)
@@ -118,29 +118,8 @@ class SearchStrategy(ABC):
         return tuple(field.name for field in dataclasses.fields(cast("type[DataclassInstance]", cls)))
 
 
-_REGISTRY: dict[str, type[SearchStrategy] | str] = {
+STRATEGIES: Registry[type[SearchStrategy]] = Registry("search strategy", {
     "scale_aware": "hpo.search.scale_aware:ScaleAware",
     "independent": "hpo.search.independent:Independent",
-}
-"""Strategies by name: a class, or the import path of one (imported on first use)."""
-
-
-def register_strategy(name: str, strategy: type[SearchStrategy] | str) -> None:
-    """Make `strategy` (a class, or its import path ``"module:Class"``) the ``search: {mode: name}``."""
-    _REGISTRY[name] = strategy
-
-
-def strategy_names() -> tuple[str, ...]:
-    """The registered strategies' names, the default (``scale_aware``) first."""
-    return tuple(_REGISTRY)
-
-
-def get_strategy(name: str) -> type[SearchStrategy]:
-    """The strategy registered as `name`; `ValueError` naming the choices if there is none."""
-    if name not in _REGISTRY:
-        raise ValueError(f"search strategy {name!r} is unknown: use one of {', '.join(strategy_names())}")
-    registered = _REGISTRY[name]
-    if isinstance(registered, str):
-        module, _, attr = registered.partition(":")
-        registered = _REGISTRY[name] = getattr(importlib.import_module(module), attr)
-    return registered
+})
+"""The strategies a study names as ``search: {mode: NAME}``, the default first (`Registry.register` adds)."""

@@ -14,12 +14,13 @@ from typing import Any
 import optuna
 import sqlalchemy.event
 import sqlalchemy.exc
+from optuna.trial import FrozenTrial, TrialState
 
-from hpo.study.checks import without_password
 from hpo.study.spec import StudySpec
-from hpo.vocab import retry
+from hpo.vocab import COMPLETE, FAILED, PRUNED, retry
 
-__all__ = ["LAW_BROKEN", "PLAN", "load_study_attrs", "optuna_storage", "optuna_study_name"]
+__all__ = ["FINISHED_STATES", "LAW_BROKEN", "PLAN", "finished_status", "load_study_attrs", "optuna_storage",
+           "optuna_study_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,23 +29,20 @@ PLAN = "plan"
 LAW_BROKEN = "law_broken"
 """Optuna study user attribute: the scale's optimum fell outside its plan's narrowed space."""
 
+_STATUS_OF_STATE = {TrialState.COMPLETE: COMPLETE, TrialState.PRUNED: PRUNED, TrialState.FAIL: FAILED}
+FINISHED_STATES = tuple(_STATUS_OF_STATE)
+"""The Optuna states of a finished trial."""
+
+
+def finished_status(trial: FrozenTrial) -> str:
+    """How a finished trial ended (`hpo.vocab.FINAL_STATUSES`, or ``interrupted``): its user attribute
+    ``status``, set when it was told, else what its Optuna state says."""
+    return trial.user_attrs.get("status", _STATUS_OF_STATE[trial.state])
+
+
 def optuna_study_name(study: str, variant: str, scale: str) -> str:
     """The Optuna study of one (variant, scale): ``{study}/{variant}/{scale}``."""
     return f"{study}/{variant}/{scale}"
-
-
-class _RDBStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, except that its pickled form carries no password.
-
-    Ray Tune pickles the searcher and the callbacks, and with them this
-    storage, into the study's output folder (for a `Tuner.restore` that hpo
-    does not use); a copy read back connects with ``$PGPASSWORD``.
-    """
-
-    def __getstate__(self) -> dict[Any, Any]:
-        state = super().__getstate__()
-        state["url"] = without_password(state["url"])
-        return state
 
 
 def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage:
@@ -64,8 +62,9 @@ def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage
     """
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else None
-    storage = retry(lambda: _RDBStorage(url, engine_kwargs=engine_kwargs), attempts=attempts, delay=0.5,
-                    retryable=_schema_made_meanwhile, what="Optuna storage schema created concurrently")
+    storage = retry(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs),
+                    attempts=attempts, delay=0.5, retryable=_schema_made_meanwhile,
+                    what="Optuna storage schema created concurrently")
     if sqlite:
         with storage.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA journal_mode=WAL")

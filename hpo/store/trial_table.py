@@ -23,9 +23,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.search.sampling import trial_params
-from hpo.store.optuna_store import optuna_storage, optuna_study_name
+from hpo.store.optuna_store import FINISHED_STATES, finished_status, optuna_storage, optuna_study_name
 from hpo.study.spec import StudySpec, load_spec
-from hpo.vocab import COMPLETE, FAILED, INTERRUPTED, PRUNED
+from hpo.vocab import INTERRUPTED
 
 __all__ = ["COMPUTE_COLUMNS", "load_trials"]
 
@@ -33,7 +33,6 @@ COMPUTE_COLUMNS = ("flops", "seconds")
 """Extra columns of `load_trials(..., compute=True)`: training FLOPs (the
 family's `train_flops` of the tokens seen) and seconds in the training loop."""
 
-_STATUS_OF_STATE = {TrialState.COMPLETE: COMPLETE, TrialState.PRUNED: PRUNED, TrialState.FAIL: FAILED}
 
 
 def load_trials(study: StudySpec | str | Path, *, variants: Sequence[str] | None = None,
@@ -56,7 +55,7 @@ def load_trials(study: StudySpec | str | Path, *, variants: Sequence[str] | None
             if name not in existing:
                 continue
             optuna_study = optuna.load_study(study_name=name, storage=storage)
-            for trial in optuna_study.get_trials(deepcopy=False, states=tuple(_STATUS_OF_STATE)):
+            for trial in optuna_study.get_trials(deepcopy=False, states=FINISHED_STATES):
                 if trial.user_attrs.get("status") == INTERRUPTED:
                     continue
                 extra = {} if family is None else {
@@ -67,7 +66,7 @@ def load_trials(study: StudySpec | str | Path, *, variants: Sequence[str] | None
                     "params": spec.params(scale), "tokens": spec.tokens(scale),
                     "tokens_seen": int(trial.user_attrs.get("tokens_seen", 0)),
                     **trial_params(trial), "seed": spec.seed, "loss": _loss(trial),
-                    "status": trial.user_attrs.get("status", _STATUS_OF_STATE[trial.state]),
+                    "status": finished_status(trial),
                     "trial_number": trial.number, "run_id": trial.user_attrs.get("run_id", ""), **extra,
                 })
     return pd.DataFrame(rows, columns=list(TRIAL_COLUMNS) + (list(COMPUTE_COLUMNS) if compute else []))

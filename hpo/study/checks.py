@@ -46,7 +46,6 @@ _YAML_FLOAT = re.compile(
 _IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _USER_PASSWORD = re.compile(r"(://[^:/@]*:).*@")
-_USER_PASSWORD_ONLY = re.compile(r"(://[^:/@]*):.*@")
 _PASSWORD_PARAM = re.compile(r"([?&;](?:password|passwd|pwd)=)[^&;]*", re.IGNORECASE)
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
@@ -95,21 +94,9 @@ def did_you_mean(word: object, choices: Sequence[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def power_of_two(value: int) -> bool:
-    """Whether `value` is 1, 2, 4, 8, ..."""
-    return value >= 1 and value & (value - 1) == 0
-
-
 def mask(url: str) -> str:
     """`url` with its password (``user:password@`` or ``password=``) shown as ``***``."""
     return _PASSWORD_PARAM.sub(r"\1***", _USER_PASSWORD.sub(r"\1***@", url))
-
-
-def without_password(url: str) -> str:
-    """`url` with its password left out (``user:password@`` becomes ``user@``, a
-    ``password=`` parameter empty): safe to write to disk; the database driver
-    then takes the password from the environment (``$PGPASSWORD``)."""
-    return _PASSWORD_PARAM.sub(r"\1", _USER_PASSWORD_ONLY.sub(r"\1@", url))
 
 
 class Problems:

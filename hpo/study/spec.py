@@ -20,10 +20,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from hpo.search.strategy import SearchStrategy, get_strategy, strategy_names
+from hpo.search.strategy import STRATEGIES, SearchStrategy
+from hpo.store.tracker import TRACKERS
 from hpo.study import checks as _checks
 from hpo.study.checks import INVALID, NAME, NAME_FIX, SET_ELSEWHERE, TRAIN_KEYS, Problems, SpecError, show
 from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
+from hpo.vocab import is_power_of_two
 from models import ModelFamily, get_family
 
 __all__ = [
@@ -81,10 +83,12 @@ class Resources:
 
 @dataclass(frozen=True)
 class Storage:
-    """Where trials persist: an SQLAlchemy URL for Optuna, a tracking URI for MLflow."""
+    """Where trials persist: an SQLAlchemy URL for Optuna, the tracking URI of the `tracker` that records
+    them for browsing (`hpo.store.tracker.TRACKERS`: ``mlflow``, an MLflow tracking URI)."""
 
     optuna: str
     mlflow: str
+    tracker: str = "mlflow"
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,7 @@ def _entry(p: Problems, path: str, key: str, value: object) -> LogRange | PowerO
         low, high = (p.integer(f"{path}.{end}", bounds[end], minimum=1, maximum=MAX_BATCH_SIZE)
                      for end in keys)
         for end, bound in (("low", low), ("high", high)):
-            if bound is not None and not _checks.power_of_two(bound):
+            if bound is not None and not is_power_of_two(bound):
                 p.add(f"{path}.{end}", f"must be a power of two (got {bound})",
                       f"use {2 ** (bound.bit_length() - 1)} or {2 ** bound.bit_length()}")
                 return None
@@ -347,10 +351,10 @@ def _search(p: Problems, value: object) -> SearchStrategy | None:
     entries = {"mode": value} if isinstance(value, str) else p.mapping("search", value, _search_keys())
     if entries is None:
         return None
-    mode = p.choice(path, entries.get("mode", DEFAULTS["search"]), strategy_names())
+    mode = p.choice(path, entries.get("mode", DEFAULTS["search"]), STRATEGIES.names())
     if mode is INVALID:
         return None
-    strategy = get_strategy(str(mode))
+    strategy = STRATEGIES.get(str(mode))
     hints = typing.get_type_hints(strategy)
     settings = {}
     for name, raw in entries.items():
@@ -373,8 +377,8 @@ def _search(p: Problems, value: object) -> SearchStrategy | None:
 def _search_keys() -> tuple[str, ...]:
     """The keys a ``search:`` mapping may hold: ``mode`` and the settings of every strategy."""
     names = ["mode"]
-    for mode in strategy_names():
-        names += [name for name in get_strategy(mode).setting_names() if name not in names]
+    for mode in STRATEGIES.names():
+        names += [name for name in STRATEGIES.get(mode).setting_names() if name not in names]
     return tuple(names)
 
 
@@ -389,12 +393,15 @@ def _resources(p: Problems, value: object) -> Resources | None:
 
 
 def _storage(p: Problems, value: object, output_dir: Path | None) -> Storage | None:
-    """Optuna and MLflow storage; both default to sqlite files in `output_dir`."""
-    storage = p.mapping("storage", value, ("optuna", "mlflow"))
+    """Optuna and MLflow storage, both sqlite files in `output_dir` by default, and the tracker."""
+    storage = p.mapping("storage", value, ("optuna", "mlflow", "tracker"))
     if storage is None or output_dir is None:
         return None
     optuna = p.string("storage.optuna", storage.get("optuna", f"sqlite:///{output_dir}/optuna.db"),
                       pattern=_URL, fix="give an SQLAlchemy URL such as postgresql://host/db")
     mlflow = p.string("storage.mlflow", storage.get("mlflow", f"sqlite:///{output_dir}/mlflow.db"),
                       fix="give an MLflow tracking URI such as http://host:5000")
-    return None if optuna is None or mlflow is None else Storage(optuna, mlflow)
+    tracker = p.choice("storage.tracker", storage.get("tracker", "mlflow"), TRACKERS.names())
+    if optuna is None or mlflow is None or tracker is INVALID:
+        return None
+    return Storage(optuna, mlflow, str(tracker))

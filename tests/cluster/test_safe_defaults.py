@@ -12,7 +12,6 @@ import yaml
 from hpo import cli
 from hpo.run.runner import start_ray
 from hpo.study import checks as _checks
-from hpo.study.checks import without_password
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,13 +48,3 @@ def test_no_module_unpickles_or_evaluates_what_it_reads() -> None:
              for folder in ("hpo", "models") for path in sorted((ROOT / folder).rglob("*.py"))
              for number, line in enumerate(path.read_text().splitlines(), start=1) if UNSAFE.search(line)]
     assert not found, found
-
-
-def test_a_url_written_to_disk_loses_only_its_password() -> None:
-    assert without_password("postgresql+psycopg2://hpo:p@ss@10.0.0.5:5432/optuna") == (
-        "postgresql+psycopg2://hpo@10.0.0.5:5432/optuna")
-    assert without_password("http://team:secret@mlflow.internal:5000") == "http://team@mlflow.internal:5000"
-    assert without_password("postgresql://h/db?user=a&password=x&sslmode=require") == (
-        "postgresql://h/db?user=a&password=&sslmode=require")
-    for url in ("sqlite:////runs/x/optuna.db", "postgresql+psycopg2:///hpo", "postgresql://db:5432/x"):
-        assert without_password(url) == url

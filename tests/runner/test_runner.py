@@ -16,9 +16,11 @@ from optuna.trial import TrialState
 
 from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.run.runner import ScaleProgress, StudyInterrupted, StudyOutcome, run_study
+from hpo.search.plan import full_plan
 from hpo.search.sampling import define_space
-from hpo.store.mlflow_tracker import StudyTracker
+from hpo.store.mlflow_tracker import MlflowTracker
 from hpo.store.optuna_store import optuna_storage, optuna_study_name
+from hpo.store.tracker import ScaleRecord, TrialStart
 from hpo.store.trial_table import load_trials
 from hpo.study.spec import StudySpec, parse_spec
 from hpo.vocab import INTERRUPTED
@@ -135,8 +137,11 @@ def test_interrupted_trial_runs_again(ray_runtime: None, tmp_path: Path) -> None
     killed = study.ask()
     define_space(spec.variant("default").space)(killed)
     client = MlflowClient(spec.storage.mlflow)
-    experiment_id = client.create_experiment(spec.name)
-    orphan = client.create_run(experiment_id).info.run_id
+    tracker = MlflowTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
+    parent = tracker.start_scale(ScaleRecord(spec.name, "default", "w8", params=spec.params("w8"),
+                                             budget_tokens=3000, seed=0, trials=2),
+                                 full_plan("w8", spec.variant("default").space, 2, "search: independent"))
+    orphan = tracker.start_trial(parent, TrialStart(0, 1e-3, 16, 0.0))
     killed.set_user_attr("run_id", orphan)
 
     outcome = run_study(spec)
@@ -162,13 +167,15 @@ def test_runs_left_running_by_a_killed_driver_are_ended_or_deleted(ray_runtime: 
     define_space(spec.variant("default").space)(told)
     for step, loss in ((1000, 0.9), (3000, 0.7)):
         told.report(loss, step)
-    tracker = StudyTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
-    parent = tracker.start_scale("default", "w8", params=spec.params("w8"), budget_tokens=3000, seed=0,
-                                 trials=2)
-    tags = {"mlflow.parentRunId": parent.parent_run_id, "kind": "trial", "scale": "w8"}
+    tracker = MlflowTracker(spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
+    space = spec.variant("default").space
+    parent = tracker.start_scale(ScaleRecord(spec.name, "default", "w8", params=spec.params("w8"),
+                                             budget_tokens=3000, seed=0, trials=2),
+                                 full_plan("w8", space, 2, "search: independent"))
+    tags = {"mlflow.parentRunId": parent.id, "kind": "trial", "scale": "w8"}
     client = MlflowClient(spec.storage.mlflow)
-    unended = client.create_run(parent.experiment_id, tags={**tags, "trial_number": "0"}).info.run_id
-    unlinked = client.create_run(parent.experiment_id, tags={**tags, "trial_number": "1"}).info.run_id
+    unended = client.create_run(tracker.experiment_id, tags={**tags, "trial_number": "0"}).info.run_id
+    unlinked = client.create_run(tracker.experiment_id, tags={**tags, "trial_number": "1"}).info.run_id
     told.set_user_attr("run_id", unended)
     told.set_user_attr("status", "complete")
     study.tell(told, 0.7)
@@ -180,7 +187,7 @@ def test_runs_left_running_by_a_killed_driver_are_ended_or_deleted(ray_runtime: 
     assert run.info.status == "FINISHED" and run.data.tags["status"] == "complete"
     assert {m.step: m.value for m in client.get_metric_history(unended, "loss")} == {1000: 0.9, 3000: 0.7}
     assert client.get_run(unlinked).info.lifecycle_stage == "deleted"
-    runs = client.search_runs([parent.experiment_id])
+    runs = client.search_runs([tracker.experiment_id])
     assert all(r.info.status != "RUNNING" for r in runs)
     trial_runs = {r.info.run_id for r in runs if r.data.tags.get("kind") == "trial"}
     assert trial_runs == set(load_trials(spec)["run_id"])

@@ -25,7 +25,7 @@ from hpo.evaluation.surrogate import Surrogate
 from hpo.run.runner import run_study
 from hpo.search.design import sample_full_space
 from hpo.search.plan import LawCheck, ScalePlan
-from hpo.search.strategy import ScaleToPlan, SearchStrategy, get_strategy, strategy_names
+from hpo.search.strategy import STRATEGIES, ScaleToPlan, SearchStrategy
 from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 from hpo.study.spec import parse_spec
@@ -38,9 +38,9 @@ TOKENS_PER_PARAM = 20
 TRIALS = 12
 
 
-@pytest.fixture(params=strategy_names())
+@pytest.fixture(params=STRATEGIES.names())
 def strategy(request: pytest.FixtureRequest) -> SearchStrategy:
-    return get_strategy(request.param)()
+    return STRATEGIES.get(request.param)()
 
 
 def full_budget_trials(params: float, settings: list[dict[str, float]], rng: np.random.Generator

@@ -5,35 +5,40 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 import pytest
 from mlflow import MlflowClient
 
 from hpo.analysis import extrapolate
 from hpo.evaluation.synthetic import crossing_variants, make_synthetic_trials
+from hpo.search.plan import full_plan
 from hpo.store.mlflow_summary import summary_values, write_summary
-from hpo.store.mlflow_tracker import StudyTracker
+from hpo.store.mlflow_tracker import MlflowTracker
+from hpo.store.tracker import ScaleRecord, ScaleResult
+from hpo.study.space import LogRange, SearchSpace
+
+PLAN = full_plan("13k", SearchSpace(lr=LogRange(1e-4, 1e-2), batch_size=64, weight_decay=0.0), 2, "search")
 
 
-def finished_trial(number: int, loss: float, lr: float, batch_size: int, weight_decay: float,
-                   run_id: str) -> optuna.trial.FrozenTrial:
-    """A COMPLETE Optuna trial as the runner leaves it: settings and MLflow run id as user attributes."""
-    trial = optuna.trial.create_trial(
-        value=loss, user_attrs={"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-                                "run_id": run_id})
-    trial.number = number
-    return trial
+def best_trial(number: int, loss: float, lr: float, batch_size: int, weight_decay: float,
+               run_id: str) -> ScaleResult:
+    """A scale whose best complete trial is `number`."""
+    return ScaleResult(number, loss, {"lr": lr, "batch_size": batch_size, "weight_decay": weight_decay},
+                       run_id, None)
+
+
+def scale(variant: str, name: str, params: int, trials: int) -> ScaleRecord:
+    return ScaleRecord("layout", variant, name, params=params, budget_tokens=300_000, seed=0, trials=trials)
 
 
 @pytest.fixture
-def tracker(tmp_path: Path) -> StudyTracker:
-    return StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "layout", tmp_path / "artifacts")
+def tracker(tmp_path: Path) -> MlflowTracker:
+    return MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "layout", tmp_path / "artifacts")
 
 
 def test_scale_run_is_named_scale_first_and_marks_the_experiment_as_model_training(
-        tracker: StudyTracker) -> None:
-    scale_run = tracker.start_scale("no_wd", "100k", params=100_032, budget_tokens=300_000, seed=0, trials=8)
-    run = tracker.client.get_run(scale_run.parent_run_id)
+        tracker: MlflowTracker) -> None:
+    record = tracker.start_scale(scale("no_wd", "100k", 100_032, 8), PLAN)
+    run = tracker.client.get_run(record.id)
     assert run.info.run_name == "100k · no_wd"
     tags = {"study": "layout", "variant": "no_wd", "scale": "100k", "N": "100032"}
     assert tags.items() <= run.data.tags.items()
@@ -43,11 +48,10 @@ def test_scale_run_is_named_scale_first_and_marks_the_experiment_as_model_traini
 
 
 def test_scale_run_carries_its_best_trial_and_flags_params_a_later_best_cannot_replace(
-        tracker: StudyTracker) -> None:
-    scale_run = tracker.start_scale("baseline", "13k", params=12_736, budget_tokens=300_000, seed=0, trials=2)
-    first = finished_trial(3, 2.5, 3.2e-3, 64, 0.1, "run-a")
-    tracker.finish_scale(scale_run, first, {"lr": 3.2e-3, "batch_size": 64, "weight_decay": 0.1})
-    run = tracker.client.get_run(scale_run.parent_run_id)
+        tracker: MlflowTracker) -> None:
+    record = tracker.start_scale(scale("baseline", "13k", 12_736, 2), PLAN)
+    tracker.end_scale(record, best_trial(3, 2.5, 3.2e-3, 64, 0.1, "run-a"))
+    run = tracker.client.get_run(record.id)
     assert run.data.params["lr"] == "0.0032" and run.data.params["batch_size"] == "64"
     assert run.data.params["weight_decay"] == "0.1"
     assert run.data.metrics["loss"] == pytest.approx(2.5)
@@ -55,11 +59,10 @@ def test_scale_run_carries_its_best_trial_and_flags_params_a_later_best_cannot_r
     assert run.info.status == "FINISHED"
 
     # A resumed study with more trials per scale finds a better trial: params cannot change.
-    again = tracker.start_scale("baseline", "13k", params=12_736, budget_tokens=300_000, seed=0, trials=4)
-    assert again.parent_run_id == scale_run.parent_run_id
-    better = finished_trial(9, 2.4, 1e-3, 32, 0.0, "run-b")
-    tracker.finish_scale(again, better, {"lr": 1e-3, "batch_size": 32, "weight_decay": 0.0})
-    run = tracker.client.get_run(scale_run.parent_run_id)
+    again = tracker.start_scale(scale("baseline", "13k", 12_736, 4), PLAN)
+    assert again.id == record.id
+    tracker.end_scale(again, best_trial(9, 2.4, 1e-3, 32, 0.0, "run-b"))
+    run = tracker.client.get_run(record.id)
     assert run.data.params["lr"] == "0.0032" and run.data.tags["params_trial"] == "3"
     assert run.data.tags["params_stale"] == "true"
     assert run.data.metrics["loss"] == pytest.approx(2.4)
@@ -68,7 +71,7 @@ def test_scale_run_carries_its_best_trial_and_flags_params_a_later_best_cannot_r
 
 
 def test_summary_run_holds_the_recommendation_and_replaces_the_previous_one(
-        tracker: StudyTracker, tmp_path: Path) -> None:
+        tracker: MlflowTracker, tmp_path: Path) -> None:
     trials = make_synthetic_trials(crossing_variants(3e8), [1e7, 3e7, 1e8, 3e8, 1e9], trials_per_cell=12)
     recommendation = extrapolate(trials, target_params=1e10, n_bootstrap=20)
     values = summary_values(recommendation)
@@ -82,8 +85,8 @@ def test_summary_run_holds_the_recommendation_and_replaces_the_previous_one(
     plot.write_bytes(b"\x89PNG\r\n\x1a\n")
 
     client = MlflowClient(tracker.tracking_uri)
-    first = write_summary(tracker.tracking_uri, "layout", recommendation, trials, [plot])
-    second = write_summary(tracker.tracking_uri, "layout", recommendation, trials, [plot])
+    first = tracker.write_summary(recommendation, trials, [plot])
+    second = tracker.write_summary(recommendation, trials, [plot])
     active = client.search_runs([tracker.experiment_id], filter_string="tags.kind = 'summary'")
     assert [run.info.run_id for run in active] == [second]
     assert client.get_run(first).info.lifecycle_stage == "deleted"
