@@ -1,6 +1,6 @@
 # Set-up and everyday commands. Each target installs what it needs into .venv.
 #   make quickstart   install, then run the quickstart study and analyze it (2 CPU cores)
-#   make test         install, then ruff and the whole test suite (what CI runs)
+#   make test         install, then ruff, pyright and the whole test suite (what CI runs)
 #   make test-fast    the suite without the slow end-to-end tests
 #   make findings     run the four question studies (about 45 min on 2 cores), write docs/findings.md
 PYTHON ?= python3
@@ -16,10 +16,10 @@ FINDINGS ?= weight_decay batch_size learning_rate lr_width_crossover
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $@
 
 quickstart: install
@@ -32,6 +32,7 @@ findings: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/pyright
 
 test: lint
 	$(BIN)/python -m pytest

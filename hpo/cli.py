@@ -116,7 +116,7 @@ def status(args: argparse.Namespace) -> int:
             rows = trials[(trials["variant"] == variant.name) & (trials["scale"] == scale)]
             counts = rows["status"].value_counts()
             complete = rows[rows["status"] == "complete"]
-            best = complete.loc[complete["loss"].idxmin()] if len(complete) else None
+            best = complete.sort_values("loss").iloc[0] if len(complete) else None
             done = (str(counts.get(name, 0)) for name in ("complete", "pruned", "diverged", "failed"))
             config = ("-",) * 3 if best is None else _config_cells(best["lr"], best["batch_size"],
                                                                    best["weight_decay"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 __all__ = ["Registry"]
 
@@ -40,4 +40,4 @@ class Registry(Generic[T]):
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")
             entry = self._entries[name] = getattr(importlib.import_module(module), attr)
-        return entry
+        return cast(T, entry)

@@ -184,6 +184,7 @@ def train(
             window_steps = 0
             if first_loss is None:
                 first_loss = smoothed = last_train_loss
+            assert first_loss is not None
             smoothed = _LOSS_SMOOTHING * smoothed + (1 - _LOSS_SMOOTHING) * last_train_loss
             if not math.isfinite(last_train_loss) or smoothed > config.divergence_factor * first_loss:
                 return _finish("diverged", tokens_seen, last_train_loss, curve, start, first_loss)

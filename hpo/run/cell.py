@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -41,7 +41,7 @@ from hpo.store.optuna_store import LAW_BROKEN, PLAN, finished_status, optuna_stu
 from hpo.store.tracker import ScaleRecord, ScaleResult, Tracker, TrialEnd
 from hpo.store.trial_table import load_trials
 from hpo.study.spec import StudySpec
-from hpo.vocab import INTERRUPTED
+from hpo.vocab import INTERRUPTED, FinalStatus
 
 __all__ = ["Cell", "ProgressCallback", "ScaleOutcome", "ScaleProgress"]
 
@@ -278,14 +278,15 @@ def _trial_end(trial: FrozenTrial) -> TrialEnd:
     curve = [{"tokens": float(step), "loss": float(loss)}
              for step, loss in sorted(trial.intermediate_values.items())]
     tokens_seen = trial.user_attrs.get("tokens_seen")
-    return TrialEnd(finished_status(trial), None if tokens_seen is None else int(tokens_seen), curve)
+    status = cast(FinalStatus, finished_status(trial))  # a counted trial was not interrupted
+    return TrialEnd(status, None if tokens_seen is None else int(tokens_seen), curve)
 
 
 def _best(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
     """The complete (full-budget, not diverged) trial of lowest loss among `trials`."""
     complete = [trial for trial in trials if trial.state == TrialState.COMPLETE
                 and trial.user_attrs.get("status", "complete") == "complete"]
-    return min(complete, key=lambda trial: trial.value, default=None)
+    return min(complete, key=lambda trial: cast(float, trial.value), default=None)
 
 
 class _Reporter(Callback):

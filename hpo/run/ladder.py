@@ -24,7 +24,7 @@ from typing import Any
 
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import FIFOScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from hpo.run.cell import Cell
@@ -116,7 +116,8 @@ class LadderSearch(Searcher):
                               **spec: Any) -> bool:
         return True  # every cell's searcher minimises ``loss`` already
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # pyright: ignore[reportIncompatibleMethodOverride]
+        # Ray's annotation leaves out the `Searcher.FINISHED` string that its docs and its loop accept.
         return self.ladder.suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -168,7 +169,7 @@ class LadderScheduler(FIFOScheduler):
     def debug_string(self) -> str:
         return "ASHA on tokens, one per (variant, scale)."
 
-    def _asha(self, trial: Trial) -> FIFOScheduler:
+    def _asha(self, trial: Trial) -> TrialScheduler:
         scheduler = self.ladder.cell(trial.config[CELL]).scheduler
         assert scheduler is not None
         return scheduler

@@ -1,32 +1,24 @@
 """Run a study: every variant, every scale smallest first, searched by one Ray Tune `Tuner`.
 
-Each (variant, scale) is a `hpo.run.cell.Cell`: one Optuna study named
-``{study}/{variant}/{scale}`` in the study's Optuna storage, searched by
-`TokenOptunaSearch` (TPE) under ASHA on tokens, with the study's tracker writing
-MLflow child runs under one parent run. One Tuner runs them all
-(`hpo.run.ladder.Ladder` routes each trial to its cell), so its trial actors
-start once per run, not once per scale. Trials run in Ray: a local runtime
-unless `address` (or ``RAY_ADDRESS``) names a cluster, whose workers must
-have ``hpo`` and the study's model family installed.
+Each (variant, scale) is a `hpo.run.cell.Cell` (its docstring: the Optuna
+study, the plan, the repair of what a killed driver left, the tracker's
+records). One Tuner runs them all (`hpo.run.ladder.Ladder` routes each trial
+to its cell), so its trial actors start once per run, not once per scale.
+Trials run in Ray: a local runtime unless `address` (or ``RAY_ADDRESS``)
+names a cluster, whose workers must have ``hpo`` and the study's model
+family installed.
 
-Resuming is the default: `run_study` on a study that ran before first
-repairs each Optuna study — a trial left RUNNING by a killed driver becomes
-FAIL with user attribute ``status=interrupted``, its configuration is queued
-to run again and its MLflow run is deleted, and a trial's MLflow run left
-RUNNING after its trial finished is ended — then runs only the trials still
-missing. A (variant, scale) whose planned trials all finished (complete,
-pruned, diverged or failed) is skipped. TPE is seeded with the study's seed
-plus the trials already in the Optuna study, so a resumed search does not
-replay the same random suggestions.
+Resuming is the default: running a study again runs only the trials still
+missing; a (variant, scale) whose planned trials all finished is skipped.
 
 A trial whose node or process died, or whose code raised, runs again up to
 the study's ``retries`` times (Ray Tune's `FailureConfig`), from scratch, as
-the same Optuna trial and MLflow run. Several drivers may share one study's
+the same Optuna trial and tracker record. Several drivers may share one study's
 stores (PostgreSQL) when each runs its own variants; two drivers must not run
 the same (variant, scale) at once: each would take the other's running trials
 for interrupted ones. The Optuna store is opened before Ray starts, so one
-that cannot be reached fails at once; the MLflow store opens (a new one runs
-its schema migrations) while Ray starts.
+that cannot be reached fails at once; the tracker's store opens (a new MLflow
+one runs its schema migrations) while Ray starts.
 """
 
 from __future__ import annotations

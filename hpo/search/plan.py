@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hpo.analysis import Estimate
 from hpo.study.space import SearchSpace, space_from_dict, space_to_dict
@@ -66,7 +67,7 @@ class ScalePlan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> ScalePlan:
+    def from_dict(cls, data: Mapping[str, Any]) -> ScalePlan:
         """The plan `to_dict` wrote; a plan stored before designs and probes existed has none."""
         predicted = {name: Estimate(*values) for name, values in dict(data["predicted"]).items()}
         return cls(scale=str(data["scale"]), transferred=bool(data["transferred"]),

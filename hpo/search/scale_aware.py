@@ -255,7 +255,7 @@ def check_law(plan: ScalePlan, rows: pd.DataFrame, *, seed: int = 0) -> LawCheck
     complete = rows[rows["status"] == "complete"]
     if complete.empty:
         return LawCheck(True, "no complete trial in the narrowed space: widen again")
-    best = complete.loc[complete["loss"].idxmin()]
+    best = complete.sort_values("loss").iloc[0]
     outside = [f"best trial's {name} {best[name]:.3g}" for name in plan.predicted
                if not _contains(plan.space, name, float(best[name]))]
     optimum = find_optimum(normalize_trials(rows), n_bootstrap=0, seed=seed)
@@ -355,7 +355,7 @@ def _inside(space: SearchSpace, setting: Setting) -> Setting:
     return {"lr": float(lr), "batch_size": int(batch), "weight_decay": float(wd)}
 
 
-def _held(value: object, fixed: Mapping[str, float], name: str) -> float:
+def _held(value: LogRange | PowerOfTwoRange | float, fixed: Mapping[str, float], name: str) -> float:
     """A fixed setting as it is; a searched one without a law: the value the analysis holds it at
     (`hpo.analysis.VariantFit.fixed`, the cells' optima weighted by how well each is located)."""
     if not isinstance(value, LogRange | PowerOfTwoRange):
@@ -375,7 +375,7 @@ def _probe(space: SearchSpace, narrowed: SearchSpace, first: Setting, rng: np.ra
     every rung and ends best. Its cell then holds one complete setting, and `hpo.analysis` counts it
     only in the lr law, where the prediction it repeats is the law's own.
     """
-    if not isinstance(space.lr, LogRange):
+    if not isinstance(space.lr, LogRange) or not isinstance(narrowed.lr, LogRange):
         return dict(first)
     full, band = (math.log(space.lr.low), math.log(space.lr.high)), (math.log(narrowed.lr.low),
                                                                    math.log(narrowed.lr.high))

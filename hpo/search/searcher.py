@@ -24,8 +24,8 @@ This subclass closes that gap in one place:
   last report, 0 if none) and ``seconds`` (time in the training loop, when
   reported) are set before ``tell`` (Optuna forbids changing a finished trial);
 * ``suggest`` adds ``trial_number`` (the Optuna trial number) and ``origin``
-  (``search``, or ``predicted`` / ``explore`` for a trial scale-aware search
-  enqueued) to the config.
+  (`hpo.vocab.ORIGINS`: ``search`` for the sampler's own trials, else the
+  origin the plan enqueued the trial with) to the config.
 
 The study is minimised on ``loss`` and kept in the given storage.
 """
@@ -42,6 +42,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from hpo.run.trainable import curve_points, trial_status
+from hpo.vocab import COMPLETE, DIVERGED, FAILED, PRUNED
 
 __all__ = ["TokenOptunaSearch"]
 
@@ -106,11 +107,13 @@ class TokenOptunaSearch(OptunaSearch):
         if result and "seconds" in result:
             trial.set_user_attr("seconds", float(result["seconds"]))
         loss = float(result["loss"]) if result and result.get("loss") is not None else math.nan
-        if status == "pruned":
-            self._ot_study.tell(trial, state=TrialState.PRUNED)
-        elif status in ("complete", "diverged") and not math.isnan(loss):
-            self._ot_study.tell(trial, loss, state=TrialState.COMPLETE)
+        study = self._ot_study
+        assert study is not None, "OptunaSearch made its study when it was set up"
+        if status == PRUNED:
+            study.tell(trial, state=TrialState.PRUNED)
+        elif status in (COMPLETE, DIVERGED) and not math.isnan(loss):
+            study.tell(trial, loss, state=TrialState.COMPLETE)
         else:
-            if status != "failed":
+            if status != FAILED:
                 logger.warning("trial %d ended %s with loss NaN: told as FAIL", trial.number, status)
-            self._ot_study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL)

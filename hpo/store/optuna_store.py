@@ -89,7 +89,7 @@ def _sync_at_checkpoints(connection: Any, record: Any) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
-def load_study_attrs(spec: StudySpec) -> dict[tuple[str, str], dict[str, object]]:
+def load_study_attrs(spec: StudySpec) -> dict[tuple[str, str], dict[str, Any]]:
     """The user attributes of each (variant, scale)'s Optuna study that exists
     (`PLAN`, `LAW_BROKEN`), keyed by (variant, scale)."""
     storage = optuna_storage(spec.storage.optuna)

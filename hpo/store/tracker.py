@@ -95,32 +95,42 @@ class Tracker(Protocol):
 
     def start_scale(self, scale: ScaleRecord, plan: ScalePlan) -> ScaleRecord:
         """Open (or find again) the record of `scale`, noting how it is searched; `scale` with its `id`."""
+        ...
 
     def reconcile(self, scale: ScaleRecord, counted: Mapping[int, TrialEnd]) -> None:
         """Make the scale's trial records those of `counted` (trial number → how it ended): complete
         the open ones, delete those of other trials."""
+        ...
 
     def start_trial(self, scale: ScaleRecord, trial: TrialStart) -> str:
         """Open the record of a starting trial; its id."""
+        ...
 
     def retry_trial(self, record: str, retries: int) -> None:
         """Note that the trial of `record` errored and runs again, the `retries`-th time."""
+        ...
 
     def end_trial(self, record: str, trial: TrialEnd) -> None:
         """Close the record of a trial with its status and curve (may be written in the background)."""
+        ...
 
     def flush(self) -> None:
         """Wait until every trial record ended so far is written; raise the first write's error."""
+        ...
 
     def end_scale(self, scale: ScaleRecord, result: ScaleResult | None) -> None:
         """Close the scale's record with its result, or as interrupted when `result` is None."""
+        ...
 
     def recorded(self, scale: ScaleRecord) -> dict[int, str]:
         """The scale's trial records: trial number → status (``running`` while open)."""
+        ...
 
     def write_summary(self, recommendation: Recommendation, trials: pd.DataFrame,
                       plots: Sequence[Path]) -> str:
         """Record the analysis's answer (replacing an earlier one) with the trial table and plots; its id."""
+        ...
+        ...
 
 
 TrackerFactory = Callable[[str, str, Path], Tracker]

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from hpo.analysis.trials import TRIAL_COLUMNS
 from hpo.search.sampling import trial_params
 from hpo.store.optuna_store import FINISHED_STATES, finished_status, optuna_storage, optuna_study_name
 from hpo.study.spec import StudySpec, load_spec
-from hpo.vocab import INTERRUPTED
+from hpo.vocab import COMPLETE, INTERRUPTED
 
 __all__ = ["COMPUTE_COLUMNS", "load_trials"]
 
@@ -75,7 +75,7 @@ def load_trials(study: StudySpec | str | Path, *, variants: Sequence[str] | None
 def _loss(trial: FrozenTrial) -> float:
     """The last eval loss: the told value of a complete trial, else its last
     intermediate value (a diverged trial's penalty is not an eval loss)."""
-    if trial.state == TrialState.COMPLETE and trial.user_attrs.get("status", "complete") == "complete":
+    if trial.value is not None and trial.user_attrs.get("status", COMPLETE) == COMPLETE:
         return float(trial.value)
     if trial.last_step is not None:
         return float(trial.intermediate_values[trial.last_step])

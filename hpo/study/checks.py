@@ -15,9 +15,10 @@ import re
 import reprlib
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -373,7 +374,7 @@ def train_settings(p: Problems, path: str, entries: Mapping[str, object]) -> dic
         if value is INVALID:
             continue
         try:
-            TrainConfig(lr=1.0, batch_size=1, tokens=1, **{key: value})
+            TrainConfig(lr=1.0, batch_size=1, tokens=1, **cast(dict[str, Any], {key: value}))
             settings[key] = value
         except ValueError as error:
             p.add(f"{path}.{key}", f"{show(value)} is invalid", str(error).partition(" is invalid: ")[2])
@@ -394,7 +395,7 @@ class _Loader(yaml.SafeLoader):
     """`yaml.SafeLoader` (plain data, never Python objects) that rejects a key
     repeated in one mapping instead of keeping the last."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         first_line: dict[tuple[str, str], int] = {}
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":

@@ -10,7 +10,9 @@ sampler's parameters. Pure: no Optuna here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from hpo.vocab import HYPERPARAMETERS, is_power_of_two, powers_of_two
 
@@ -92,10 +94,9 @@ def space_to_dict(space: SearchSpace) -> dict[str, object]:
             "weight_decay": entry(space.weight_decay)}
 
 
-def space_from_dict(data: object) -> SearchSpace:
+def space_from_dict(data: Mapping[str, Any]) -> SearchSpace:
     """The space `space_to_dict` wrote."""
-    values = dict(data)  # type: ignore[call-overload]
-    lr, batch, wd = values["lr"], values["batch_size"], values["weight_decay"]
+    lr, batch, wd = data["lr"], data["batch_size"], data["weight_decay"]
     return SearchSpace(
         lr=LogRange(lr["low"], lr["high"]) if isinstance(lr, dict) else float(lr),
         batch_size=PowerOfTwoRange(batch["low"], batch["high"]) if isinstance(batch, dict) else int(batch),

@@ -19,6 +19,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 from hpo.search.strategy import STRATEGIES, SearchStrategy
 from hpo.store.tracker import TRACKERS
@@ -221,20 +222,22 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
     output_dir = _checks.output_dir(p, get("output", f"runs/{name}"), output_root) if name else None
     storage = _storage(p, get("storage", {}), output_dir)
     retries = p.integer("retries", get("retries"), minimum=0, maximum=MAX_RETRIES)
-    p.raise_if_any(source)
-    return StudySpec(  # every value is checked here: raise_if_any raised otherwise
+    p.raise_if_any(source)  # below, every value is checked: raise_if_any raised otherwise
+    assert name is not None and params is not None and fidelity is not None and search is not None
+    assert max_concurrent is not None and resources is not None and seed is not None
+    assert output_dir is not None and storage is not None and retries is not None
+    return StudySpec(
         name=name, family=family, family_options=options, scales=scales,
         scale_params={scale: params[scale] for scale in scales},
         target_params=target_params, target_scale=target_scale, budget_tokens=budget,
-        target_tokens=_target_tokens(top["budget"], target_params), variants=variants,
-        trials_per_scale=trials, fidelity=fidelity, search=search,
-        max_concurrent=max_concurrent,
-        resources=resources, seed=seed, output_dir=output_dir, storage=storage, source=source,
-        retries=retries,
+        target_tokens=_target_tokens(cast(Mapping[str, Any], top["budget"]), target_params),
+        variants=variants, trials_per_scale=trials, fidelity=fidelity, search=search,
+        max_concurrent=max_concurrent, resources=resources, seed=seed, output_dir=output_dir, storage=storage,
+        source=source, retries=retries,
     )
 
 
-def _target_tokens(budget: Mapping[str, object], target_params: int) -> int:
+def _target_tokens(budget: Mapping[str, Any], target_params: int) -> int:
     """D at the target by the study's budget rule (a validated ``budget`` entry)."""
     if "tokens" in budget:
         return int(float(budget["tokens"]))
@@ -247,7 +250,7 @@ def _space(p: Problems, value: object) -> SearchSpace | None:
     if space is None or "lr" not in space:
         return None
     entries = {key: _entry(p, f"space.{key}", key, space.get(key, DEFAULTS.get(key))) for key in SPACE_KEYS}
-    return None if None in entries.values() else SearchSpace(**entries)
+    return None if None in entries.values() else SearchSpace(**cast(dict[str, Any], entries))
 
 
 def _entry(p: Problems, path: str, key: str, value: object) -> LogRange | PowerOfTwoRange | float | None:
@@ -291,7 +294,7 @@ def _entry(p: Problems, path: str, key: str, value: object) -> LogRange | PowerO
 
 def _overrides(
     p: Problems, path: str, value: object, *, space: bool
-) -> tuple[dict[str, object], dict[str, object]]:
+) -> tuple[dict[str, LogRange | PowerOfTwoRange | float | None], dict[str, object]]:
     """The search-space entries (allowed when `space`: in a variant) and the
     fixed training settings in one mapping."""
     allowed = (SPACE_KEYS if space else ()) + TRAIN_KEYS
