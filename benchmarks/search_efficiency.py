@@ -98,7 +98,7 @@ TARGET_TOKENS = TOKENS_PER_PARAM * TARGET_PARAMS
 SPACE = SearchSpace(lr=LogRange(1e-4, 3e-2), batch_size=PowerOfTwoRange(8, 1024),
                     weight_decay=WeightDecayRange(1e-2, 0.3))
 TRANSFER = ScaleAware()
-"""What a study's ``search: scale_aware`` gets: every transfer setting at its default."""
+"""What a study's ``search: scale_aware`` gets: every setting at its default."""
 
 
 @dataclass(frozen=True)
