@@ -26,6 +26,7 @@ from rich.table import Table
 
 from hpo.study.checks import mask
 from hpo.study.spec import StudySpec, load_spec
+from hpo.vocab import COMPLETE, FINAL_STATUSES, format_number
 from models import Progress, TrainConfig, get_family
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         best = scale.best_params
         config = _config_cells(best["lr"], best["batch_size"], best["weight_decay"]) if best else ("-",) * 3
         table.add_row(scale.variant, scale.scale, f"{scale.finished}/{scale.planned}",
-                      _number(scale.best_loss), *config)
+                      _loss_text(scale.best_loss), *config)
     stdout.print(table)
     return 0
 
@@ -107,7 +108,7 @@ def status(args: argparse.Namespace) -> int:
     trials = load_trials(spec, compute=True)
     attrs = load_study_attrs(spec)
     table = Table(title=f"study {spec.name}")
-    for column in ("variant", "scale", "search", "planned", "complete", "pruned", "diverged", "failed",
+    for column in ("variant", "scale", "search", "planned", *FINAL_STATUSES,
                    "best loss", "lr", "batch size", "weight decay", "FLOPs"):
         table.add_column(column, justify="left" if column in ("variant", "scale", "search") else "right")
     decisions = []
@@ -115,9 +116,9 @@ def status(args: argparse.Namespace) -> int:
         for scale in spec.scales:
             rows = trials[(trials["variant"] == variant.name) & (trials["scale"] == scale)]
             counts = rows["status"].value_counts()
-            complete = rows[rows["status"] == "complete"]
+            complete = rows[rows["status"] == COMPLETE]
             best = complete.sort_values("loss").iloc[0] if len(complete) else None
-            done = (str(counts.get(name, 0)) for name in ("complete", "pruned", "diverged", "failed"))
+            done = (str(counts.get(name, 0)) for name in FINAL_STATUSES)
             config = ("-",) * 3 if best is None else _config_cells(best["lr"], best["batch_size"],
                                                                    best["weight_decay"])
             plan = attrs.get((variant.name, scale), {}).get(PLAN)
@@ -128,7 +129,7 @@ def status(args: argparse.Namespace) -> int:
                 decisions.append(f"{variant.name} · {scale}: {plan['reason']}")
             planned = str(plan["trials"] if plan else spec.trials_per_scale[scale])
             table.add_row(variant.name, scale, search, planned, *done,
-                          _number(None if best is None else best["loss"]), *config,
+                          _loss_text(None if best is None else best["loss"]), *config,
                           f"{rows['flops'].sum():.3g}")
     stdout.print(table)
     for line in decisions:
@@ -281,12 +282,12 @@ def _stop(server: subprocess.Popen[str]) -> None:
         server.wait()
 
 
-def _number(value: float | None) -> str:
+def _loss_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
 def _config_cells(lr: float, batch_size: float, weight_decay: float) -> tuple[str, str, str]:
-    return f"{lr:.3g}", str(int(batch_size)), f"{weight_decay:.3g}"
+    return format_number(lr), str(int(batch_size)), format_number(weight_decay)
 
 
 def ladder(args: argparse.Namespace) -> int:

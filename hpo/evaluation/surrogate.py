@@ -162,7 +162,4 @@ def _clip(value: float, bounds: LogRange | float) -> float:
 
 
 def _best_power_of_two(value: float, bounds: PowerOfTwoRange | int) -> int:
-    if not isinstance(bounds, PowerOfTwoRange):
-        return int(bounds)
-    choices = np.array(bounds.choices, dtype=float)
-    return int(choices[np.argmin(np.abs(np.log(choices / value)))])
+    return bounds.nearest(value) if isinstance(bounds, PowerOfTwoRange) else int(bounds)

@@ -41,7 +41,7 @@ from hpo.store.optuna_store import LAW_BROKEN, PLAN, finished_status, optuna_stu
 from hpo.store.tracker import ScaleRecord, ScaleResult, Tracker, TrialEnd
 from hpo.store.trial_table import load_trials
 from hpo.study.spec import StudySpec
-from hpo.vocab import INTERRUPTED, FinalStatus
+from hpo.vocab import COMPLETE, INTERRUPTED, FinalStatus
 
 __all__ = ["Cell", "ProgressCallback", "ScaleOutcome", "ScaleProgress"]
 
@@ -285,7 +285,7 @@ def _trial_end(trial: FrozenTrial) -> TrialEnd:
 def _best(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
     """The complete (full-budget, not diverged) trial of lowest loss among `trials`."""
     complete = [trial for trial in trials if trial.state == TrialState.COMPLETE
-                and trial.user_attrs.get("status", "complete") == "complete"]
+                and trial.user_attrs.get("status", COMPLETE) == COMPLETE]
     return min(complete, key=lambda trial: cast(float, trial.value), default=None)
 
 

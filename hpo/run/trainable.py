@@ -34,16 +34,16 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ray import tune
 
+from hpo.vocab import COMPLETE, DIVERGED, FAILED, PRUNED, FinalStatus
 from models import ModelFamily, Progress, TrainConfig, get_family, train
 
-__all__ = ["CELL", "FinalStatus", "TrialJob", "curve_points", "divergence_penalty", "run_trial",
+__all__ = ["CELL", "TrialJob", "curve_points", "divergence_penalty", "run_trial",
            "trial_status"]
 
-FinalStatus = Literal["complete", "pruned", "diverged", "failed"]
 
 CELL = "cell"
 """The trial config key naming the trial's (variant, scale): its Optuna study name, a key of the jobs."""
@@ -135,7 +135,7 @@ def run_trial(config: dict[str, Any], jobs: Mapping[str, TrialJob]) -> None:
     if result.status == "diverged":
         send({"loss": divergence_penalty(result.initial_loss, train_config.divergence_factor),
               "tokens": result.tokens_seen, "train_loss": result.train_loss, "seconds": result.seconds,
-              "report_seconds": waited, "status": "diverged"})
+              "report_seconds": waited, "status": DIVERGED})
 
 
 def trial_status(result: Mapping[str, Any] | None, budget_tokens: int, *, error: bool = False) -> FinalStatus:
@@ -143,9 +143,9 @@ def trial_status(result: Mapping[str, Any] | None, budget_tokens: int, *, error:
     an error or without any result, ``diverged`` if the trainable said so,
     ``pruned`` if it stopped before `budget_tokens` (ASHA stopped it), else ``complete``."""
     if error or not result or "tokens" not in result:
-        return "failed"
-    if result.get("status") == "diverged":
-        return "diverged"
+        return FAILED
+    if result.get("status") == DIVERGED:
+        return DIVERGED
     if result["tokens"] < budget_tokens:
-        return "pruned"
-    return "complete"
+        return PRUNED
+    return COMPLETE

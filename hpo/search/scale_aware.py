@@ -68,7 +68,7 @@ from hpo.search.design import latin_hypercube, sample_full_space
 from hpo.search.plan import LawCheck, ScalePlan, Setting, full_plan
 from hpo.search.strategy import ScaleToPlan, SearchStrategy
 from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
-from hpo.vocab import HYPERPARAMETERS
+from hpo.vocab import COMPLETE, HYPERPARAMETERS
 
 __all__ = ["DESIGN_TRIALS_PER_COEFFICIENT", "EDGE_SHARE", "ScaleAware", "affordable_trials", "check_law",
            "design_size", "full_space_design", "plan_scale"]
@@ -201,7 +201,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     it at fixed tokens per parameter): it decides between a design and a check
     (module docstring).
     """
-    complete = history[history["status"] == "complete"] if not history.empty else history
+    complete = history[history["status"] == COMPLETE] if not history.empty else history
     measured = complete["params"].nunique() if not complete.empty else 0
     rng = np.random.default_rng((seed, measured))
     if law_broken:
@@ -252,7 +252,7 @@ def check_law(plan: ScalePlan, rows: pd.DataFrame, *, seed: int = 0) -> LawCheck
     """Did the optimum of this scale's trials (`rows`) fall inside the plan's narrowed space?"""
     if not plan.transferred:
         return LawCheck(False, "full search: nothing to check")
-    complete = rows[rows["status"] == "complete"]
+    complete = rows[rows["status"] == COMPLETE]
     if complete.empty:
         return LawCheck(True, "no complete trial in the narrowed space: widen again")
     best = complete.sort_values("loss").iloc[0]
@@ -348,8 +348,7 @@ def _inside(space: SearchSpace, setting: Setting) -> Setting:
         lr = min(max(lr, space.lr.low), space.lr.high)
     batch = setting["batch_size"]
     if isinstance(space.batch_size, PowerOfTwoRange):
-        choices = np.array(space.batch_size.choices)
-        batch = int(choices[np.argmin(np.abs(np.log2(choices) - math.log2(batch)))])
+        batch = space.batch_size.nearest(batch)
     if isinstance(space.weight_decay, WeightDecayRange) and not (wd == 0 and space.weight_decay.zero):
         wd = min(max(wd, space.weight_decay.low), space.weight_decay.high)
     return {"lr": float(lr), "batch_size": int(batch), "weight_decay": float(wd)}

@@ -42,7 +42,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from hpo.run.trainable import curve_points, trial_status
-from hpo.vocab import COMPLETE, DIVERGED, FAILED, PRUNED
+from hpo.vocab import COMPLETE, DIVERGED, FAILED, PRUNED, SEARCH
 
 __all__ = ["TokenOptunaSearch"]
 
@@ -77,7 +77,7 @@ class TokenOptunaSearch(OptunaSearch):
         if config is None:
             return None
         ot_trial = self._ot_trials[trial_id]
-        origin = ot_trial.user_attrs.get("origin", "search")
+        origin = ot_trial.user_attrs.get("origin", SEARCH)
         return {**config, "trial_number": ot_trial.number, "origin": origin}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hpo.vocab import HYPERPARAMETERS, is_power_of_two, powers_of_two
+from hpo.vocab import HYPERPARAMETERS, is_power_of_two, nearest_power_of_two, powers_of_two
 
 __all__ = ["LogRange", "PowerOfTwoRange", "SearchSpace", "WeightDecayRange", "space_from_dict",
            "space_to_dict"]
@@ -48,6 +48,10 @@ class PowerOfTwoRange:
     def choices(self) -> tuple[int, ...]:
         """Every power of two from `low` to `high`, smallest first."""
         return powers_of_two(self.low, self.high)
+
+    def nearest(self, value: float) -> int:
+        """The power of two of the range nearest to `value` > 0 in log space."""
+        return min(max(nearest_power_of_two(value), self.low), self.high)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from hpo.store.tracker import TRACKERS
 from hpo.study import checks as _checks
 from hpo.study.checks import INVALID, NAME, NAME_FIX, SET_ELSEWHERE, TRAIN_KEYS, Problems, SpecError, show
 from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
-from hpo.vocab import is_power_of_two
+from hpo.vocab import HYPERPARAMETERS, is_power_of_two
 from models import ModelFamily, get_family
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "StudySpec", "Variant", "WeightDecayRange", "load_spec", "parse_spec",
 ]
 
-SPACE_KEYS = ("lr", "batch_size", "weight_decay")
+SPACE_KEYS = HYPERPARAMETERS
 MAX_BATCH_SIZE = 2**20
 MAX_FILE_BYTES = 2**20
 RETRIES = 2
