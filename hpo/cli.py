@@ -18,12 +18,14 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import progress as bars
 from rich.console import Console
 from rich.table import Table
 
+from hpo.store.errors import StoreError
 from hpo.study.checks import mask
 from hpo.study.spec import StudySpec, load_spec
 from hpo.vocab import COMPLETE, FINAL_STATUSES, format_number
@@ -59,13 +61,19 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run or resume a study, showing per-scale progress, then a summary table."""
+    """Run or resume a study, showing per-scale progress, then a summary table; the libraries' logs
+    (Ray Tune's tracebacks of failed trials included) go to a log file under the study's output, named
+    at the end when a trial failed or the run did."""
     spec = load_spec(args.study)  # a bad study file fails before Ray, Optuna and MLflow load
     from hpo.run.runner import ScaleProgress, StudyInterrupted, run_study
+    from hpo.store.errors import describe_store_failure
+    from hpo.store.lease import LeaseHeld
 
-    if not args.verbose:
-        for library in ("ray", "ray.tune", "optuna", "mlflow", "alembic"):
-            logging.getLogger(library).setLevel(logging.WARNING)
+    log = _log_run(spec, verbose=args.verbose)
+
+    def waiting(held: LeaseHeld) -> None:
+        _tell(f"hpo run: waiting: {held}")
+
     columns = (bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
                bars.TextColumn("{task.fields[best]}"), bars.TimeElapsedColumn())
     with bars.Progress(*columns, console=stderr) as progress:
@@ -81,10 +89,18 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             outcome = run_study(spec, address=args.address, scales=args.scales, variants=args.variants,
-                                progress=show)
+                                progress=show, wait=args.wait, on_wait=waiting)
         except StudyInterrupted:
             stderr.print(f"hpo run: interrupted; `hpo run {args.study}` resumes it", markup=False)
             return 130
+        except Exception as error:
+            message = describe_store_failure(error, optuna_url=spec.storage.optuna,
+                                             tracker_uri=spec.storage.mlflow)
+            if message is None:
+                raise
+            logging.getLogger("hpo").debug("the run failed", exc_info=error)
+            _tell(f"hpo run: error: {message} (details in {log})")
+            return USAGE_ERROR
     table = Table(title=f"study {spec.name}: {outcome.ran} trials run now")
     for column in ("variant", "scale", "trials", "best loss", "lr", "batch size", "weight decay"):
         table.add_column(column, justify="left" if column in ("variant", "scale") else "right")
@@ -94,19 +110,58 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(scale.variant, scale.scale, f"{scale.finished}/{scale.planned}",
                       _loss_text(scale.best_loss), *config)
     stdout.print(table)
-    return 0
+    failing = [scale for scale in outcome.scales if scale.failed]
+    for scale in failing:
+        _tell(f"hpo run: {scale.variant} · {scale.scale}: {scale.failed} of {scale.finished} trials failed; "
+              f"first error: {scale.first_error or 'unknown'}")
+    if failing:
+        _tell(f"hpo run: tracebacks in {log}")
+    return 1 if any(scale.failed == scale.finished for scale in failing) else 0
+
+
+def _log_run(spec: StudySpec, *, verbose: bool) -> Path:
+    """Send the log records of hpo and its libraries (Ray, Optuna, MLflow) to a new file
+    ``logs/run-<time>.log`` in the study's output folder, and only hpo's warnings to the terminal;
+    the file's path."""
+    path = spec.output_dir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(path)
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(to_file)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in root.handlers:
+        if handler is not to_file:
+            handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+            handler.addFilter(lambda record: record.name.split(".")[0] == "hpo")
+    import ray  # noqa: F401 (its import gives the "ray" logger the terminal handler replaced below)
+
+    for library in ("ray", "ray.tune", "optuna", "mlflow", "alembic"):
+        logger = logging.getLogger(library)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+    ray_logger = logging.getLogger("ray")  # Ray's logger does not propagate to the root
+    ray_logger.addHandler(to_file)
+    ray_logger.setLevel(logging.INFO)
+    return path
+
+
+def _tell(line: str) -> None:
+    """One line to the terminal's standard error, as written (no markup)."""
+    stderr.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def status(args: argparse.Namespace) -> int:
     """Per variant and scale: how it is searched, trials done, pruned, diverged
     and failed, the best loss and its config, its compute; then the study's
     compute against one target run and each search decision."""
-    from hpo.store.optuna_store import LAW_BROKEN, PLAN, load_study_attrs
+    from hpo.store.optuna_store import LAW_BROKEN, PLAN, load_study_attrs, optuna_storage
     from hpo.store.trial_table import load_trials
 
     spec = load_spec(args.study)
-    trials = load_trials(spec, compute=True)
-    attrs = load_study_attrs(spec)
+    storage = optuna_storage(spec.storage.optuna, read_only=True)
+    trials = load_trials(spec, compute=True, storage=storage)
+    attrs = load_study_attrs(spec, storage)
     table = Table(title=f"study {spec.name}")
     for column in ("variant", "scale", "search", "planned", *FINAL_STATUSES,
                    "best loss", "lr", "batch size", "weight decay", "FLOPs"):
@@ -148,9 +203,11 @@ def _compute(spec: StudySpec, trials: pd.DataFrame) -> StudyCompute:
 
 def trials(args: argparse.Namespace) -> int:
     """The study's trial table, one row per trial, as a table or as CSV."""
+    from hpo.store.optuna_store import optuna_storage
     from hpo.store.trial_table import load_trials
 
-    table = load_trials(load_spec(args.study))
+    spec = load_spec(args.study)
+    table = load_trials(spec, storage=optuna_storage(spec.storage.optuna, read_only=True))
     if args.csv:
         table.to_csv(sys.stdout, index=False)
     else:
@@ -165,11 +222,12 @@ def analyze(args: argparse.Namespace) -> int:
     from hpo.analysis import TRIAL_COLUMNS, extrapolate
     from hpo.analysis.plots import write_plots
     from hpo.analysis.report import format_recommendation
+    from hpo.store.optuna_store import optuna_storage
     from hpo.store.tracker import TRACKERS
     from hpo.store.trial_table import load_trials
 
     spec = load_spec(args.study)
-    table = load_trials(spec, compute=True)
+    table = load_trials(spec, compute=True, storage=optuna_storage(spec.storage.optuna, read_only=True))
     target = args.target or spec.target_params
     recommendation = extrapolate(table[list(TRIAL_COLUMNS)], target_params=target,
                                  target_tokens=args.target_tokens, searched=_searched(spec))
@@ -340,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local runtime)")
     sub.add_argument("--scales", type=_comma_list, help="comma-separated scales to run (default: all)")
     sub.add_argument("--variants", type=_comma_list, help="comma-separated variants to run (default: all)")
+    sub.add_argument("--wait", action="store_true",
+                     help="wait for another driver running some of the same scales, instead of stopping")
     sub.set_defaults(handler=run)
 
     sub = commands.add_parser("status", help="trials done, pruned, diverged, failed per variant and scale")
@@ -409,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, StoreError) as error:
         stderr.print(f"hpo {args.command}: error: {error}", markup=False, highlight=False, soft_wrap=True)
         return USAGE_ERROR
     except BrokenPipeError:

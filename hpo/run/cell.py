@@ -41,7 +41,7 @@ from hpo.store.optuna_store import LAW_BROKEN, PLAN, finished_status, optuna_stu
 from hpo.store.tracker import ScaleRecord, ScaleResult, Tracker, TrialEnd
 from hpo.store.trial_table import load_trials
 from hpo.study.spec import StudySpec
-from hpo.vocab import COMPLETE, INTERRUPTED, FinalStatus
+from hpo.vocab import COMPLETE, FAILED, INTERRUPTED, FinalStatus
 
 __all__ = ["Cell", "ProgressCallback", "ScaleOutcome", "ScaleProgress"]
 
@@ -68,7 +68,9 @@ ProgressCallback = Callable[[ScaleProgress], None]
 class ScaleOutcome:
     """How one (variant, scale) ended: trials `finished` of `planned`, `ran` of
     them in this call (0 when skipped), the best complete trial's loss and the
-    `best_params` it trained with (``lr``, ``batch_size``, ``weight_decay``)."""
+    `best_params` it trained with (``lr``, ``batch_size``, ``weight_decay``);
+    `failed` of the finished trials failed; `first_error` is the error line of the
+    first trial that failed in this call (the last line of its traceback)."""
 
     variant: str
     scale: str
@@ -79,6 +81,8 @@ class ScaleOutcome:
     best_params: TrialParams | None
     plan: ScalePlan | None = None
     law: LawCheck | None = None
+    failed: int = 0
+    first_error: str | None = None
 
 
 class Cell:
@@ -130,6 +134,14 @@ class Cell:
             train=dict(self.spec.variant(self.variant).train),
         )
 
+    def scale_record(self) -> ScaleRecord:
+        """What the tracker records of this (variant, scale); its `id` empty until the cell opens."""
+        spec = self.spec
+        planned = self.plan.trials if self.plan is not None else spec.trials_per_scale[self.scale]
+        return ScaleRecord(spec.name, self.variant, self.scale, params=spec.params(self.scale),
+                           budget_tokens=spec.tokens(self.scale), seed=spec.seed, trials=planned,
+                           id="" if self.record is None else self.record.id)
+
     def open(self) -> None:
         """Load or create the Optuna study and its plan, start the MLflow parent
         run, repair what a killed driver left, and set up the search of the
@@ -138,9 +150,7 @@ class Cell:
         self.study = optuna.create_study(study_name=self.name, storage=self.storage, direction="minimize",
                                          load_if_exists=True)
         self.plan = self._load_or_make_plan()
-        scale = ScaleRecord(spec.name, self.variant, self.scale, params=spec.params(self.scale),
-                            budget_tokens=spec.tokens(self.scale), seed=spec.seed, trials=self.planned)
-        self.record = self.tracker.start_scale(scale, self.plan)
+        self.record = self.tracker.start_scale(self.scale_record(), self.plan)
         self._repair()
         trials = self.study.get_trials(deepcopy=False)
         counted = _counted(trials)
@@ -185,10 +195,13 @@ class Cell:
             None if best is None else best.number, None if best is None else best.value, best_params,
             None if best is None else best.user_attrs.get("run_id"), law))
         self._report(trials)
-        finished = len(_counted(trials))
-        self.outcome = ScaleOutcome(self.variant, self.scale, self.planned, finished,
-                                    finished - self.done_before, None if best is None else best.value,
-                                    best_params, self.plan, law)
+        counted = _counted(trials)
+        failed = sum(finished_status(trial) == FAILED for trial in counted)
+        errors = {} if self.recorder is None else self.recorder.errors
+        self.outcome = ScaleOutcome(self.variant, self.scale, self.planned, len(counted),
+                                    len(counted) - self.done_before, None if best is None else best.value,
+                                    best_params, self.plan, law, failed,
+                                    errors[min(errors)] if errors else None)
         return self.outcome
 
     def interrupt(self) -> None:
@@ -210,12 +223,23 @@ class Cell:
                                     None if best is None else best.value))
 
     def _load_or_make_plan(self) -> ScalePlan:
-        """The plan stored with the Optuna study (a resumed scale keeps its plan),
-        else one made now and stored, its first and exploring trials enqueued."""
+        """The plan stored with the Optuna study (a resumed scale keeps its plan), else one made now and
+        stored; then its listed trials that are not in the study yet are enqueued."""
+        assert self.study is not None
+        plan = self._load_plan() or self._make_plan()
+        self._enqueue_missing(plan)
+        return plan
+
+    def _load_plan(self) -> ScalePlan | None:
+        assert self.study is not None
+        stored = self.study.user_attrs.get(PLAN)
+        return None if stored is None else ScalePlan.from_dict(stored)
+
+    def _make_plan(self) -> ScalePlan:
+        """The strategy's plan of this scale, stored with the Optuna study before any of its trials is
+        enqueued (`_enqueue_missing` completes an enqueue a killed driver left half done)."""
         assert self.study is not None
         study, spec = self.study, self.spec
-        if PLAN in study.user_attrs:
-            return ScalePlan.from_dict(study.user_attrs[PLAN])
         smaller = spec.scales[:spec.scales.index(self.scale)] if spec.search.plans_from_smaller_scales else []
         family = spec.load_family()
         cost = {scale: family.train_flops(scale, spec.tokens(scale)) for scale in spec.scales}
@@ -226,11 +250,20 @@ class Cell:
             previous_law_broken=bool(smaller) and self._law_broken(smaller[-1]),
             cost_ratio=cost[self.scale] / max(cost.values()), seed=spec.seed))
         logger.info("%s: %s", self.name, plan.reason)
-        if not study.trials:
-            for origin, setting, within in plan.enqueued():
-                study.enqueue_trial(fixed_params(setting, within), user_attrs={"origin": origin})
         study.set_user_attr(PLAN, plan.to_dict())
         return plan
+
+    def _enqueue_missing(self, plan: ScalePlan) -> None:
+        """Enqueue the trials `plan` lists beyond those the study holds already. Trials are enqueued in
+        the plan's order, so the study holds a prefix of the list: its listed trials that were not
+        interrupted (an interrupted one's copy, queued again, stands for it)."""
+        assert self.study is not None
+        listed = plan.enqueued()
+        origins = {origin for origin, _, _ in listed}
+        held = sum(trial.user_attrs.get("origin") in origins and trial.user_attrs.get("status") != INTERRUPTED
+                   for trial in self.study.get_trials(deepcopy=False))
+        for origin, setting, within in listed[held:]:
+            self.study.enqueue_trial(fixed_params(setting, within), user_attrs={"origin": origin})
 
     def _law_broken(self, scale: str) -> bool:
         """Whether `scale` of this variant ran and broke the law its plan predicted."""

@@ -23,11 +23,12 @@ one runs its schema migrations) while Ray starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +41,18 @@ from ray.tune.search import ConcurrencyLimiter
 from hpo.run.cell import Cell, ProgressCallback, ScaleOutcome, ScaleProgress
 from hpo.run.ladder import Ladder, LadderCallback, LadderScheduler, LadderSearch
 from hpo.run.trainable import run_trial
-from hpo.store.optuna_store import optuna_storage
+from hpo.store.cross_check import check_stores_agree
+from hpo.store.lease import LeaseHeld, Leases
+from hpo.store.optuna_store import optuna_storage, optuna_study_name, stored_trials
 from hpo.store.tracker import TRACKERS
 from hpo.study.spec import StudySpec
 
 __all__ = ["ProgressCallback", "ScaleOutcome", "ScaleProgress", "StudyInterrupted", "StudyOutcome",
            "run_study", "start_ray"]
+
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's environment switch of a node's address: the loopback address where it is 0."""
+
 
 class StudyInterrupted(RuntimeError):
     """The run was stopped (Ctrl+C) before a (variant, scale) had all its
@@ -69,8 +76,9 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> boo
     """Start Ray unless it is running: connect to `address` (default
     ``$RAY_ADDRESS``), else start a new local runtime with `num_cpus` CPUs
     (default: all), even where another runtime runs on this machine. True
-    when this call started it. A local runtime's dashboard, if Ray starts
-    one at all, listens on 127.0.0.1 only.
+    when this call started it. A local runtime serves this machine only: its
+    GCS, raylet and workers listen on 127.0.0.1 (`_loopback_only`), and its
+    dashboard, if Ray starts one at all, too.
 
     A local runtime's workers get the driver's own import path (its folders
     outside the Python installation), so a family named by import path that
@@ -85,10 +93,33 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> boo
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     local = address == "local"
     runtime_env = {"env_vars": {"PYTHONPATH": _driver_path()}} if local else None
-    ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
-             logging_level=logging.getLogger("ray").getEffectiveLevel(),
-             include_dashboard=False, dashboard_host="127.0.0.1")
+    with _loopback_only() if local else contextlib.nullcontext():
+        ray.init(address=address, num_cpus=num_cpus, runtime_env=runtime_env, log_to_driver=False,
+                 logging_level=logging.getLogger("ray").getEffectiveLevel(),
+                 include_dashboard=False, dashboard_host="127.0.0.1")
     return True
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """A Ray runtime started inside takes 127.0.0.1 as its node address, so its processes listen there
+    only. By default Ray picks the address other machines reach this one at and listens on every
+    interface, guarded by its token alone; it takes the loopback address where
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is 0 (read by this process when it imported Ray, and by the
+    runtime's processes from the environment they start with). Both are restored afterwards, so a later
+    connection to a cluster is unaffected."""
+    from ray._private import ray_constants
+
+    saved = os.environ.get(_CLUSTER_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_SWITCH], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+        if saved[0] is None:
+            os.environ.pop(_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_CLUSTER_SWITCH] = saved[0]
 
 
 def _driver_path() -> str:
@@ -107,14 +138,21 @@ def run_study(
     scales: Sequence[str] | None = None,
     variants: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
+    wait: bool = False,
+    on_wait: Callable[[LeaseHeld], None] | None = None,
 ) -> StudyOutcome:
     """Run (or resume) `spec`: every variant, every scale smallest first.
 
     `scales` and `variants` restrict the run to those names (`ValueError` for
-    an unknown one). Starts Ray with `start_ray(address)` unless it is
-    running; a runtime started here is shut down at the end. Raises
-    `StudyInterrupted` when Ctrl+C stopped the run (Ray Tune catches the
-    first one and ends the search early; the next one raises KeyboardInterrupt).
+    an unknown one). First takes the lease of every (variant, scale) it runs
+    (`hpo.store.lease`): `LeaseHeld` names the driver that runs one of them,
+    unless `wait`, which waits for it (calling `on_wait`). Then checks that the
+    Optuna store and the tracker hold the same trials (`StoresDisagree`
+    otherwise, before anything is written). Starts Ray with
+    `start_ray(address)` unless it is running; a runtime started here is shut
+    down at the end. Raises `StudyInterrupted` when Ctrl+C stopped the run
+    (Ray Tune catches the first one and ends the search early; the next one
+    raises KeyboardInterrupt).
     """
     chosen_variants = [spec.variant(name) for name in variants] if variants else list(spec.variants)
     chosen_scales = [scale for scale in spec.scales if scales is None or scale in scales]
@@ -122,21 +160,30 @@ def run_study(
         spec.params(scale)  # raises ValueError naming the valid scales
     spec.output_dir.mkdir(parents=True, exist_ok=True)
     storage = optuna_storage(spec.storage.optuna)  # a store that cannot be used fails before Ray starts
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-store") as pool:
-        # A new MLflow store runs its schema migrations (seconds): done while Ray starts.
-        opening = pool.submit(TRACKERS.get(spec.storage.tracker), spec.storage.mlflow, spec.name,
-                              spec.output_dir / "artifacts")
-        started = start_ray(address)
+    leases = Leases(storage.engine)
+    leases.acquire([optuna_study_name(spec.name, variant.name, scale)
+                    for variant in chosen_variants for scale in chosen_scales], wait=wait, on_wait=on_wait)
+    started = False
     try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-store") as pool:
+            # A new MLflow store runs its schema migrations (seconds): done while Ray starts.
+            opening = pool.submit(TRACKERS.get(spec.storage.tracker), spec.storage.mlflow, spec.name,
+                                  spec.output_dir / "artifacts")
+            started = start_ray(address)
         tracker = opening.result()
         cells = [Cell(spec, variant.name, scale, storage, tracker, progress)
                  for variant in chosen_variants for scale in chosen_scales]
+        for cell in cells:
+            check_stores_agree(cell.name, stored_trials(storage, cell.name),
+                               tracker.recorded(cell.scale_record()), optuna_url=spec.storage.optuna,
+                               tracker_uri=spec.storage.mlflow)
         ladder = Ladder(cells, after_smaller=spec.search.plans_from_smaller_scales)
         if ladder.advance():
             _tuner(spec, ladder).fit()
         ladder.close_finished()
         _raise_if_interrupted(cells)
     finally:
+        leases.release()
         if started:
             ray.shutdown()
     return StudyOutcome(spec.name, tuple(cell.outcome for cell in cells if cell.outcome is not None))

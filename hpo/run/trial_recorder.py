@@ -15,6 +15,7 @@ trains from scratch and reports the steps it already reported).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ from hpo.run.trainable import curve_points, trial_status
 from hpo.store.tracker import CurvePoint, ScaleRecord, Tracker, TrialEnd, TrialStart
 from hpo.vocab import FAILED, FinalStatus
 
-__all__ = ["TrialRecorder"]
+__all__ = ["TrialRecorder", "error_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class TrialRecorder(Callback):
         self.tracker, self.scale = tracker, scale
         self.storage, self.study_name = storage, study_name
         self._records: dict[str, str] = {}
+        self.errors: dict[int, str] = {}
+        """The error line of each trial that failed in this run, by trial number."""
         self._curves: dict[str, list[CurvePoint]] = {}
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
@@ -78,21 +81,45 @@ class TrialRecorder(Callback):
         self._end(trial, trial_status(trial.last_result, self.scale.budget_tokens))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._end(trial, FAILED)
+        """Close the record of a trial that errored on its last attempt, with its error's last line
+        (kept in `errors` too: Optuna was told the trial failed before this callback runs)."""
+        error = error_line(_error_text(trial))
+        if error is not None:
+            self.errors[int(trial.config["trial_number"])] = error
+        self._end(trial, FAILED, error)
 
     def flush(self) -> None:
         """Wait until the records of the trials that ended are written."""
         self.tracker.flush()
 
-    def _end(self, trial: Trial, status: FinalStatus) -> None:
+    def _end(self, trial: Trial, status: FinalStatus, error: str | None = None) -> None:
         record = self._records.pop(trial.trial_id, None)
         if record is None:
             return
         tokens_seen = (trial.last_result or {}).get("tokens")
         self.tracker.end_trial(record, TrialEnd(status, None if tokens_seen is None else int(tokens_seen),
-                                                self._curves.pop(trial.trial_id)))
+                                                self._curves.pop(trial.trial_id), error))
 
     def _set_trial_attr(self, number: int, key: str, value: object) -> None:
         study_id = self.storage.get_study_id_from_name(self.study_name)
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
         self.storage.set_trial_user_attr(trial_id, key, value)
+
+
+def _error_text(trial: Trial) -> str | None:
+    """The traceback Ray Tune wrote for the trial's last error (its error file), if any."""
+    path = trial.error_file
+    if path is None or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.read()
+
+
+def error_line(traceback: str | None) -> str | None:
+    """The line of a traceback text that names the error (``ValueError: ...``): its last line that
+    does not start with a space, without Ray's wrapping; None without a traceback."""
+    if not traceback:
+        return None
+    lines = [line.strip() for line in traceback.splitlines() if line.strip() and not line[0].isspace()]
+    named = [line for line in lines if ":" in line and not line.startswith(("Failure #", "Traceback"))]
+    return (named or lines)[-1]

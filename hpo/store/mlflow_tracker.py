@@ -78,6 +78,8 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 """The experiment tag that tells MLflow's UI what kind of work an experiment holds."""
 _DESCRIPTION = "mlflow.note.content"
 """The tag MLflow's UI shows (as Markdown) as a run's description."""
+_TAG_LIMIT = 8000
+"""MLflow's longest tag value, in characters."""
 _MAX_RUNS = 50_000
 """Most child runs read back from one (variant, scale): MLflow's largest page."""
 
@@ -124,14 +126,10 @@ class MlflowTracker:
     def start_scale(self, scale: ScaleRecord, plan: ScalePlan) -> ScaleRecord:
         """The parent run of the (variant, scale), found by its tags or created, set RUNNING, tagged
         with how the scale is searched: ``search`` (transferred / full), ``search_reason``, the space."""
-        found = self.client.search_runs(
-            [self.experiment_id], max_results=1,
-            filter_string=(f"tags.kind = 'scale' and tags.variant = '{scale.variant}' "
-                           f"and tags.scale = '{scale.scale}'"),
-        )
+        found = self._parent_id(scale)
         name = scale_run_name(scale.scale, scale.variant)
         if found:  # renamed too: stores written before the `{scale} · {variant}` names get them
-            run_id = found[0].info.run_id
+            run_id = found
             self.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING), name=name)
         else:
             tags = {"kind": "scale", "study": self.study, "variant": scale.variant, "scale": scale.scale,
@@ -214,12 +212,24 @@ class MlflowTracker:
         self.client.set_terminated(scale.id, RunStatus.to_string(RunStatus.FINISHED))
 
     def recorded(self, scale: ScaleRecord) -> dict[int, str]:
+        """The scale's child runs by trial number (its parent found by its tags when `scale.id` is empty)."""
+        parent = scale.id or self._parent_id(scale)
+        if not parent:
+            return {}
         return {int(run.data.tags.get("trial_number", -1)): run.data.tags.get("status", "running")
-                for run in self._children(scale)}
+                for run in self._children(ScaleRecord(**{**scale.__dict__, "id": parent}))}
 
     def write_summary(self, recommendation: Recommendation, trials: pd.DataFrame,
                       plots: Sequence[Path]) -> str:
         return write_summary(self.tracking_uri, self.study, recommendation, trials, plots)
+
+    def _parent_id(self, scale: ScaleRecord) -> str | None:
+        found = self.client.search_runs(
+            [self.experiment_id], max_results=1,
+            filter_string=(f"tags.kind = 'scale' and tags.variant = '{scale.variant}' "
+                           f"and tags.scale = '{scale.scale}'"),
+        )
+        return found[0].info.run_id if found else None
 
     def _children(self, scale: ScaleRecord) -> list[Run]:
         return self.client.search_runs([self.experiment_id], max_results=_MAX_RUNS,
@@ -232,6 +242,8 @@ class MlflowTracker:
         tags = [RunTag("status", trial.status)]
         if trial.tokens_seen is not None:
             tags.append(RunTag("tokens_seen", str(trial.tokens_seen)))
+        if trial.error is not None:
+            tags.append(RunTag("error", trial.error[:_TAG_LIMIT]))
         self.client.log_batch(run_id, metrics=curve, tags=tags)  # one write: curve and tags together
         final = RunStatus.FAILED if trial.status == FAILED else RunStatus.FINISHED
         self.client.set_terminated(run_id, RunStatus.to_string(final))

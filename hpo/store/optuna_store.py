@@ -9,6 +9,8 @@ attributes hold the scale's plan (`PLAN`) and whether it broke its law
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -16,11 +18,13 @@ import sqlalchemy.event
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
+from hpo.store.errors import StoreError
+from hpo.study.checks import mask
 from hpo.study.spec import StudySpec
 from hpo.vocab import COMPLETE, FAILED, PRUNED, retry
 
 __all__ = ["FINISHED_STATES", "LAW_BROKEN", "PLAN", "finished_status", "load_study_attrs", "optuna_storage",
-           "optuna_study_name"]
+           "optuna_study_name", "stored_trials"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +49,14 @@ def optuna_study_name(study: str, variant: str, scale: str) -> str:
     return f"{study}/{variant}/{scale}"
 
 
-def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage:
-    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock.
+def optuna_storage(url: str, *, read_only: bool = False, attempts: int = 4) -> optuna.storages.RDBStorage:
+    """The Optuna RDB storage at SQLAlchemy `url`; sqlite waits up to 30 s for a lock. `StoreError`,
+    naming the store and the fix, when it cannot be opened.
+
+    `read_only` opens an existing sqlite file without writing to it (`hpo status`,
+    `hpo trials`, `hpo analyze`): it works on a read-only or archived study folder,
+    and a missing file is an error that names the path tried instead of a new, empty
+    store.
 
     A sqlite file is switched to write-ahead logging (a setting kept in the
     file), so readers (``hpo status``, the MLflow UI's neighbours) do not
@@ -62,15 +72,34 @@ def optuna_storage(url: str, *, attempts: int = 4) -> optuna.storages.RDBStorage
     """
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else None
-    storage = retry(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs),
-                    attempts=attempts, delay=0.5, retryable=_schema_made_meanwhile,
-                    what="Optuna storage schema created concurrently")
-    if sqlite:
+    opened = _read_only_sqlite(url) if sqlite and read_only else url
+    try:
+        storage = retry(lambda: optuna.storages.RDBStorage(opened, engine_kwargs=engine_kwargs),
+                        attempts=attempts, delay=0.5, retryable=_schema_made_meanwhile,
+                        what="Optuna storage schema created concurrently")
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        cause = " ".join(str(getattr(error, "orig", None) or error).splitlines()[0].split())
+        raise StoreError(f"cannot open the Optuna store {mask(url)} ({cause}); check that its database "
+                         "is reachable and intact (a corrupted file: restore it, or move the study's output "
+                         "away to start afresh)") from None
+    if sqlite and not read_only:
         with storage.engine.connect() as connection:
             connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         sqlalchemy.event.listen(storage.engine, "connect", _sync_at_checkpoints)
         storage.engine.dispose()  # the connections opened so far reconnect with the setting
     return storage
+
+
+def _read_only_sqlite(url: str) -> str:
+    """`url` of a sqlite file as a URI that opens it read only: ``mode=ro``, or ``immutable=1`` in a
+    folder this process cannot write (a reader of a write-ahead log needs to write beside it)."""
+    path = Path(url.split(":///", 1)[1].split("?", 1)[0])
+    if not path.is_file():
+        raise StoreError(f"no Optuna store at {path}: run the study first (`hpo run STUDY`), or run this "
+                         "command from the folder it ran in (a relative `output:` is taken from the current "
+                         "directory), or set `output:` to where it ran")
+    writable = os.access(path.parent, os.W_OK)
+    return f"sqlite:///file:{path}?{'mode=ro' if writable else 'immutable=1'}&uri=true"
 
 
 def _schema_made_meanwhile(error: Exception) -> bool:
@@ -89,10 +118,20 @@ def _sync_at_checkpoints(connection: Any, record: Any) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
-def load_study_attrs(spec: StudySpec) -> dict[tuple[str, str], dict[str, Any]]:
+def stored_trials(storage: optuna.storages.BaseStorage, name: str) -> list[FrozenTrial]:
+    """Every trial of the Optuna study `name` in `storage`, none when the study does not exist."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        return []
+
+
+def load_study_attrs(spec: StudySpec, storage: optuna.storages.BaseStorage | None = None
+                     ) -> dict[tuple[str, str], dict[str, Any]]:
     """The user attributes of each (variant, scale)'s Optuna study that exists
-    (`PLAN`, `LAW_BROKEN`), keyed by (variant, scale)."""
-    storage = optuna_storage(spec.storage.optuna)
+    (`PLAN`, `LAW_BROKEN`), keyed by (variant, scale); `storage` is the study's
+    Optuna storage when the caller holds it open already."""
+    storage = storage or optuna_storage(spec.storage.optuna)
     summaries = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
     return {(variant.name, scale): dict(summaries[name].user_attrs)
             for variant in spec.variants for scale in spec.scales

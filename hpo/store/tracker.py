@@ -72,11 +72,13 @@ class TrialStart:
 
 @dataclass(frozen=True)
 class TrialEnd:
-    """How a trial ended: its final `status`, the tokens it saw, its evaluations in order."""
+    """How a trial ended: its final `status`, the tokens it saw, its evaluations in order, and for a
+    failed trial its `error` (the last line of the traceback, when known)."""
 
     status: FinalStatus
     tokens_seen: int | None
     curve: Sequence[CurvePoint]
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ class Tracker(Protocol):
         ...
 
     def recorded(self, scale: ScaleRecord) -> dict[int, str]:
-        """The scale's trial records: trial number → status (``running`` while open)."""
+        """The scale's trial records: trial number → status (``running`` while open); the scale's record
+        is looked up by study, variant and scale when `scale.id` is empty (none: no records)."""
         ...
 
     def write_summary(self, recommendation: Recommendation, trials: pd.DataFrame,

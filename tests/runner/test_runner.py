@@ -158,7 +158,8 @@ def test_interrupted_trial_runs_again(ray_runtime: None, tmp_path: Path) -> None
 
 def test_runs_left_running_by_a_killed_driver_are_ended_or_deleted(ray_runtime: None, tmp_path: Path) -> None:
     """Killed after Optuna's ``tell`` but before its MLflow run ended: the run
-    gets the trial's status and curve; a run never linked to its trial is deleted."""
+    gets the trial's status and curve; a run never linked to its trial (left
+    RUNNING, so interrupted) is deleted."""
     spec = small_ladder(tmp_path, scales=["w8"], trials_per_scale=2)
     spec.output_dir.mkdir(parents=True)
     study = optuna.create_study(study_name=optuna_study_name(spec.name, "default", "w8"),
@@ -179,6 +180,7 @@ def test_runs_left_running_by_a_killed_driver_are_ended_or_deleted(ray_runtime: 
     told.set_user_attr("run_id", unended)
     told.set_user_attr("status", "complete")
     study.tell(told, 0.7)
+    define_space(spec.variant("default").space)(study.ask())  # trial 1: killed before its run was linked
 
     outcome = run_study(spec)
 
