@@ -46,16 +46,27 @@ stderr = Console(stderr=True)
 
 
 def validate(args: argparse.Namespace) -> int:
-    """Check a study file and print what it would run; write nothing."""
+    """Check a study file and print what it would run, per scale and variant: the trials its search
+    strategy plans and how (as planned when the smaller scales go as expected); write nothing."""
+    import pandas as pd
+
+    from hpo.search.strategy import ScaleToPlan
+
     spec = load_spec(args.study)
-    table = Table(title=f"study {spec.name} · family {spec.family} · target N = {spec.target_params:.3g}")
-    for column in ("scale", "params N", "tokens D", "trials"):
+    table = Table(title=f"study {spec.name} · family {spec.family} · target N = {spec.target_params:.3g} · "
+                        f"search {spec.search.name}")
+    for column in ("scale", "params N", "tokens D", *(f"{v.name}: trials" for v in spec.variants)):
         table.add_column(column, justify="left" if column == "scale" else "right")
-    for scale in spec.scales:
-        table.add_row(scale, f"{spec.params(scale):,}", f"{spec.tokens(scale):,}",
-                      str(spec.trials_per_scale[scale]))
+    for index, scale in enumerate(spec.scales):
+        cells = []
+        for variant in spec.variants:
+            how, trials = spec.search.preview(ScaleToPlan(
+                name=scale, scale=scale, params=spec.params(scale), tokens=spec.tokens(scale),
+                space=variant.space, trials=spec.trials_per_scale[scale], history=pd.DataFrame(),
+                previous_law_broken=False, cost_ratio=spec.cost_ratio(scale), seed=spec.seed), index)
+            cells.append(f"{trials} ({how})")
+        table.add_row(scale, f"{spec.params(scale):,}", f"{spec.tokens(scale):,}", *cells)
     stdout.print(table)
-    stdout.print(f"variants: {', '.join(v.name for v in spec.variants)}")
     stdout.print(f"output: {spec.output_dir}")
     return 0
 

@@ -78,6 +78,17 @@ class ModelFamily(ABC):
             "implement ModelFamily.width or leave lr_width_exponent at 0"
         )
 
+    def trial_memory(self, scale: str, batch_size: int) -> int:
+        """Bytes one training run at `scale` with `batch_size` needs, estimated without building the
+        model: 16 bytes per parameter (fp32 weights, gradients and AdamW's two moments) plus
+        `activation_memory`. An estimate to refuse what cannot fit, not a measurement."""
+        return 16 * self.param_count(scale).total + self.activation_memory(scale, batch_size)
+
+    def activation_memory(self, scale: str, batch_size: int) -> int:
+        """Bytes of the activations one training step keeps for its backward pass, estimated; 0 for a
+        family that does not say."""
+        return 0
+
     def train_flops(self, scale: str, tokens: int) -> float:
         """Training compute in FLOPs, ``6 · N · D`` with N the non-embedding
         parameters and D the tokens trained on (forward + backward)."""

@@ -127,6 +127,13 @@ class GPTFamily(ModelFamily):
             non_embedding += embedding
         return ParamCount(total=non_embedding + embedding + self.seq_len * d, non_embedding=non_embedding)
 
+    def activation_memory(self, scale: str, batch_size: int) -> int:
+        """fp32 activations of a step, without recomputation (Korthikanti et al. 2022, doubled for
+        fp32): ``68·d`` bytes per token and layer, d = ``d_model`` (the attention kernel keeps no
+        T × T score matrix), plus the logits and their gradient, ``8·V`` bytes per token."""
+        tokens = batch_size * self.seq_len
+        return tokens * (SCALES[scale] * 68 * self.width(scale) + 8 * self.vocab_size)
+
     def width(self, scale: str) -> int:
         """``d_model`` of `scale` (channels): ``32 · n_layer``."""
         self.check_scale(scale)

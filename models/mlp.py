@@ -67,6 +67,18 @@ class MLPFamily(ModelFamily):
         total = sum(fan_in * fan_out + fan_out for fan_in, fan_out in itertools.pairwise(dims))
         return ParamCount(total=total, non_embedding=total)
 
+    def trial_memory(self, scale: str, batch_size: int) -> int:
+        """The student's share (`ModelFamily.trial_memory`) plus the fixed teacher's weights and the
+        validation set, fp32; the teacher is what makes a huge ``teacher_width`` unaffordable."""
+        teacher = self.in_dim * self.teacher_width + self.teacher_width**2 + self.teacher_width * self.out_dim
+        validation = self.val_examples * (self.in_dim + self.out_dim)
+        return super().trial_memory(scale, batch_size) + 4 * (teacher + validation)
+
+    def activation_memory(self, scale: str, batch_size: int) -> int:
+        """fp32 activations of the student and of the teacher that labels the batch, about three values
+        per unit (pre-activation, activation, gradient)."""
+        return 4 * 3 * batch_size * (self._width(scale) * self.depth + 2 * self.teacher_width)
+
     def width(self, scale: str) -> int:
         """Hidden units per layer of the student at `scale`."""
         return self._width(scale)

@@ -483,3 +483,22 @@ def test_hpo_analyze_checks_against_the_variants_spaces_joined() -> None:
 
     spec = parse_spec(valid())
     assert _searched(spec) == {"lr": (1e-4, 3e-2), "batch_size": (16.0, 128.0), "weight_decay": (0.0, 0.3)}
+
+
+def test_a_trial_that_cannot_fit_in_memory_is_refused_without_building_it() -> None:
+    huge_teacher = minimal() | {"family_options": {"teacher_width": 100_000_000}}
+    errors = errors_of(huge_teacher)
+    assert [error.split(":")[0] for error in errors] == ["scales.w8", "scales.w16"]
+    assert all("a trial needs about 35.5 PiB" in error and "this machine has" in error for error in errors)
+    huge_scale = minimal() | {"family_options": {"widths": [8, 1_000_000]}, "scales": ["w1000000"],
+                              "target": 1e13}
+    (error,) = errors_of(huge_scale)
+    assert error.startswith("scales.w1000000: a trial needs about 14.6 TiB at batch size 32")
+
+
+def test_the_memory_a_worker_offers_bounds_each_trial() -> None:
+    small = minimal() | {"resources": {"memory_gb": 1e-6}}
+    assert all("more than the 1.05 KiB set in resources.memory_gb" in error for error in errors_of(small))
+    assert parse_spec(minimal() | {"resources": {"memory_gb": 2}}).resources.memory_bytes() == 2 * 2**30
+    assert errors_of(minimal() | {"resources": {"memory_gb": 0}}) == (
+        "resources.memory_gb: must be > 0 (got 0); use a positive number",)

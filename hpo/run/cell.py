@@ -241,14 +241,12 @@ class Cell:
         assert self.study is not None
         study, spec = self.study, self.spec
         smaller = spec.scales[:spec.scales.index(self.scale)] if spec.search.plans_from_smaller_scales else []
-        family = spec.load_family()
-        cost = {scale: family.train_flops(scale, spec.tokens(scale)) for scale in spec.scales}
         plan = spec.search.plan(ScaleToPlan(
             name=self.name, scale=self.scale, params=spec.params(self.scale), tokens=spec.tokens(self.scale),
             space=spec.variant(self.variant).space, trials=spec.trials_per_scale[self.scale],
             history=load_trials(spec, variants=[self.variant], scales=smaller, storage=self.storage),
             previous_law_broken=bool(smaller) and self._law_broken(smaller[-1]),
-            cost_ratio=cost[self.scale] / max(cost.values()), seed=spec.seed))
+            cost_ratio=spec.cost_ratio(self.scale), seed=spec.seed))
         logger.info("%s: %s", self.name, plan.reason)
         study.set_user_attr(PLAN, plan.to_dict())
         return plan

@@ -201,6 +201,8 @@ def _tuner(spec: StudySpec, ladder: Ladder) -> tune.Tuner:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     jobs = {cell.name: cell.job() for cell in ladder.cells}
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    if spec.resources.memory_gb is not None:  # Ray then places a trial only where that much is free
+        resources["memory"] = spec.resources.memory_bytes()
     return tune.Tuner(
         tune.with_resources(tune.with_parameters(run_trial, jobs=jobs), resources),
         tune_config=tune.TuneConfig(

@@ -125,6 +125,20 @@ class ScaleAware(SearchStrategy):
     def check(self, plan: ScalePlan, trials: pd.DataFrame, *, seed: int) -> LawCheck:
         return check_law(plan, trials, seed=seed)
 
+    def preview(self, scale: ScaleToPlan, smaller: int) -> tuple[str, int]:
+        """The first two scales' design (or search), then, where the laws hold, a design around the
+        prediction or a check of it, as `plan_scale` decides them by cost."""
+        if smaller < _MIN_SCALES:
+            n = affordable_trials(scale.trials, self, scale.cost_ratio)
+            if self.first_scales_factor > 1 and n >= scale.trials:
+                return "design", n
+            return "search", scale.trials
+        n_design = design_size(scale.space, scale.trials, self, scale.cost_ratio)
+        if n_design:
+            return "prediction + design", 1 + n_design
+        n_check = min(scale.trials, max(self.min_trials, math.ceil(self.trials_share * scale.trials)))
+        return "check: prediction + probes", n_check
+
     def problems(self) -> list[tuple[str, str, str]]:
         found = []
         if not 1 <= self.safety_factor <= 100:

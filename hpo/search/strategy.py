@@ -81,6 +81,12 @@ class SearchStrategy(ABC):
     def plan(self, scale: ScaleToPlan) -> ScalePlan:
         """The trials of `scale`: how many, the enqueued ones, and the space the sampler searches."""
 
+    def preview(self, scale: ScaleToPlan, smaller: int) -> tuple[str, int]:
+        """How `scale`, the ladder's scale with `smaller` scales below it, will be searched before any
+        trial ran (`hpo validate`): a few words and its number of trials, as its plan will have them when
+        what the smaller scales show goes as expected. The sampler's T trials by default."""
+        return "search", scale.trials
+
     def check(self, plan: ScalePlan, trials: pd.DataFrame, *, seed: int) -> LawCheck:
         """Whether the scale's trials (trial-table rows) showed what `plan` assumed; nothing by default."""
         return LawCheck(False, "nothing to check")

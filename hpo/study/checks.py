@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import yaml
 
-from models import TrainConfig, family_names, get_family
+from models import ModelFamily, TrainConfig, family_names, get_family
 
 INVALID: typing.Final = object()
 """What `Problems.setting` and `Problems.choice` return for a value that failed (None is valid there)."""
@@ -249,20 +249,20 @@ class Problems:
 
 def family(
     p: Problems, value: object, options: object
-) -> tuple[str, dict[str, object], dict[str, int] | None]:
-    """The family name, its options, and N (non-embedding params) of each of its
-    scales in the family's order, or None for N if the family cannot be built."""
+) -> tuple[str, dict[str, object], dict[str, int] | None, ModelFamily | None]:
+    """The family name, its options, N (non-embedding params) of each of its scales in the family's
+    order, and the family itself; None for N and the family if it cannot be built."""
     kwargs = p.keywords("family_options", options)
     name = p.string("family", value, fix=f"use one of {', '.join(family_names())} or module:attr")
     if name is None or kwargs is None:
-        return "", {}, None
+        return "", {}, None, None
     if ":" in name and not _IMPORT_PATH.fullmatch(name):
         p.add("family", f"{show(name)} is not an import path", "write package.module:Attribute")
-        return name, kwargs, None
+        return name, kwargs, None, None
     if ":" not in name and name not in family_names():
         p.add("family", f"{show(name)} is not a known family",
               f"{did_you_mean(name, family_names())}use one of {', '.join(family_names())} or module:attr")
-        return name, kwargs, None
+        return name, kwargs, None, None
     try:  # a family is user code: whatever it raises is a problem of this study file
         built = get_family(name, **kwargs)
         params = {scale: int(built.param_count(scale).non_embedding) for scale in built.scales}
@@ -271,8 +271,35 @@ def family(
         detail = " ".join(f"{type(error).__name__}: {error}".split())[:200]
         p.add(path, f"cannot build family {name!r} with options {show(kwargs)} ({detail})",
               "fix the family or its options")
-        return name, kwargs, None
-    return name, kwargs, params
+        return name, kwargs, None, None
+    return name, kwargs, params, built
+
+
+def trial_memory(p: Problems, built: ModelFamily, scales: Sequence[str], batch_sizes: Mapping[str, int],
+                 limit: int, limit_source: str) -> None:
+    """Check that one trial of each scale, at the largest batch size a variant searches (`batch_sizes`:
+    variant → batch), fits in `limit` bytes (`ModelFamily.trial_memory`, estimated without building
+    the model); `limit_source` says where the limit comes from."""
+    for scale in scales:
+        variant, batch = max(batch_sizes.items(), key=lambda item: item[1])
+        try:
+            need = built.trial_memory(scale, batch)
+        except Exception as error:  # a family is user code
+            p.add(f"scales.{scale}", f"cannot estimate its memory ({type(error).__name__}: {error})",
+                  "fix the family's trial_memory")
+            continue
+        if need > limit:
+            p.add(f"scales.{scale}", f"a trial needs about {_bytes(need)} at batch size {batch} "
+                  f"(variant {variant}), more than the {_bytes(limit)} {limit_source}",
+                  "use smaller scales or batch sizes, or set resources.memory_gb to what a worker offers")
+
+
+def _bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024:
+            return f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PiB"
 
 
 def scales(p: Problems, value: object, family_name: str, params: Mapping[str, int] | None) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ study files you trust. Nothing here writes files or creates directories.
 
 from __future__ import annotations
 
+import os
 import re
 import typing
 from collections.abc import Mapping
@@ -76,10 +77,19 @@ class Fidelity:
 
 @dataclass(frozen=True)
 class Resources:
-    """Ray resources of one trial: CPUs and GPUs (fractions allowed)."""
+    """Ray resources of one trial: CPUs and GPUs (fractions allowed), and the memory (GiB) a worker
+    offers it, when given (also a Ray resource then); without it a CPU trial must fit this machine's
+    memory (`hpo.study.checks.trial_memory`)."""
 
     cpu: float
     gpu: float
+    memory_gb: float | None = None
+
+    def memory_bytes(self) -> int:
+        """The memory one trial may use: `memory_gb`, else this machine's physical memory."""
+        if self.memory_gb is not None:
+            return int(self.memory_gb * 2**30)
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,13 @@ class StudySpec:
     def tokens(self, scale: str) -> int:
         """Token budget D of one trial at `scale`."""
         return self.budget_tokens[self._check_scale(scale)]
+
+    def cost_ratio(self, scale: str) -> float:
+        """ρ of `scale`: the FLOPs of one full-budget trial there over one at the ladder's costliest scale
+        (`models.ModelFamily.train_flops` of each scale's N and D)."""
+        family = self.load_family()
+        cost = {name: family.train_flops(name, self.tokens(name)) for name in self.scales}
+        return cost[self._check_scale(scale)] / max(cost.values())
 
     def load_family(self) -> ModelFamily:
         """A fresh instance of the study's model family, built with `family_options`."""
@@ -204,9 +221,9 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
         return DEFAULTS.get(key, default) if top.get(key) is None else top[key]
 
     name = p.string("name", top["name"], pattern=NAME, fix=NAME_FIX) if "name" in top else None
-    family, options, params = ("", {}, None)
+    family, options, params, built = ("", {}, None, None)
     if "family" in top:
-        family, options, params = _checks.family(p, top["family"], get("family_options", {}))
+        family, options, params, built = _checks.family(p, top["family"], get("family_options", {}))
     scales = _checks.scales(p, top["scales"], family, params) if "scales" in top else ()
     target_params, target_scale = _checks.target(p, top.get("target"), params, scales)
     budget = _checks.budget(p, top["budget"], scales, params) if "budget" in top else {}
@@ -222,6 +239,11 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
     output_dir = _checks.output_dir(p, get("output", f"runs/{name}"), output_root) if name else None
     storage = _storage(p, get("storage", {}), output_dir)
     retries = p.integer("retries", get("retries"), minimum=0, maximum=MAX_RETRIES)
+    if built is not None and variants and resources is not None and not p.errors and (
+            resources.memory_gb is not None or not resources.gpu):  # a GPU's memory is not known here
+        limit = "set in resources.memory_gb" if resources.memory_gb else "this machine has"
+        _checks.trial_memory(p, built, scales, {v.name: _largest_batch(v.space) for v in variants},
+                             resources.memory_bytes(), limit)
     p.raise_if_any(source)  # below, every value is checked: raise_if_any raised otherwise
     assert name is not None and params is not None and fidelity is not None and search is not None
     assert max_concurrent is not None and resources is not None and seed is not None
@@ -386,13 +408,23 @@ def _search_keys() -> tuple[str, ...]:
 
 
 def _resources(p: Problems, value: object) -> Resources | None:
-    """CPUs (> 0) and GPUs (>= 0) of one trial."""
-    resources = p.mapping("resources", value, ("cpu", "gpu"))
+    """CPUs (> 0) and GPUs (>= 0) of one trial, and the memory (GiB > 0) a worker offers it."""
+    resources = p.mapping("resources", value, ("cpu", "gpu", "memory_gb"))
     if resources is None:
         return None
     cpu = p.number("resources.cpu", resources.get("cpu", DEFAULTS["cpu"]), positive=True)
     gpu = p.number("resources.gpu", resources.get("gpu", DEFAULTS["gpu"]), nonnegative=True)
-    return None if cpu is None or gpu is None else Resources(cpu, gpu)
+    memory = resources.get("memory_gb")
+    memory_gb = None if memory is None else p.number("resources.memory_gb", memory, positive=True)
+    if cpu is None or gpu is None or (memory is not None and memory_gb is None):
+        return None
+    return Resources(cpu, gpu, memory_gb)
+
+
+def _largest_batch(space: SearchSpace) -> int:
+    """The largest batch size `space` trains with."""
+    batch = space.batch_size
+    return batch.high if isinstance(batch, PowerOfTwoRange) else int(batch)
 
 
 def _storage(p: Problems, value: object, output_dir: Path | None) -> Storage | None:

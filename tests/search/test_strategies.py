@@ -166,3 +166,12 @@ def test_every_strategy_runs_a_short_study_to_its_plan_in_both_stores(
         assert all(t.user_attrs.get("origin", "search") in ORIGINS for t in trials)
         runs = [r for r in children if r.data.tags["scale"] == scale.scale]
         assert sorted(r.info.run_id for r in runs) == sorted(t.user_attrs["run_id"] for t in trials)
+
+
+def test_every_strategy_previews_the_first_scale_as_it_plans_it(strategy: SearchStrategy) -> None:
+    empty = full_budget_trials(LADDER[0], [], np.random.default_rng(0))
+    scale = to_plan(strategy, 0, empty)
+    how, trials = strategy.preview(scale, 0)
+    assert how and trials == strategy.plan(scale).trials
+    for index in range(1, len(LADDER)):
+        assert strategy.preview(to_plan(strategy, index, empty), index)[1] >= 1
