@@ -2,11 +2,16 @@
 
 Tune learning rate, batch size and weight decay on a ladder of small model
 scales, then extrapolate the optima to a target scale and flag scaling-law
-crossovers before the single large run.
+crossovers before the single large run. From Python (`hpo.api`)::
+
+    spec = hpo.load_spec("studies/quickstart.yaml")     # or hpo.parse_spec({...})
+    hpo.run_study(spec)                                  # address="ray://..." for a cluster
+    table = hpo.load_trials(spec)                        # a pandas DataFrame
+    recommendation = hpo.analyze(spec)                   # lr, batch size, weight decay at the target
 
 The names below are imported on first use: a Ray trial worker imports
-`hpo.run.trainable` only, and need not pay for the analysis (scipy, pandas) or the
-stores (Optuna, MLflow) at every start.
+`hpo.run.trainable` only, and need not pay for the analysis (scipy, pandas)
+or the stores (Optuna, MLflow) at every start.
 """
 
 from __future__ import annotations
@@ -15,15 +20,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpo.analysis import Recommendation, extrapolate
-    from hpo.store.trial_table import load_trials
-    from hpo.study.spec import SpecError, StudySpec, load_spec
+    from hpo.analysis import Recommendation
+    from hpo.api import analyze, extrapolate, load_trials, run_study
+    from hpo.study.spec import SpecError, StudySpec, load_spec, parse_spec
 
-__all__ = ["Recommendation", "SpecError", "StudySpec", "extrapolate", "load_spec", "load_trials"]
+__all__ = ["Recommendation", "SpecError", "StudySpec", "analyze", "extrapolate", "load_spec", "load_trials",
+           "parse_spec", "run_study"]
 
-_HOMES = {"Recommendation": "hpo.analysis", "extrapolate": "hpo.analysis", "SpecError": "hpo.study.spec",
-          "StudySpec": "hpo.study.spec", "load_spec": "hpo.study.spec",
-          "load_trials": "hpo.store.trial_table"}
+_HOMES = {"Recommendation": "hpo.analysis", "SpecError": "hpo.study.spec", "StudySpec": "hpo.study.spec",
+          "load_spec": "hpo.study.spec", "parse_spec": "hpo.study.spec", "analyze": "hpo.api",
+          "extrapolate": "hpo.api", "load_trials": "hpo.api", "run_study": "hpo.api"}
 
 
 def __getattr__(name: str) -> Any:

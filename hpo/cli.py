@@ -241,7 +241,7 @@ def analyze(args: argparse.Namespace) -> int:
     table = load_trials(spec, compute=True, storage=optuna_storage(spec.storage.optuna, read_only=True))
     target = args.target or spec.target_params
     recommendation = extrapolate(table[list(TRIAL_COLUMNS)], target_params=target,
-                                 target_tokens=args.target_tokens, searched=_searched(spec))
+                                 target_tokens=args.target_tokens, searched=spec.searched_ranges())
     stdout.print(format_recommendation(recommendation), markup=False, highlight=False)
     stdout.print(_compute(spec, table).summary(), markup=False, highlight=False)
     with tempfile.TemporaryDirectory() as scratch:
@@ -256,13 +256,6 @@ def analyze(args: argparse.Namespace) -> int:
             stdout.print(f"MLflow: summary run {run_id} of experiment {spec.name} (`hpo ui {args.study}`)",
                          markup=False, highlight=False)
     return 0
-
-
-def _searched(spec: StudySpec) -> dict[str, tuple[float, float]]:
-    """The ranges the study's variants search, joined (lowest low, highest high per hyperparameter):
-    a recommendation outside them is extrapolated beyond the whole study's space."""
-    spaces = [variant.space.ranges() for variant in spec.variants]
-    return {name: (min(r[name][0] for r in spaces), max(r[name][1] for r in spaces)) for name in spaces[0]}
 
 
 def ui(args: argparse.Namespace) -> int:

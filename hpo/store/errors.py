@@ -41,8 +41,8 @@ def describe_store_failure(error: BaseException, *, optuna_url: str, tracker_uri
     if cause is None:
         return None
     kind, text = cause
-    frames = "".join(traceback.format_tb(error.__traceback__)) + "".join(
-        traceback.format_tb(getattr(inner, "__traceback__", None)) for inner in _chain(error))
+    raised = [error, *_chain(error)]
+    frames = "".join(line for each in raised for line in traceback.format_tb(each.__traceback__))
     store = (f"the tracker's store {mask(tracker_uri)}" if "/mlflow/" in frames
              else f"the Optuna store {mask(optuna_url)}")
     return f"{store} failed ({text}): {_FIXES[kind]}"

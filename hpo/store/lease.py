@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from hpo.store.errors import StoreError
@@ -89,8 +90,8 @@ class Leases:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         retry(lambda: _METADATA.create_all(engine), attempts=4, delay=0.5,
-              retryable=lambda error: isinstance(error, sa.exc.IntegrityError | sa.exc.OperationalError
-                                                 | sa.exc.ProgrammingError),
+              retryable=lambda error: isinstance(error, sa_exc.IntegrityError | sa_exc.OperationalError
+                                                 | sa_exc.ProgrammingError),
               what="lease table created concurrently")
 
     def acquire(self, names: Sequence[str], *, wait: bool = False, poll_seconds: float = 5.0,
@@ -148,7 +149,7 @@ class Leases:
                     with db.begin_nested():
                         db.execute(_TABLE.insert().values(**values))
                     return
-                except sa.exc.IntegrityError:  # another driver inserted it meanwhile
+                except sa_exc.IntegrityError:  # another driver inserted it meanwhile
                     row = db.execute(sa.select(_TABLE).where(_TABLE.c.name == name)).one()
             owner = Owner(row.host, row.pid, row.since, row.heartbeat)
             if row.owner != self.owner and now - row.heartbeat <= self.expire_seconds:
@@ -170,5 +171,5 @@ class Leases:
                 if kept < len(self.held):
                     logger.error("lost %d of %d leases to another driver: this driver stalled for longer "
                                  "than %g s", len(self.held) - kept, len(self.held), self.expire_seconds)
-            except sa.exc.SQLAlchemyError as error:
+            except sa_exc.SQLAlchemyError as error:
                 logger.warning("lease heartbeat failed (%s); retrying", type(error).__name__)

@@ -19,6 +19,7 @@ import re
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from os import PathLike
 from pathlib import Path
 from typing import Any, cast
 
@@ -141,6 +142,14 @@ class StudySpec:
         """Token budget D of one trial at `scale`."""
         return self.budget_tokens[self._check_scale(scale)]
 
+    def searched_ranges(self) -> dict[str, tuple[float, float]]:
+        """The ranges the variants search, joined (lowest low, highest high per hyperparameter), in the
+        form `hpo.analysis.extrapolate` takes as `searched`: a recommendation outside them is
+        extrapolated beyond the whole study's space."""
+        spaces = [variant.space.ranges() for variant in self.variants]
+        return {name: (min(ranges[name][0] for ranges in spaces), max(ranges[name][1] for ranges in spaces))
+                for name in spaces[0]}
+
     def cost_ratio(self, scale: str) -> float:
         """ρ of `scale`: the FLOPs of one full-budget trial there over one at the ladder's costliest scale
         (`models.ModelFamily.train_flops` of each scale's N and D)."""
@@ -183,7 +192,7 @@ class StudySpec:
         return scale
 
 
-def load_spec(path: str | Path, *, output_root: Path | None = None) -> StudySpec:
+def load_spec(path: str | PathLike[str], *, output_root: Path | None = None) -> StudySpec:
     """Read and validate the study file at `path` (UTF-8 YAML, at most 1 MiB).
 
     A relative ``output`` is taken from `output_root` (default: the current
