@@ -2,9 +2,11 @@
 
 `fit_scaling` runs the pipeline once; `extrapolate.recommend` then reads any
 number of targets off it. Three ways to get the laws of the optimal
-hyperparameters (`method`):
+hyperparameters (`method`), and ``"auto"`` (the default), which takes
+``"near_best"`` for a sweep searched on grids (every cell, `near_best.is_grid`)
+and ``"surface"`` otherwise:
 
-* ``"near_best"`` (the default): the relative loss noise σ is estimated once
+* ``"near_best"``: the relative loss noise σ is estimated once
   per variant from all its cells (`noise`); every cell's optimum is the centre
   of its near-best band (`near_best`: trials within `tolerance` of the best,
   as far as σ tells); h*(N) = a·N^b, or h*(N, D) = a·N^b·D^c when D varies at
@@ -13,6 +15,9 @@ hyperparameters (`method`):
 * ``"surface"``: every cell's optimum is the minimum of a quadratic surface
   with a bootstrap over its trials; laws weigh cells by that bootstrap
   (Paule–Mandel) and propagate it (the pipeline before issue 14).
+  On a random or adaptive search (Optuna's TPE crowds trials where it looked)
+  a band's centroid is pulled towards the sampler's choices, while a surface
+  fitted to the loss values is not: there the surface is the better locator.
 * ``"joint"``: one surface over all trials of all cells at once, its centre a
   power law in N and D (`joint_surface`).
 
@@ -45,7 +50,8 @@ logger = logging.getLogger(__name__)
 METHODS = ("auto", "near_best", "surface", "joint")
 @dataclass(frozen=True, eq=False)
 class VariantFit:
-    """The optima and laws of one variant. Units as in `Optimum`."""
+    """The optima and laws of one variant. Units as in `Optimum`; ``optima[i].method`` says how the
+    optima were located (``"near_best"`` or ``"surface"``)."""
 
     variant: str
     optima: tuple[Optimum, ...]
@@ -63,8 +69,8 @@ class VariantFit:
     searched: dict[str, tuple[float, float]] = field(default_factory=dict)
     """The range [min, max] of each hyperparameter over all the variant's trials (complete, pruned and
     diverged): where it was searched. A recommendation outside it is an extrapolation beyond every trial."""
-    method: str = "near_best"
-    """How the laws were fitted: ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring)."""
+    method: str = "auto"
+    """The method asked for: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring)."""
     noise: float | None = None
     """The relative loss noise σ behind the near-best bands (None for ``"surface"``)."""
 
@@ -98,7 +104,7 @@ def fit_scaling(
 
     Args:
         trials: the trial table.
-        method: ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring).
+        method: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring).
         tolerance: a loss within this relative distance of its cell's best is as good as the best.
         noise: relative noise σ of one loss; None estimates it per variant from the trials
             (`noise.estimate_noise`), taking `tolerance` when no cell has the trials to tell.
@@ -159,10 +165,10 @@ def _fit_variant(
             f"trials: variant '{variant}' has complete trials at one model size only; "
             "measure at least two sizes (params) to fit how optima scale"
         )
-    if options.method != "surface" and noise is None:
+    method = _auto_locator(cells) if options.method == "auto" else options.method
+    if method != "surface" and noise is None:
         noise = pooled_noise(cells) or options.tolerance
     notes: list[str] = []
-    method = _auto_locator(cells, notes) if options.method == "auto" else options.method
     optima = _optima(cells, "surface" if method == "surface" else "near_best", noise, options, method)
     params = np.array([o.params for o in optima])
     uses_tokens = varies_tokens_independently(params, np.array([o.tokens for o in optima]))
@@ -185,7 +191,7 @@ def _fit_variant(
         notes=tuple(notes),
         searched=searched,
         method=options.method,
-        noise=noise if method != "surface" else None,
+        noise=None if method == "surface" else noise,
     )
 
 
@@ -209,13 +215,9 @@ def _optima(
     )
 
 
-def _auto_locator(cells: list[pd.DataFrame], notes: list[str]) -> str:
+def _auto_locator(cells: list[pd.DataFrame]) -> str:
     """``"near_best"`` when every cell was searched on a grid (`near_best.is_grid`), else ``"surface"``."""
-    if all(is_grid(rows) for rows in cells):
-        notes.append("auto: a grid sweep, laws through the cells' near-best centres")
-        return "near_best"
-    notes.append("auto: a random or adaptive search, laws through the cells' surface minima")
-    return "surface"
+    return "near_best" if all(is_grid(rows) for rows in cells) else "surface"
 
 
 def _hyperparameter_laws(
