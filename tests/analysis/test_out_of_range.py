@@ -52,7 +52,8 @@ def test_a_value_beyond_every_trial_is_warned_about_once_listed_and_kept(
     assert recommendation.batch_size_power_of_two > 1024, "not clipped by default"
     warned = [w for w in recommendation.warnings if "searched range" in w]
     assert len(warned) == 2
-    assert any(f"lr {lr.value:.4g} is below the searched range [{lr.low:.4g}, {lr.high:.4g}]" in w for w in warned)
+    below = f"lr {lr.value:.4g} is below the searched range [{lr.low:.4g}, {lr.high:.4g}]"
+    assert any(below in w for w in warned)
     assert not caplog.records, "returned, not also logged: an application would show each warning twice"
     assert "Outside the searched range" in format_recommendation(recommendation)
 
