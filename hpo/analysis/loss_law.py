@@ -112,6 +112,7 @@ def fit_loss_law(
     tokens: np.ndarray | None = None,
     replicates: np.ndarray | None = None,
     n_bootstrap: int = 200,
+    huber_delta: float = HUBER_DELTA,
     level: float = 0.9,
     seed: int = 0,
 ) -> LossLaw:
@@ -124,6 +125,8 @@ def fit_loss_law(
         replicates: bootstrap losses, shape (n_replicates, n_points), to refit
             for the intervals; without them points are resampled `n_bootstrap` times.
         n_bootstrap: replicates when resampling points.
+        huber_delta: relative residual beyond which a point's pull stops growing: 1e-3 (Chinchilla's)
+            for measured points; about the points' own noise for fitted ones (cells' tuned losses).
         level: confidence level of the intervals.
         seed: seed of the resampling.
 
@@ -139,6 +142,7 @@ def fit_loss_law(
         level,
         seed,
         variable="params",
+        huber_delta=huber_delta,
     )
 
 
@@ -160,6 +164,7 @@ def fit_compute_loss_law(
         level,
         seed,
         variable="compute",
+        huber_delta=HUBER_DELTA,
     )
 
 
@@ -172,6 +177,7 @@ def _fit(
     level: float,
     seed: int,
     variable: str,
+    huber_delta: float,
 ) -> LossLaw:
     x_center = float(np.log(x).mean())
     log_x = np.log(x) - x_center
@@ -183,7 +189,7 @@ def _fit(
             f"loss law: {len(loss)} points cannot fit {n_parameters} parameters; "
             f"measure at least {n_parameters + 1} scales"
         )
-    problem = _Problem(log_x, log_d, loss)
+    problem = _Problem(log_x, log_d, loss, huber_delta)
     ones = np.ones((1, len(loss)))
     theta = _best_fit(problem, loss[None, :], ones)[0]
     residuals = _log_prediction(theta, log_x, log_d) - np.log(loss)
@@ -220,6 +226,7 @@ class _Problem:
     log_x: np.ndarray
     log_d: np.ndarray | None
     scale: np.ndarray
+    huber_delta: float
 
     @property
     def n_exponents(self) -> int:
@@ -244,15 +251,16 @@ def _profile(
     bootstrap resample counts a point as often as it was drawn).
     """
     basis = problem.basis(exponents)
+    delta = problem.huber_delta
     y = targets / problem.scale
     weights = counts
     for _ in range(_IRLS_STEPS):
         coefficients = _nonnegative_least_squares(basis, y, weights)
         residual = np.einsum("bnk,bk->bn", basis, coefficients) - y
-        weights = counts * np.minimum(1.0, HUBER_DELTA / np.maximum(np.abs(residual), 1e-300))
+        weights = counts * np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300))
     absolute = np.abs(residual)
-    huber = np.where(absolute <= HUBER_DELTA, 0.5 * residual**2, HUBER_DELTA * (absolute - 0.5 * HUBER_DELTA))
-    return coefficients, (counts * huber).sum(axis=1) / (HUBER_DELTA * counts.sum(axis=1))
+    huber = np.where(absolute <= delta, 0.5 * residual**2, delta * (absolute - 0.5 * delta))
+    return coefficients, (counts * huber).sum(axis=1) / (delta * counts.sum(axis=1))
 
 
 def _nonnegative_least_squares(basis: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -38,8 +38,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hpo.analysis.estimate import robust_std
 from hpo.analysis.joint_surface import fit_joint_laws
-from hpo.analysis.loss_law import LossLaw, fit_loss_law
+from hpo.analysis.loss_law import HUBER_DELTA, LossLaw, fit_loss_law
 from hpo.analysis.near_best import DEFAULT_TOLERANCE, is_grid
 from hpo.analysis.optimum import Optimum, find_optimum, pooled_noise
 from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law
@@ -343,6 +344,7 @@ def _loss_law(
     """L(N[, D]) through the cells' tuned losses: refitted on their bootstrap replicates (``"surface"``)
     or on cells resampled with replacement."""
     replicates = np.column_stack([o.replicates[:, 3] for o in optima])
+    delta = max(HUBER_DELTA, _loss_noise(optima))
     try:
         return fit_loss_law(
             np.array([o.params for o in optima]),
@@ -350,6 +352,7 @@ def _loss_law(
             tokens=np.array([o.tokens for o in optima]) if uses_tokens else None,
             replicates=replicates if replicates.shape[0] > 1 else None,
             n_bootstrap=options.n_bootstrap,
+            huber_delta=delta,
             level=options.level,
             seed=options.seed,
         )
@@ -357,3 +360,10 @@ def _loss_law(
         notes.append(str(error))
         logger.info("no loss law: %s", error)
         return None
+
+
+def _loss_noise(optima: tuple[Optimum, ...]) -> float:
+    """The typical relative noise of the cells' tuned losses: the median over cells of the robust spread
+    of their bootstrap losses (``"surface"``); 0 without replicates."""
+    spreads = [robust_std(np.log(o.replicates[:, 3])) for o in optima if len(o.replicates) > 1]
+    return float(np.median(spreads)) if spreads else 0.0
