@@ -11,7 +11,9 @@
    settings, against the ``surface`` pipeline in the same run, and where it goes.
 3. Chinchilla and Porian et al. points: loss laws fitted below the largest
    compute budgets, error on the held-out largest budgets.
-4. Synthetic ladders from known laws: how often the 90% intervals at a 10x
+4. Synthetic grid sweeps from known laws, every method backtested as the
+   Step Law grids are.
+5. Synthetic ladders from known laws: how often the 90% intervals at a 10x
    target cover the truth; crossover verdicts on 4-5 scale ladders at 0.5%
    loss noise, crossings 2-8x past the largest scale (``ahead`` expected) or
    10-1000x past the target (``none`` expected).
@@ -33,10 +35,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, read_trials
+from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, normalize_trials, read_trials
 from hpo.evaluation.backtest import LEAVE_LARGEST_OUT, PREDICTED, REUSE_BEST, BacktestReport, run_backtest
 from hpo.evaluation.backtest_report import format_backtest
-from hpo.evaluation.synthetic import SyntheticVariant, crossing_variants, make_synthetic_trials
+from hpo.evaluation.synthetic import (
+    SyntheticVariant,
+    crossing_variants,
+    make_grid_sweep,
+    make_synthetic_trials,
+)
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 PUBLISHED_LAW = "published_law"
@@ -47,6 +54,9 @@ LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
 CROSSOVER_LADDERS = ((1e7, 3e7, 1e8, 3e8, 1e9), (1e7, 5e7, 2.5e8, 1e9))
 TARGET = 1e10
 CROSSOVER_NOISE = 0.005
+GRID_SIZES = (1e8, 2e8, 4e8, 8e8)
+GRID_LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
+GRID_BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048)
 CHINCHILLA_HELD_OUT_FLOP = 1e21
 PORIAN_HELD_OUT_BUDGETS = 2
 PORIAN_NEAR_OPTIMUM = 1.1
@@ -132,6 +142,45 @@ def steplaw_backtests(trials: pd.DataFrame, n_bootstrap: int) -> dict[str, Backt
         rows,
     )
     return reports
+
+
+def synthetic_grids(draws: int) -> None:
+    """Every method backtested on synthetic grid sweeps with known laws (`make_grid_sweep`): 4 sizes
+    1e8-8e8 at 20, 60 and 180 tokens per parameter, 13 lr x 8 batch grids, 0.1% loss noise, the loss
+    3x steeper above the best lr than below; exponents drawn per sweep around Step Law's."""
+    reports: dict[str, list[BacktestReport]] = {method: [] for method in METHODS}
+    for seed in range(draws):
+        rng = np.random.default_rng(60_000 + seed)
+        lr_b, lr_c, batch_c = rng.uniform(-0.9, -0.5), rng.uniform(0.2, 0.4), rng.uniform(0.4, 0.6)
+        variant = SyntheticVariant(
+            lr_a=2e-3 * 2e8**-lr_b * 1.2e10**-lr_c,
+            lr_b=lr_b,
+            lr_c=lr_c,
+            batch_a=150 * 1.2e10**-batch_c,
+            batch_b=0.0,
+            batch_c=batch_c,
+        )
+        cells = [(n, n * ratio) for n in GRID_SIZES for ratio in (20, 60, 180)]
+        sweep = make_grid_sweep(variant, cells, lrs=GRID_LRS, batch_sizes=GRID_BATCHES, seed=seed)
+        trials = normalize_trials(sweep)
+        for method in METHODS:
+            reports[method].append(run_backtest(trials, method=method, n_bootstrap=20, seed=seed))
+    print_table(
+        f"Synthetic grid sweeps, {draws} draws, every method backtested (regret % local | nearest, "
+        "largest sizes held out; coverage over all folds)",
+        ["method", "worst", "mean", "coverage", "median lr high/low"],
+        [
+            [
+                method,
+                f"{np.mean([r.worst_regret_pct('local') for r in runs]):.3f} | "
+                f"{np.mean([r.worst_regret_pct('nearest') for r in runs]):.3f}",
+                f"{np.mean([r.mean_regret_pct(PREDICTED, 'local', LEAVE_LARGEST_OUT) for r in runs]):.3f}",
+                f"{np.mean([r.coverage() for r in runs]):.2f}",
+                f"{np.median([r.median_lr_interval_ratio() for r in runs]):.2f}",
+            ]
+            for method, runs in reports.items()
+        ],
+    )
 
 
 def time_extrapolate(table: pd.DataFrame, repeats: int) -> dict[str, float]:
@@ -327,11 +376,13 @@ def main() -> int:
         print(f"real sweeps not found in {folder}; set HPO_SHARED_DATA", file=sys.stderr)
         return 2
     n_bootstrap, draws, crossover_draws, repeats = (30, 15, 20, 3) if args.quick else (100, 60, 60, 5)
+    grid_draws = 3 if args.quick else 10
     started = time.perf_counter()
     raw = pd.read_csv(folder / "steplaw_dense_lr_bs_loss_dev.csv")
     table = raw.drop(columns=["loss"]).rename(columns=STEPLAW_COLUMNS)
     trials = read_trials(folder / "steplaw_dense_lr_bs_loss_dev.csv", rename=STEPLAW_COLUMNS)
     reports = steplaw_backtests(trials, n_bootstrap)
+    synthetic_grids(grid_draws)
     seconds = time_extrapolate(table, repeats)
     chinchilla_heldout(folder, n_bootstrap)
     porian_heldout(folder)
