@@ -11,7 +11,6 @@ them with what to do.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from hpo.analysis.optimum import Optimum
 from hpo.analysis.scaling_fit import VariantFit
@@ -64,30 +63,35 @@ def fit_warnings(variant_fit: VariantFit, target_params: float) -> list[str]:
 
 
 def _cell_warnings(variant_fit: VariantFit) -> list[str]:
-    """One line per kind of cell problem, naming the cells that have it."""
-    optima = variant_fit.optima
-    kinds: list[tuple[Callable[[Optimum], bool], str]] = [
-        *(
-            (lambda o, h=h, side=side: o.at_edge.get(h) == side,
-             f"the {h} optimum is at the {side} edge of the searched range; widen it")
-            for h in ("lr", "batch_size", "weight_decay")
-            for side in ("low", "high")
-        ),
-        (lambda o: o.near_stability_edge, "the lr optimum is within 2x of the lowest diverging lr"),
-        (lambda o: o.method == "surface" and not o.surface_fitted,
-         "no clear minimum of the loss surface; the best trial is used"),
-        (lambda o: o.too_few_trials, "too few useful trials for a reliable optimum"),
+    """One line per kind of cell problem, naming the cells that have it (in the order first met)."""
+    cells_by_problem: dict[str, list[Optimum]] = {}
+    for optimum in variant_fit.optima:
+        for problem in _problems(optimum):
+            cells_by_problem.setdefault(problem, []).append(optimum)
+    total = len(variant_fit.optima)
+    return [
+        f"{variant_fit.variant}: {problem} ({_cells(cells, total)})"
+        for problem, cells in cells_by_problem.items()
     ]
-    warnings = []
-    for has, message in kinds:
-        cells = [o for o in optima if has(o)]
-        if cells:
-            warnings.append(f"{variant_fit.variant}: {message} ({_cells(cells, len(optima))})")
-    return warnings
+
+
+def _problems(optimum: Optimum) -> list[str]:
+    """What is wrong with one cell, in the words of a warning (docs/analysis.md: what to do)."""
+    problems = [
+        f"the {name} optimum is at the {side} edge of the searched range; widen it"
+        for name, side in optimum.at_edge.items()
+    ]
+    if optimum.near_stability_edge:
+        problems.append("the lr optimum is within 2x of the lowest diverging lr")
+    if optimum.method == "surface" and not optimum.surface_fitted:
+        problems.append("no clear minimum of the loss surface; the best trial is used")
+    if optimum.too_few_trials:
+        problems.append("too few useful trials for a reliable optimum")
+    return problems
 
 
 def _cells(cells: list[Optimum], total: int) -> str:
-    """"2 of 15 cells: 215M D=4e+09, 268M D=5e+09"; the first `_CELLS_LISTED` named."""
+    """ "2 of 15 cells: 215M D=4e+09, 268M D=5e+09"; the first `_CELLS_LISTED` named."""
     named = ", ".join(f"{o.scale} D={o.tokens:.3g}" for o in cells[:_CELLS_LISTED])
     more = f", {len(cells) - _CELLS_LISTED} more" if len(cells) > _CELLS_LISTED else ""
     return f"{len(cells)} of {total} cells: {named}{more}"

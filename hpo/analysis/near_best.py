@@ -117,9 +117,7 @@ def is_grid(rows: pd.DataFrame) -> bool:
     return len(rows) >= GRID_FILL * math.prod(counts)
 
 
-def band_edges(
-    settings: np.ndarray, band: NearBestBand, searched: tuple[str, ...]
-) -> dict[str, str]:
+def band_edges(settings: np.ndarray, band: NearBestBand, searched: tuple[str, ...]) -> dict[str, str]:
     """Searched hyperparameters whose band reaches an end of the range tried: a trial within 5% (of
     the log range) of that end is in the band with probability ≥ 1/2 ("widen the range")."""
     edges: dict[str, str] = {}

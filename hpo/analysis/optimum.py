@@ -1,12 +1,13 @@
 """The optimum of one cell (variant, model size N, token budget D), with an interval and diagnostics.
 
-Two ways to locate it (`method`):
+Two ways to locate it (`method`; `scaling_fit` chooses between them for a
+whole sweep):
 
-* ``"near_best"`` (the default): the centre of the cell's near-best band
-  (`near_best`), the settings whose loss is within `tolerance` of the best as
-  far as the run-to-run noise tells; the interval is that band. On a flat
-  landscape the band is wide and its centre stable, where the argmin wanders.
-* ``"surface"``: the minimum of a quadratic surface fitted to the near-best
+* ``"near_best"``: the centre of the cell's near-best band (`near_best`), the
+  settings whose loss is within `tolerance` of the best as far as the
+  run-to-run noise tells; the interval is that band. On a flat landscape the
+  band is wide and its centre stable, where the argmin wanders.
+* ``"surface"`` (the default): the minimum of a quadratic surface fitted to the near-best
   trials (`surface`); the interval comes from refitting on trials resampled
   with replacement (its width from the replicates' robust spread, see
   `Estimate.from_draws`), or, when no surface fitted and the best trial stands
@@ -79,7 +80,7 @@ class Optimum:
     n_complete: int
     n_diverged: int
     n_pruned: int
-    method: str = "near_best"
+    method: str = "surface"
     """How the optimum was located: ``"near_best"`` (centre of the near-best band) or ``"surface"``."""
     curvature: dict[str, float] = field(default_factory=dict)
     """d²L/d(ln h)² of the fitted surface at its minimum, per searched hyperparameter."""
@@ -122,18 +123,10 @@ def find_optimum(
     Raises:
         ValueError: `rows` span several cells, hold no complete trial, or `method` is unknown.
     """
-    if method not in METHODS:
-        raise ValueError(f"find_optimum: method must be one of {METHODS}, got {method!r}")
-    if rows[["variant", "params", "tokens"]].drop_duplicates().shape[0] != 1:
-        raise ValueError("find_optimum: rows must come from one cell (variant, params, tokens); group first")
+    _check_cell(rows, method)
     complete = rows[rows["status"] == "complete"]
     diverged = rows[rows["status"] == "diverged"]
     first = rows.iloc[0]
-    if complete.empty:
-        raise ValueError(
-            f"find_optimum: no complete trial in cell {first['variant']}/{first['scale']}; "
-            "run trials to their full token budget"
-        )
     settings = complete.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
     losses = complete["loss"].to_numpy(dtype=float)
     tried = rows.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
@@ -171,9 +164,22 @@ def find_optimum(
         replicates=located.replicates,
         center_error=located.center_error,
     )
-    logger.debug("optimum of %s/%s: lr=%.3g bs=%.3g", optimum.variant, optimum.scale, optimum.lr.value,
-                 optimum.batch_size.value)
+    logger.debug("optimum of %s/%s: lr=%.3g", optimum.variant, optimum.scale, optimum.lr.value)
     return optimum
+
+
+def _check_cell(rows: pd.DataFrame, method: str) -> None:
+    """ValueError unless `method` is known and `rows` are one cell's with a complete trial."""
+    if method not in METHODS:
+        raise ValueError(f"find_optimum: method must be one of {METHODS}, got {method!r}")
+    if rows[["variant", "params", "tokens"]].drop_duplicates().shape[0] != 1:
+        raise ValueError("find_optimum: rows must come from one cell (variant, params, tokens); group first")
+    if not (rows["status"] == "complete").any():
+        first = rows.iloc[0]
+        raise ValueError(
+            f"find_optimum: no complete trial in cell {first['variant']}/{first['scale']}; "
+            "run trials to their full token budget"
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -54,9 +54,10 @@ def polynomial_features(z: np.ndarray, degree: int = 2) -> np.ndarray:
     """Columns 1, z_i, z_i·z_j (i ≤ j), … up to `degree`: a full polynomial's design matrix."""
     columns = [np.ones(len(z))]
     for order in range(1, degree + 1):
-        columns += [np.prod(z[:, list(index)], axis=1) for index in combinations_with_replacement(
-            range(z.shape[1]), order
-        )]
+        columns += [
+            np.prod(z[:, list(index)], axis=1)
+            for index in combinations_with_replacement(range(z.shape[1]), order)
+        ]
     return np.column_stack(columns)
 
 

@@ -11,9 +11,11 @@ from hpo.evaluation.backtest import LEAVE_LARGEST_OUT, LEAVE_ONE_OUT, PREDICTED,
 def format_backtest(report: BacktestReport) -> str:
     """Every fold's held-out cells (prediction with its intervals, regrets of every method, coverage),
     then the figures that sum the backtest up."""
-    lines = [f"Backtest of method '{report.method}': regret in % of each held-out cell's best loss "
-             "(local surface | nearest run); an interval covers (yes) when it holds a trial within "
-             f"{100 * report.tolerance:.2g}% of that best"]
+    lines = [
+        f"Backtest of method '{report.method}': regret in % of each held-out cell's best loss "
+        "(local surface | nearest run); an interval covers (yes) when it holds a trial within "
+        f"{100 * report.tolerance:.2g}% of that best"
+    ]
     for fold in report.folds:
         lines += ["", f"{fold.variant}, {fold.name} ({fold.seconds:.2f} s)", *_fold_table(fold)]
     summary = text_table(["figure", LEAVE_LARGEST_OUT, LEAVE_ONE_OUT, "all"], _summary(report))
