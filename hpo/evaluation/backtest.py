@@ -35,7 +35,7 @@ from hpo.analysis.estimate import Estimate
 from hpo.analysis.extrapolate import Recommendation, recommend
 from hpo.analysis.near_best import DEFAULT_TOLERANCE
 from hpo.analysis.scaling_fit import fit_scaling
-from hpo.analysis.trials import scale_name
+from hpo.analysis.trials import normalize_trials, scale_name
 from hpo.evaluation.regret import regret_pct
 
 Rule = Callable[[float, float], tuple[float, float]]
@@ -140,10 +140,10 @@ def run_backtest(
     seed: int = 0,
     bandwidth: float = 1.0,
 ) -> BacktestReport:
-    """Backtest every variant of a normalised trial table (`hpo.analysis.normalize_trials`).
+    """Backtest every variant of a trial table.
 
     Args:
-        trials: the sweep.
+        trials: the sweep, with the trial table's columns (`hpo.analysis.normalize_trials` is applied).
         method: how the laws are fitted (`hpo.analysis.fit_scaling`).
         baselines: further named rules judged in every held-out cell, e.g. a published law.
         tolerance: an interval covers a cell when it holds a trial within this share of the best loss.
@@ -153,6 +153,7 @@ def run_backtest(
     Raises:
         ValueError: no variant has three model sizes (two to fit, one to hold out).
     """
+    trials = normalize_trials(trials)
     options = _Options(method, dict(baselines or {}), tolerance, n_bootstrap, level, seed, bandwidth)
     folds = [
         _fold(rows, fitted, held_out, kind, options)
