@@ -267,11 +267,11 @@ def _equal_weight_law(
     rng: np.random.Generator,
 ) -> PowerLaw:
     """The law with `coefficients` (least squares with every cell counted once, unless fitted another
-    way), and draws whose robust spread is the classical
-    prediction interval: normal draws of the coefficients (covariance ``s²(XᵀX)⁻¹``) and of a new cell's
-    scatter (``s``), both scaled by t/z when ``s²`` is the residual variance (t with n − p degrees of
-    freedom), so that ``Estimate.from_draws`` (±z robust spreads) gives ±t. No draws (no interval) when
-    nothing bounds the scatter: as many cells as coefficients and no `center_variances`."""
+    way), and draws whose robust spread is the classical prediction interval: normal draws of the
+    coefficients (covariance ``s²(XᵀX)⁻¹``) and of a new cell's scatter (``s``), both scaled by t/z
+    when ``s²`` is the residual variance (t with n − p degrees of freedom), so that
+    ``Estimate.from_draws`` (±z robust spreads) gives ±t. No draws (no interval) when nothing bounds
+    the scatter: as many cells as coefficients and no `center_variances`."""
     n_cells, n_coefficients = design.shape
     residuals = log_h - design @ coefficients
     degrees_of_freedom = n_cells - n_coefficients
