@@ -1,13 +1,22 @@
 """How well `hpo.analysis` extrapolates: real sweeps measured by others, and synthetic ground truth.
 
-1. Step Law grids, leave-largest-out: fit on the smaller model sizes, predict
-   lr and batch size at the largest, report the loss regret (%) of the
-   prediction against the best measured there, next to reusing the largest
-   fitted size's best setting and the authors' published law.
-2. Chinchilla and Porian et al. points: loss laws fitted below the largest
+1. Step Law grids, backtested (`hpo.evaluation.backtest`): every
+   leave-largest-out fold (fit 215M-429M, predict 537M; fit 215M-268M,
+   predict 429M) and every leave-one-out fold inside the span, for every
+   method of `fit_scaling` (the default ``auto``, which takes ``near_best`` on
+   these grids; ``surface``, the per-cell pipeline before issue 14; ``joint``),
+   against reusing the largest fitted size's best setting and the authors'
+   published law (fitted on all sizes: an upper reference, not a competitor).
+2. Time of one `extrapolate` on the 1,746-row Step Law table, default
+   settings, against the ``surface`` pipeline in the same run, and where it goes.
+3. Chinchilla and Porian et al. points: loss laws fitted below the largest
    compute budgets, error on the held-out largest budgets.
-3. Synthetic ladders from known laws: how often the 90% intervals at a 10x
-   target cover the truth, and how often crossovers get the right verdict.
+4. Synthetic grid sweeps from known laws, every method backtested as the
+   Step Law grids are.
+5. Synthetic ladders from known laws: how often the 90% intervals at a 10x
+   target cover the truth; crossover verdicts on 4-5 scale ladders at 0.5%
+   loss noise, crossings 2-8x past the largest scale (``ahead`` expected) or
+   10-1000x past the target (``none`` expected).
 
 Usage: ``python benchmarks/extrapolation.py [--quick]`` from the repository
 root; the real sweeps are read from ../shared/data (or $HPO_SHARED_DATA).
@@ -16,8 +25,9 @@ root; the real sweeps are read from ../shared/data (or $HPO_SHARED_DATA).
 from __future__ import annotations
 
 import argparse
-import logging
+import cProfile
 import os
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -25,20 +35,42 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpo.analysis import Estimate, extrapolate, fit_compute_loss_law, fit_loss_law, read_trials
-from hpo.evaluation.backtest import PREDICTED, REUSE_BEST, HeldOutCell, leave_largest_out
-from hpo.evaluation.synthetic import SyntheticVariant, crossing_variants, make_synthetic_trials
+from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, normalize_trials, read_trials
+from hpo.evaluation.backtest import LEAVE_LARGEST_OUT, PREDICTED, REUSE_BEST, BacktestReport, run_backtest
+from hpo.evaluation.backtest_report import format_backtest
+from hpo.evaluation.synthetic import (
+    SyntheticVariant,
+    crossing_variants,
+    make_grid_sweep,
+    make_synthetic_trials,
+)
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 PUBLISHED_LAW = "published_law"
+METHODS = ("auto", "near_best", "surface", "joint")
+BASELINE_METHOD = "surface"
 SEQUENCE_LENGTH = 2048
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
+CROSSOVER_LADDERS = ((1e7, 3e7, 1e8, 3e8, 1e9), (1e7, 5e7, 2.5e8, 1e9))
 TARGET = 1e10
+CROSSOVER_NOISE = 0.005
+GRID_SIZES = (1e8, 2e8, 4e8, 8e8)
+GRID_LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
+GRID_BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048)
 CHINCHILLA_HELD_OUT_FLOP = 1e21
 PORIAN_HELD_OUT_BUDGETS = 2
 PORIAN_NEAR_OPTIMUM = 1.1
 """Porian points are kept when within 10% of their budget's lowest loss: the far tails of an isoFLOP
 curve (e.g. a 900M model on 2e7 tokens) are outside what L(N, D) describes."""
+TIMED_STAGES = (
+    "normalize_trials",
+    "pooled_noise",
+    "find_optimum",
+    "bootstrap_surface",
+    "fit_power_law",
+    "fit_loss_law",
+    "recommend",
+)
 
 
 def published_steplaw(params: float, tokens: float) -> tuple[float, float]:
@@ -51,59 +83,128 @@ def shared_data_folder() -> Path:
     return Path(os.environ.get("HPO_SHARED_DATA", default))
 
 
-def steplaw_backtest(trials: pd.DataFrame, n_bootstrap: int) -> list[HeldOutCell]:
-    cells = leave_largest_out(trials, baselines={PUBLISHED_LAW: published_steplaw}, n_bootstrap=n_bootstrap)
+def steplaw_backtests(trials: pd.DataFrame, n_bootstrap: int) -> dict[str, BacktestReport]:
+    """Every method backtested; the default's folds printed in full, then one row per method."""
+    reports = {
+        method: run_backtest(
+            trials, method=method, baselines={PUBLISHED_LAW: published_steplaw}, n_bootstrap=n_bootstrap
+        )
+        for method in METHODS
+    }
+    print("\n## Step Law grids, backtest of the default method\n")
+    print(format_backtest(reports["auto"]))
+    rows = []
+    for method, report in reports.items():
+        largest = report.cells(LEAVE_LARGEST_OUT)
+        rows.append(
+            [
+                method,
+                f"{report.worst_regret_pct('local'):.3f} | {report.worst_regret_pct('nearest'):.3f}",
+                f"{report.mean_regret_pct(reading='local', kind=LEAVE_LARGEST_OUT):.3f}",
+                _mean_both(report, PREDICTED),
+                f"{report.beats_reuse_share():.2f}",
+                f"{report.coverage(LEAVE_LARGEST_OUT):.2f} ({2 * len(largest)})",
+                f"{report.coverage():.2f}",
+                f"{report.median_lr_interval_ratio(LEAVE_LARGEST_OUT):.2f}",
+                f"{report.seconds:.2f}",
+            ]
+        )
+    default = reports["auto"]
+    for name in (REUSE_BEST, PUBLISHED_LAW):
+        rows.append(
+            [
+                name,
+                f"{max(c.regret_local_pct[name] for c in default.cells(LEAVE_LARGEST_OUT)):.3f} | "
+                f"{max(c.regret_nearest_pct[name] for c in default.cells(LEAVE_LARGEST_OUT)):.3f}",
+                f"{default.mean_regret_pct(name, 'local', LEAVE_LARGEST_OUT):.3f}",
+                _mean_both(default, name),
+                "",
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
     print_table(
-        f"Step Law, fit on N < {cells[0].params:.3g}, held out N = {cells[0].params:.3g} "
-        "(regret % vs best measured; local surface | nearest run)",
+        "Step Law, every method (regret % local | nearest; leave largest out = the two folds predicting "
+        "537M and 429M from the sizes below)",
         [
-            "D",
-            "predicted lr [90%]",
-            "predicted batch [90%]",
-            "predicted",
-            "reuse best",
-            "published law",
-            "pred. loss / best",
+            "method",
+            "worst, largest out",
+            "mean, largest out",
+            "mean, all folds",
+            "beats reuse",
+            "coverage, largest out (intervals)",
+            "coverage, all",
+            "median lr high/low",
+            "s per fit",
         ],
+        rows,
+    )
+    return reports
+
+
+def synthetic_grids(draws: int) -> None:
+    """Every method backtested on synthetic grid sweeps with known laws (`make_grid_sweep`): 4 sizes
+    1e8-8e8 at 20, 60 and 180 tokens per parameter, 13 lr x 8 batch grids, 0.1% loss noise, the loss
+    3x steeper above the best lr than below; exponents drawn per sweep around Step Law's."""
+    reports: dict[str, list[BacktestReport]] = {method: [] for method in METHODS}
+    for seed in range(draws):
+        rng = np.random.default_rng(60_000 + seed)
+        lr_b, lr_c, batch_c = rng.uniform(-0.9, -0.5), rng.uniform(0.2, 0.4), rng.uniform(0.4, 0.6)
+        variant = SyntheticVariant(
+            lr_a=2e-3 * 2e8**-lr_b * 1.2e10**-lr_c,
+            lr_b=lr_b,
+            lr_c=lr_c,
+            batch_a=150 * 1.2e10**-batch_c,
+            batch_b=0.0,
+            batch_c=batch_c,
+        )
+        cells = [(n, n * ratio) for n in GRID_SIZES for ratio in (20, 60, 180)]
+        sweep = make_grid_sweep(variant, cells, lrs=GRID_LRS, batch_sizes=GRID_BATCHES, seed=seed)
+        trials = normalize_trials(sweep)
+        for method in METHODS:
+            reports[method].append(run_backtest(trials, method=method, n_bootstrap=20, seed=seed))
+    print_table(
+        f"Synthetic grid sweeps, {draws} draws, every method backtested (regret % local | nearest, "
+        "largest sizes held out; coverage over all folds)",
+        ["method", "worst", "mean", "coverage", "median lr high/low"],
         [
             [
-                f"{cell.tokens:.3g}",
-                with_interval(cell.predicted_lr, ".3g"),
-                with_interval(cell.predicted_batch_size, ".0f"),
-                *(
-                    f"{cell.regret_local_pct[m]:+.3f} | {cell.regret_nearest_pct[m]:+.3f}"
-                    for m in (PREDICTED, REUSE_BEST, PUBLISHED_LAW)
-                ),
-                f"{cell.predicted_loss.value:.4f} / {cell.best_loss:.4f}",
+                method,
+                f"{np.mean([r.worst_regret_pct('local') for r in runs]):.3f} | "
+                f"{np.mean([r.worst_regret_pct('nearest') for r in runs]):.3f}",
+                f"{np.mean([r.mean_regret_pct(PREDICTED, 'local', LEAVE_LARGEST_OUT) for r in runs]):.3f}",
+                f"{np.mean([r.coverage() for r in runs]):.2f}",
+                f"{np.median([r.median_lr_interval_ratio() for r in runs]):.2f}",
             ]
-            for cell in cells
-        ]
-        + [
-            [
-                "mean",
-                "",
-                "",
-                *(
-                    f"{mean_regret(cells, m, 'local'):+.3f} | {mean_regret(cells, m, 'nearest'):+.3f}"
-                    for m in (PREDICTED, REUSE_BEST, PUBLISHED_LAW)
-                ),
-                "",
-            ]
+            for method, runs in reports.items()
         ],
     )
-    return cells
 
 
-def with_interval(estimate: Estimate, spec: str) -> str:
-    return f"{estimate.value:{spec}} [{estimate.low:{spec}}, {estimate.high:{spec}}]"
-
-
-def mean_regret(cells: list[HeldOutCell], method: str, reading: str) -> float:
-    regrets = [
-        cell.regret_local_pct[method] if reading == "local" else cell.regret_nearest_pct[method]
-        for cell in cells
-    ]
-    return float(np.mean(regrets))
+def time_extrapolate(table: pd.DataFrame, repeats: int) -> dict[str, float]:
+    """Median seconds of one `extrapolate` of the Step Law table per method, and where the default's go."""
+    seconds = {}
+    for method in ("auto", BASELINE_METHOD):
+        times = []
+        for _ in range(repeats if method == "auto" else 1):
+            started = time.perf_counter()
+            extrapolate(table, target_params=1e9, target_tokens=1e11, method=method)
+            times.append(time.perf_counter() - started)
+        seconds[method] = float(np.median(times))
+    profile = cProfile.Profile()
+    profile.runcall(extrapolate, table, target_params=1e9, target_tokens=1e11)
+    stats = pstats.Stats(profile).stats
+    stages = [[name, f"{sum(v[3] for k, v in stats.items() if k[2] == name):.3f}"] for name in TIMED_STAGES]
+    print_table(
+        f"One extrapolate of the Step Law table ({len(table)} rows), default settings: median of {repeats} "
+        f"runs {seconds['auto']:.2f} s; the '{BASELINE_METHOD}' pipeline {seconds[BASELINE_METHOD]:.2f} s. "
+        "Where the default's time goes (cumulative s, profiled run)",
+        ["stage", "seconds"],
+        stages,
+    )
+    return seconds
 
 
 def chinchilla_heldout(folder: Path, n_bootstrap: int) -> None:
@@ -151,8 +252,9 @@ def porian_heldout(folder: Path) -> None:
             tokens=fitted["tokens"].to_numpy(),
             n_bootstrap=2,
         )
-        predicted = law.predict(test["params"].to_numpy(), test["tokens"].to_numpy())
-        pointwise = 100 * np.abs(predicted / test["loss"].to_numpy() - 1)
+        pointwise = 100 * np.abs(
+            law.predict(test["params"].to_numpy(), test["tokens"].to_numpy()) / test["loss"] - 1
+        )
         minima = group.groupby("flops")["loss"].min()
         fitted_minima, held_minima = (
             minima.iloc[:-PORIAN_HELD_OUT_BUDGETS],
@@ -197,7 +299,7 @@ def porian_heldout(folder: Path) -> None:
 def synthetic_coverage(draws: int, n_bootstrap: int) -> float:
     truth = SyntheticVariant()
     tokens = 20 * TARGET
-    covered = {"lr": [], "batch_size": [], "loss": []}
+    covered: dict[str, list[bool]] = {"lr": [], "batch_size": [], "loss": []}
     for seed in range(draws):
         trials = make_synthetic_trials([truth], LADDER, seed=10_000 + seed)
         rec = extrapolate(trials, target_params=TARGET, n_bootstrap=n_bootstrap, seed=seed)
@@ -206,7 +308,7 @@ def synthetic_coverage(draws: int, n_bootstrap: int) -> float:
         covered["loss"].append(rec.loss.covers(truth.optimal_loss(TARGET, tokens)))
     overall = float(np.mean([v for values in covered.values() for v in values]))
     print_table(
-        f"Synthetic ladders (N = 1e7..1e9, 40 trials per size, 0.2% noise), target N = {TARGET:.0e}: "
+        f"Synthetic ladders (N = 1e7..1e9, 40 random trials per size, 0.2% noise), target N = {TARGET:.0e}: "
         f"coverage of 90% intervals over {draws} draws",
         ["quantity", "coverage"],
         [[name, f"{np.mean(values):.3f}"] for name, values in covered.items()] + [["all", f"{overall:.3f}"]],
@@ -214,24 +316,48 @@ def synthetic_coverage(draws: int, n_bootstrap: int) -> float:
     return overall
 
 
-def synthetic_crossovers(draws: int, n_bootstrap: int) -> None:
-    rows = []
-    for crossing, expected in ((1e8, "crossed"), (3e9, "ahead"), (1e12, "none")):
-        verdicts = []
+def synthetic_crossovers(draws: int, n_bootstrap: int) -> tuple[float, float]:
+    """Recall of ``ahead`` on crossings 2-8x past the ladder, and the share of crossings 10-1000x past the
+    target given any verdict but ``none`` (false alarms); one ladder of 5 or 4 scales per draw."""
+    verdicts: dict[bool, list[str]] = {True: [], False: []}
+    for ahead in (True, False):
         for seed in range(draws):
+            rng = np.random.default_rng(40_000 + seed)
+            ladder = CROSSOVER_LADDERS[seed % len(CROSSOVER_LADDERS)]
+            factor = 2 ** rng.uniform(1, 3) if ahead else 10 ** rng.uniform(1, 3)
+            crossing = ladder[-1] * factor if ahead else TARGET * factor
             trials = make_synthetic_trials(
-                crossing_variants(crossing), LADDER, trials_per_cell=30, seed=20_000 + seed
+                crossing_variants(crossing),
+                ladder,
+                trials_per_cell=30,
+                noise=CROSSOVER_NOISE,
+                seed=50_000 + seed,
             )
             (crossover,) = extrapolate(
                 trials, target_params=TARGET, n_bootstrap=n_bootstrap, seed=seed
             ).crossovers
-            verdicts.append(crossover.verdict)
-        rows.append([f"{crossing:.0e}", expected, f"{np.mean([v == expected for v in verdicts]):.2f}"])
+            verdicts[ahead].append(crossover.verdict)
+    recall = float(np.mean([v == "ahead" for v in verdicts[True]]))
+    false_alarms = float(np.mean([v != "none" for v in verdicts[False]]))
     print_table(
-        f"Synthetic crossovers (measured to 1e9, target {TARGET:.0e}), {draws} draws each",
-        ["true crossing N", "expected verdict", "share correct"],
-        rows,
+        f"Synthetic crossovers, {draws} draws each: 5 or 4 scales to 1e9, 30 trials per cell, "
+        f"{100 * CROSSOVER_NOISE:.1f}% loss noise, target {TARGET:.0e}",
+        ["true crossing", "expected verdict", "verdicts", "share as expected"],
+        [
+            ["2-8x the largest scale", "ahead", _counts(verdicts[True]), f"{recall:.2f}"],
+            ["10-1000x the target", "none", _counts(verdicts[False]), f"{1 - false_alarms:.2f}"],
+        ],
     )
+    return recall, false_alarms
+
+
+def _mean_both(report: BacktestReport, method: str) -> str:
+    """Mean regret of `method` over all folds' cells, local | nearest."""
+    return f"{report.mean_regret_pct(method, 'local'):.3f} | {report.mean_regret_pct(method, 'nearest'):.3f}"
+
+
+def _counts(verdicts: list[str]) -> str:
+    return ", ".join(f"{name} {verdicts.count(name)}" for name in ("ahead", "crossed", "none"))
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -245,25 +371,43 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer bootstrap replicates and synthetic draws")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.ERROR)
     folder = shared_data_folder()
     if not (folder / "steplaw_dense_lr_bs_loss_dev.csv").is_file():
         print(f"real sweeps not found in {folder}; set HPO_SHARED_DATA", file=sys.stderr)
         return 2
-    n_bootstrap, draws, crossover_draws = (30, 15, 3) if args.quick else (100, 60, 10)
+    n_bootstrap, draws, crossover_draws, repeats = (30, 15, 20, 3) if args.quick else (100, 60, 60, 5)
+    grid_draws = 3 if args.quick else 10
     started = time.perf_counter()
+    raw = pd.read_csv(folder / "steplaw_dense_lr_bs_loss_dev.csv")
+    table = raw.drop(columns=["loss"]).rename(columns=STEPLAW_COLUMNS)
     trials = read_trials(folder / "steplaw_dense_lr_bs_loss_dev.csv", rename=STEPLAW_COLUMNS)
-    cells = steplaw_backtest(trials, n_bootstrap)
-    steplaw_backtest(trials[trials["params"] < trials["params"].max()], n_bootstrap)
+    reports = steplaw_backtests(trials, n_bootstrap)
+    synthetic_grids(grid_draws)
+    seconds = time_extrapolate(table, repeats)
     chinchilla_heldout(folder, n_bootstrap)
     porian_heldout(folder)
     coverage = synthetic_coverage(draws, n_bootstrap)
-    synthetic_crossovers(crossover_draws, n_bootstrap)
+    recall, false_alarms = synthetic_crossovers(crossover_draws, n_bootstrap)
     print(f"\nran in {time.perf_counter() - started:.0f} s ({'quick' if args.quick else 'full'})\n")
-    print(f"RESULT heldout_regret_pct={mean_regret(cells, PREDICTED, 'local'):.4f}")
-    print(f"RESULT reuse_best_regret_pct={mean_regret(cells, REUSE_BEST, 'local'):.4f}")
-    print(f"RESULT published_law_regret_pct={mean_regret(cells, PUBLISHED_LAW, 'local'):.4f}")
-    print(f"RESULT interval_coverage={coverage:.4f}")
+    default, baseline = reports["auto"], reports[BASELINE_METHOD]
+    for prefix, report in (("", default), (f"{BASELINE_METHOD}_", baseline)):
+        print(f"RESULT {prefix}heldout_worst_regret_pct={report.worst_regret_pct('local'):.4f}")
+        print(f"RESULT {prefix}heldout_worst_nearest_regret_pct={report.worst_regret_pct('nearest'):.4f}")
+        print(f"RESULT {prefix}heldout_beats_reuse_cells={report.beats_reuse_share():.4f}")
+        print(f"RESULT {prefix}real_interval_coverage={report.coverage(LEAVE_LARGEST_OUT):.4f}")
+        print(
+            f"RESULT {prefix}real_lr_interval_ratio={report.median_lr_interval_ratio(LEAVE_LARGEST_OUT):.4f}"
+        )
+    reuse = default.mean_regret_pct(REUSE_BEST, "local", LEAVE_LARGEST_OUT)
+    print(f"RESULT reuse_best_mean_regret_pct={reuse:.4f}")
+    print(
+        f"RESULT heldout_mean_regret_pct={default.mean_regret_pct(PREDICTED, 'local', LEAVE_LARGEST_OUT):.4f}"
+    )
+    print(f"RESULT extrapolate_seconds={seconds['auto']:.3f}")
+    print(f"RESULT {BASELINE_METHOD}_extrapolate_seconds={seconds[BASELINE_METHOD]:.3f}")
+    print(f"RESULT synthetic_interval_coverage={coverage:.4f}")
+    print(f"RESULT crossover_recall={recall:.4f}")
+    print(f"RESULT crossover_false_alarms={false_alarms:.4f}")
     return 0
 
 

@@ -3,8 +3,10 @@
 Pandas in, dataclasses out; no Ray, MLflow or torch. The entry point is
 `extrapolate`; docs/analysis.md explains the formulas and the warnings. Plots
 live in `hpo.analysis.plots` (imported on demand, as they load matplotlib).
-Warnings are returned in `Recommendation.warnings` and also logged on the
-``hpo.analysis`` logger, which is silent until the application configures logging.
+Warnings are returned in `Recommendation.warnings`, each once, and not logged
+(an application that printed both would show every one twice); the
+``hpo.analysis`` logger carries debug detail only. The backtest of a sweep
+lives in `hpo.evaluation.backtest`.
 
 Example:
     >>> from hpo.analysis import extrapolate

@@ -7,6 +7,10 @@ target's tokens per parameter, for (N, D) laws) the difference
 
 * ``ahead``: an intersection lies between the largest measured size and the
   target, so the ranking at the target differs from the one measured last;
+  or the fitted curves meet just beyond the target but at least half the
+  bootstrap replicates (``p_flip`` ≥ 1/2) flip the ranking by the target (a
+  crossing near the target is as likely before it as after: the fit's own
+  point is one draw, and a flip missed costs more than one warned about);
 * ``crossed``: the ranking already flipped within the measured sizes;
 * ``none``: no intersection up to the target.
 
@@ -38,6 +42,9 @@ from hpo.analysis.optimum import Optimum
 from hpo.analysis.power_law import PowerLaw
 
 _GRID_POINTS = 256
+AHEAD_PROBABILITY = 0.5
+"""A crossing is ``ahead`` when the fitted curves cross before the target or when at least half the
+bootstrap replicates rank the variants differently at the target than at the largest measured size."""
 MATERIAL_PENALTY_PCT = 0.1
 """A fixed setting costing less than this (% of the loss) at the target is within run noise: not flagged."""
 
@@ -89,27 +96,31 @@ def find_crossover(
     smallest, largest = measured_params
     grid = np.geomspace(smallest, max(target_params, largest), _GRID_POINTS)
     crossings = _sign_changes(grid, law_a, law_b, tokens_per_param)
-    ahead = [n for n in crossings if largest < n <= target_params]
-    inside = [n for n in crossings if n <= largest]
-    verdict, point = ("ahead", ahead[0]) if ahead else ("crossed", inside[-1]) if inside else ("none", None)
-
     ends = np.array([largest, target_params])
     gap_at_ends = _difference(law_a.predict, law_b.predict, ends, tokens_per_param)
     replicate_gaps = _replicate_difference(law_a, law_b, ends, tokens_per_param)
     flips = np.sign(replicate_gaps[:, 0]) != np.sign(replicate_gaps[:, 1])
-    if point is None:
-        params = Estimate.missing()
+    p_flip = float(flips.mean()) if len(flips) else math.nan
+    ahead = [n for n in crossings if largest < n <= target_params]
+    inside = [n for n in crossings if n <= largest]
+    if ahead or p_flip >= AHEAD_PROBABILITY:
+        verdict, low, high = "ahead", largest, target_params
+    elif inside:
+        verdict, low, high = "crossed", smallest, largest
     else:
-        low, high = (largest, target_params) if verdict == "ahead" else (smallest, largest)
+        verdict, low, high = "none", math.nan, math.nan
+    params = Estimate.missing()
+    if verdict != "none":
         replicate_grid_gaps = _replicate_difference(law_a, law_b, grid, tokens_per_param)
         draws = np.array([_first_crossing(grid, row, low, high) for row in replicate_grid_gaps])
+        point = ahead[0] if ahead else inside[-1] if verdict == "crossed" else float(np.nanmedian(draws))
         params = Estimate.from_draws(point, draws, law_a.level)
     return Crossover(
         variant_a=names[0],
         variant_b=names[1],
         verdict=verdict,
         params=params,
-        p_flip=float(flips.mean()) if len(flips) else math.nan,
+        p_flip=p_flip,
         leader_at_largest=names[0] if gap_at_ends[0] < 0 else names[1],
         leader_at_target=names[0] if gap_at_ends[1] < 0 else names[1],
     )

@@ -10,7 +10,7 @@ when to trust the answer less; see docs/analysis.md.
 A recommended value outside the range its hyperparameter was searched over
 (by default the min..max of the variant's trials, `VariantFit.searched`; or
 the study's space, `searched=`) is an extrapolation beyond every trial: it is
-kept as it is, logged as a warning and listed in `Setting.out_of_range`.
+kept as it is, warned about and listed in `Setting.out_of_range`.
 Only on request (`clip_to=`) is it clipped into given ranges.
 """
 
@@ -26,6 +26,7 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
+from hpo.analysis.caveats import fit_warnings
 from hpo.analysis.crossover import (
     Crossover,
     HyperparameterCrossover,
@@ -33,6 +34,7 @@ from hpo.analysis.crossover import (
     find_hyperparameter_crossover,
 )
 from hpo.analysis.estimate import Estimate
+from hpo.analysis.near_best import DEFAULT_TOLERANCE
 from hpo.analysis.optimum import HYPERPARAMETERS
 from hpo.analysis.power_law import round_to_power_of_two
 from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
@@ -40,10 +42,6 @@ from hpo.analysis.trials import normalize_trials, read_trials, require_positive,
 
 logger = logging.getLogger(__name__)
 
-POOR_FIT_LOG_SCATTER = 0.25
-"""Cell optima scattering around their law by more than this in ln units (~28%) is a poor fit."""
-POOR_FIT_LOSS_RESIDUAL = 0.01
-"""A loss law missing its points by more than 1% (rms of ln residuals) is a poor fit."""
 _RANGE_TOLERANCE = 1e-9
 """Relative slack of a range check, so that a value on a bound (up to rounding) counts as inside."""
 
@@ -106,6 +104,7 @@ class Recommendation:
     crossovers: tuple[Crossover, ...]
     hyperparameter_crossovers: tuple[HyperparameterCrossover, ...]
     warnings: tuple[str, ...]
+    """What to trust less, each once (`caveats`); returned, not logged, so an application shows them once."""
     fit: ScalingFit
 
     @property
@@ -149,6 +148,8 @@ def extrapolate(
     *,
     target_params: float,
     target_tokens: float | None = None,
+    method: str = "auto",
+    tolerance: float = DEFAULT_TOLERANCE,
     n_bootstrap: int = 200,
     level: float = 0.9,
     seed: int = 0,
@@ -162,7 +163,11 @@ def extrapolate(
         target_params: model size N of the large run (parameters).
         target_tokens: its token budget D; when laws are in (N, D) and this is
             None, the tokens per parameter of the largest measured cell are used.
-        n_bootstrap: bootstrap replicates behind every interval.
+        method: how the laws are fitted: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"``
+            (`scaling_fit`).
+        tolerance: a loss within this share of its cell's best counts as as good as the best.
+        n_bootstrap: bootstrap replicates behind the loss law's interval (and every cell's, for
+            ``"surface"``).
         level: confidence level of the intervals.
         seed: seed of the bootstrap.
         searched: the ranges the study searched (its space), for every variant;
@@ -195,7 +200,9 @@ def extrapolate(
         trials = read_trials(trials_or_study)
     _check_ranges("searched", searched)
     _check_ranges("clip_to", clip_to)
-    fit = fit_scaling(trials, n_bootstrap=n_bootstrap, level=level, seed=seed)
+    fit = fit_scaling(
+        trials, method=method, tolerance=tolerance, n_bootstrap=n_bootstrap, level=level, seed=seed
+    )
     return recommend(
         fit, target_params=target_params, target_tokens=target_tokens, searched=searched, clip_to=clip_to
     )
@@ -234,7 +241,7 @@ def recommend(
         key=lambda s: (math.isnan(s.loss.value), s.loss.value),
     )
     for variant_fit in fit.variants.values():
-        warnings.extend(_fit_warnings(variant_fit, target_params))
+        warnings.extend(fit_warnings(variant_fit, target_params))
     crossovers = _crossovers(fit, target_params, target_tokens)
     hyperparameter_crossovers = _hyperparameter_crossovers(fit, settings, target_params, target_tokens)
     warnings.extend(
@@ -251,8 +258,7 @@ def recommend(
         for h in hyperparameter_crossovers
         if h.flagged
     )
-    for warning in warnings:
-        logger.warning(warning)
+    logger.debug("recommendation for N = %.3g with %d warnings", target_params, len(warnings))
     return Recommendation(
         target_params=target_params,
         target_tokens=target_tokens,
@@ -260,7 +266,7 @@ def recommend(
         settings=tuple(settings),
         crossovers=tuple(crossovers),
         hyperparameter_crossovers=tuple(hyperparameter_crossovers),
-        warnings=tuple(warnings),
+        warnings=tuple(dict.fromkeys(warnings)),
         fit=fit,
     )
 
@@ -386,47 +392,6 @@ def _below_stability_edge(variant: str, lr: Estimate, cap: float | None, warning
         f"{2 * cap:.3g}; capped at {cap:.3g}"
     )
     return Estimate(cap, min(lr.low, cap), min(lr.high, cap), lr.level)
-
-
-def _fit_warnings(variant_fit: VariantFit, target_params: float) -> list[str]:
-    name = variant_fit.variant
-    measured = variant_fit.params_measured
-    warnings = [f"{name}: {note}" for note in variant_fit.notes]
-    span = measured[-1] / measured[0]
-    factor = target_params / measured[-1]
-    if factor > span:
-        warnings.append(
-            f"{name}: the target is {factor:.3g}x the largest measured size, beyond the {span:.3g}x span "
-            "measured; the laws are assumed to hold that far"
-        )
-    if measured.size < 3:
-        warnings.append(f"{name}: only {measured.size} model sizes; measure at least 3 to check the laws")
-    for hyperparameter, law in variant_fit.laws.items():
-        if law.rms_log_residual > POOR_FIT_LOG_SCATTER:
-            warnings.append(
-                f"{name}: poor fit of the {hyperparameter} law (optima scatter by a factor "
-                f"{math.exp(law.rms_log_residual):.2f} around it)"
-            )
-    loss_law = variant_fit.loss_law
-    if loss_law is not None and loss_law.rms_log_residual > POOR_FIT_LOSS_RESIDUAL:
-        warnings.append(
-            f"{name}: poor fit of the loss law (misses its points by {100 * loss_law.rms_log_residual:.2g}%)"
-        )
-    for optimum in variant_fit.optima:
-        cell = f"{name} at {optimum.scale}, D={optimum.tokens:.3g}"
-        for hyperparameter, side in optimum.at_edge.items():
-            warnings.append(
-                f"{cell}: the {hyperparameter} optimum is at the {side} edge of the searched range; widen it"
-            )
-        if optimum.near_stability_edge:
-            warnings.append(f"{cell}: the lr optimum is within 2x of the lowest diverging lr")
-        if not optimum.surface_fitted:
-            warnings.append(f"{cell}: no clear minimum of the loss surface; the best trial is used")
-        if optimum.too_few_trials:
-            warnings.append(
-                f"{cell}: too few useful trials ({optimum.n_complete} complete) for a reliable optimum"
-            )
-    return warnings
 
 
 def _crossovers(fit: ScalingFit, target_params: float, target_tokens: float | None) -> list[Crossover]:

@@ -1,17 +1,23 @@
 """Loss scaling laws: L(N) = E + A·N^-α, L(N, D) = E + A/N^α + B/D^β, and L(C) = E + A·C^-α.
 
 Fitted the way Hoffmann et al. (2022, "Chinchilla", approach 3) and the
-Besiroglu et al. (2024) replication do it: in log space,
-``ln L̂ = logsumexp(e, a - α·ln N [, b - β·ln D])`` with ``E = eᵉ, A = eᵃ,
-B = eᵇ``, minimising the Huber loss (δ = 1e-3) of ``ln L̂ - ln L`` with
-L-BFGS-B, started from the best points of a grid of starting values. Units: N
-parameters, D tokens, compute C = 6·N·D FLOPs, L the evaluation loss.
+Besiroglu et al. (2024) replication do it, with a robust loss: the Huber loss
+(δ = 1e-3) of the relative residual ``(L̂ - L)/L`` (≈ ln L̂ - ln L) is
+minimised. Units: N parameters, D tokens, compute C = 6·N·D FLOPs, L the
+evaluation loss.
+
+The prefactors E, A, B enter linearly, so the fit is a search over the one
+or two exponents only (variable projection): for given exponents, the best
+non-negative prefactors solve a Huber regression by iteratively reweighted
+least squares. A grid of exponents gives the starts, a compass search refines
+them. All of it runs on whole batches of exponents and bootstrap replicates
+at once, which is what makes two hundred refits take a fraction of a second.
 
 Intervals come from bootstrap refits: either on given loss replicates (the
 cells' bootstrap optima, `Optimum.replicates`) or on points resampled with
-replacement, each started from the full fit and the best grid point. A
-prediction interval also adds `tau`, the points' scatter around the law beyond
-their own bootstrap noise, so it is for a new measurement, not only the curve.
+replacement, each searched from the full fit's exponents. A prediction
+interval also adds `tau`, the points' scatter around the law beyond their own
+bootstrap noise, so it is for a new measurement, not only the curve.
 """
 
 from __future__ import annotations
@@ -21,15 +27,20 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 from hpo.analysis.estimate import Estimate, robust_std
 
 HUBER_DELTA = 1e-3
-_STARTS_REFINED = 8
-_STARTS_REFINED_BOOTSTRAP = 1
 _EXPONENT_BOUNDS = (1e-3, 3.0)
-_LOG_PREFACTOR_BOUNDS = (-30.0, 150.0)
+_GRID_EXPONENTS = np.geomspace(0.02, 3.0, 12)
+"""Starting exponents, each a factor 1.58 from the next; every pair of them for an (N, D) law."""
+_STARTS = 3
+_FIRST_STEP = math.log(np.sqrt(_GRID_EXPONENTS[1] / _GRID_EXPONENTS[0]))
+"""First compass step, in ln units of an exponent: half a grid step."""
+_SEARCH_STEPS = 16
+_IRLS_STEPS = 12
+_EXPONENT_COLUMNS = (2, 4)
+"""Columns of θ = (ln E, ln A', α[, ln B', β]) that hold the exponents."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +112,7 @@ def fit_loss_law(
     tokens: np.ndarray | None = None,
     replicates: np.ndarray | None = None,
     n_bootstrap: int = 200,
+    huber_delta: float = HUBER_DELTA,
     level: float = 0.9,
     seed: int = 0,
 ) -> LossLaw:
@@ -113,6 +125,8 @@ def fit_loss_law(
         replicates: bootstrap losses, shape (n_replicates, n_points), to refit
             for the intervals; without them points are resampled `n_bootstrap` times.
         n_bootstrap: replicates when resampling points.
+        huber_delta: relative residual beyond which a point's pull stops growing: 1e-3 (Chinchilla's)
+            for measured points; about the points' own noise for fitted ones (cells' tuned losses).
         level: confidence level of the intervals.
         seed: seed of the resampling.
 
@@ -128,6 +142,7 @@ def fit_loss_law(
         level,
         seed,
         variable="params",
+        huber_delta=huber_delta,
     )
 
 
@@ -149,6 +164,7 @@ def fit_compute_loss_law(
         level,
         seed,
         variable="compute",
+        huber_delta=HUBER_DELTA,
     )
 
 
@@ -161,6 +177,7 @@ def _fit(
     level: float,
     seed: int,
     variable: str,
+    huber_delta: float,
 ) -> LossLaw:
     x_center = float(np.log(x).mean())
     log_x = np.log(x) - x_center
@@ -172,27 +189,24 @@ def _fit(
             f"loss law: {len(loss)} points cannot fit {n_parameters} parameters; "
             f"measure at least {n_parameters + 1} scales"
         )
-    log_loss = np.log(loss)
-    theta = _best_fit(log_x, log_d, log_loss, _STARTS_REFINED)
-    residuals = _log_prediction(theta, log_x, log_d) - log_loss
+    problem = _Problem(log_x, log_d, loss, huber_delta)
+    ones = np.ones((1, len(loss)))
+    theta = _best_fit(problem, loss[None, :], ones)[0]
+    residuals = _log_prediction(theta, log_x, log_d) - np.log(loss)
     degrees_of_freedom = max(len(loss) - n_parameters, 1)
     rng = np.random.default_rng(seed)
-    replicate_thetas = []
     if replicates is not None:
         usable = np.asarray(replicates, dtype=float)
         usable = usable[np.all(usable > 0, axis=1)]
         noise = sum(robust_std(column) ** 2 for column in np.log(usable).T)
         tau2 = max(0.0, (float(residuals @ residuals) - noise) / degrees_of_freedom)
-        for row in usable:
-            replicate_thetas.append(_best_fit(log_x, log_d, np.log(row), _STARTS_REFINED_BOOTSTRAP, (theta,)))
+        targets, counts = usable, np.ones_like(usable)
     else:
         tau2 = float(residuals @ residuals) / degrees_of_freedom
-        for _ in range(n_bootstrap):
-            pick = rng.integers(0, len(loss), len(loss))
-            d_pick = None if log_d is None else log_d[pick]
-            replicate_thetas.append(
-                _best_fit(log_x[pick], d_pick, log_loss[pick], _STARTS_REFINED_BOOTSTRAP, (theta,))
-            )
+        picks = rng.integers(0, len(loss), (n_bootstrap, len(loss)))
+        counts = np.stack([np.bincount(pick, minlength=len(loss)) for pick in picks]).astype(float)
+        targets = np.broadcast_to(loss, counts.shape)
+    replicate_thetas = _refit(problem, theta, targets, counts) if len(counts) else np.empty((0, n_parameters))
     centers = (x_center, d_center)
     return LossLaw(
         *_natural(theta, centers),
@@ -205,6 +219,124 @@ def _fit(
     )
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """Points of a fit: centred ln x, centred ln D (or None), and the losses that scale the residuals."""
+
+    log_x: np.ndarray
+    log_d: np.ndarray | None
+    scale: np.ndarray
+    huber_delta: float
+
+    @property
+    def n_exponents(self) -> int:
+        return 1 if self.log_d is None else 2
+
+    def basis(self, exponents: np.ndarray) -> np.ndarray:
+        """Columns 1, e^(-α·ln x)[, e^(-β·ln D)] over the losses, shape (batch, points, 1 + exponents)."""
+        columns = [np.ones((len(exponents), len(self.log_x))), np.exp(-np.outer(exponents[:, 0], self.log_x))]
+        if self.log_d is not None:
+            columns.append(np.exp(-np.outer(exponents[:, 1], self.log_d)))
+        return np.stack(columns, axis=2) / self.scale[None, :, None]
+
+
+def _profile(
+    problem: _Problem, exponents: np.ndarray, targets: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of exponents: the best non-negative (E, A'[, B']) and the Huber objective.
+
+    The prefactors enter linearly, so for fixed exponents the fit is a Huber
+    regression of the relative residual ``(L̂ - L)/L`` (≈ ln L̂ - ln L), solved by
+    iteratively reweighted least squares; `counts` weight the points (a
+    bootstrap resample counts a point as often as it was drawn).
+    """
+    basis = problem.basis(exponents)
+    delta = problem.huber_delta
+    y = targets / problem.scale
+    weights = counts
+    for _ in range(_IRLS_STEPS):
+        coefficients = _nonnegative_least_squares(basis, y, weights)
+        residual = np.einsum("bnk,bk->bn", basis, coefficients) - y
+        weights = counts * np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300))
+    absolute = np.abs(residual)
+    huber = np.where(absolute <= delta, 0.5 * residual**2, delta * (absolute - 0.5 * delta))
+    return coefficients, (counts * huber).sum(axis=1) / (delta * counts.sum(axis=1))
+
+
+def _nonnegative_least_squares(basis: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least squares per batch row; a coefficient that comes out negative is fixed at 0 and the
+    others refitted (one active-set pass: the terms of a loss law are rarely negative together)."""
+    normal = np.einsum("bnk,bn,bnl->bkl", basis, weights, basis)
+    right = np.einsum("bnk,bn,bn->bk", basis, weights, y)
+    ridge = 1e-12 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(basis.shape[2])
+    coefficients = np.linalg.solve(normal + ridge, right[..., None])[..., 0]
+    negative = coefficients < 0
+    if negative.any():
+        keep = ~negative
+        normal = np.where(keep[:, :, None] & keep[:, None, :], normal, np.eye(basis.shape[2]))
+        coefficients = np.linalg.solve(normal + ridge, np.where(keep, right, 0.0)[..., None])[..., 0]
+        coefficients = np.maximum(coefficients, 0.0)
+    return coefficients
+
+
+def _best_fit(problem: _Problem, targets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """θ = (ln E, ln A', α[, ln B', β]) of the point fit (one row of `targets` and `counts`): a grid of
+    exponents, then a compass search from its `_STARTS` best points. Several starts matter: with
+    δ = 1e-3 the Huber loss is nearly L1 and a descent can stall at a kink."""
+    grid = np.array(list(itertools.product(_GRID_EXPONENTS, repeat=problem.n_exponents)))
+    _, objective = _profile(problem, grid, *_repeat(targets, counts, len(grid)))
+    starts = grid[np.argsort(objective)[:_STARTS]]
+    thetas, objective = _search(problem, starts, *_repeat(targets, counts, len(starts)))
+    return thetas[[int(np.argmin(objective))]]
+
+
+def _refit(problem: _Problem, theta: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """θ of every bootstrap replicate (rows of `targets` and `counts`), each searched from the point fit."""
+    exponents = np.repeat(theta[None, list(_EXPONENT_COLUMNS[: problem.n_exponents])], len(counts), axis=0)
+    return _search(problem, exponents, targets, counts)[0]
+
+
+def _repeat(targets: np.ndarray, counts: np.ndarray, times: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of `targets` and `counts` repeated `times` times in place (row r becomes rows r·times…)."""
+    return np.repeat(targets, times, axis=0), np.repeat(counts, times, axis=0)
+
+
+def _search(
+    problem: _Problem, exponents: np.ndarray, targets: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compass search of the exponents (in ln units, one step size per row, halved when no neighbour
+    improves), every row at once; returns the θ rows and their objectives."""
+    offsets = np.array([o for o in itertools.product((-1, 0, 1), repeat=problem.n_exponents) if any(o)])
+    low, high = np.log(_EXPONENT_BOUNDS)
+    log_exponents = np.clip(np.log(exponents), low, high)
+    coefficients, objective = _profile(problem, np.exp(log_exponents), targets, counts)
+    step = np.full(len(exponents), _FIRST_STEP)
+    rows = np.arange(len(exponents))
+    for _ in range(_SEARCH_STEPS):
+        candidates = np.clip(log_exponents[:, None, :] + step[:, None, None] * offsets, low, high)
+        flat = candidates.reshape(-1, problem.n_exponents)
+        trial_coefficients, trial_objective = _profile(
+            problem, np.exp(flat), *_repeat(targets, counts, len(offsets))
+        )
+        trial_objective = trial_objective.reshape(len(rows), len(offsets))
+        best = np.argmin(trial_objective, axis=1)
+        better = trial_objective[rows, best] < objective
+        log_exponents[better] = candidates[rows, best][better]
+        coefficients[better] = trial_coefficients.reshape(len(rows), len(offsets), -1)[rows, best][better]
+        objective[better] = trial_objective[rows, best][better]
+        step = np.where(better, step, step / 2)
+    return _theta(coefficients, np.exp(log_exponents)), objective
+
+
+def _theta(coefficients: np.ndarray, exponents: np.ndarray) -> np.ndarray:
+    """Rows (ln E, ln A', α[, ln B', β]) from linear coefficients and exponents (a zero term: ln 0 → -700)."""
+    logs = np.log(np.maximum(coefficients, 1e-300))
+    columns = [logs[:, 0], logs[:, 1], exponents[:, 0]]
+    if exponents.shape[1] == 2:
+        columns += [logs[:, 2], exponents[:, 1]]
+    return np.column_stack(columns)
+
+
 def _log_terms(theta: np.ndarray, log_x: np.ndarray, log_d: np.ndarray | None) -> np.ndarray:
     """Rows ln E, ln(A·x^-α)[, ln(B·D^-β)] at every point."""
     terms = [np.full_like(log_x, theta[0]), theta[1] - theta[2] * log_x]
@@ -214,109 +346,9 @@ def _log_terms(theta: np.ndarray, log_x: np.ndarray, log_d: np.ndarray | None) -
 
 
 def _log_prediction(theta: np.ndarray, log_x: np.ndarray, log_d: np.ndarray | None) -> np.ndarray:
-    return _logsumexp(_log_terms(theta, log_x, log_d))
-
-
-def _logsumexp(terms: np.ndarray) -> np.ndarray:
-    """ln Σ exp over the first axis, computed stably (a fast path for scipy.special.logsumexp)."""
+    terms = _log_terms(theta, log_x, log_d)
     peak = terms.max(axis=0)
     return peak + np.log(np.exp(terms - peak).sum(axis=0))
-
-
-def _objective(
-    theta: np.ndarray, log_x: np.ndarray, log_d: np.ndarray | None, log_loss: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Mean Huber loss of the log residuals divided by δ (≈ mean |residual| beyond δ), and its gradient."""
-    stacked = _log_terms(theta, log_x, log_d)
-    log_prediction = _logsumexp(stacked)
-    residual = log_prediction - log_loss
-    absolute = np.abs(residual)
-    huber = np.where(absolute <= HUBER_DELTA, 0.5 * residual**2, HUBER_DELTA * (absolute - 0.5 * HUBER_DELTA))
-    slope = np.clip(residual, -HUBER_DELTA, HUBER_DELTA)
-    share = np.exp(stacked - log_prediction) * slope
-    gradient = [share[0].sum(), share[1].sum(), -(share[1] * log_x).sum()]
-    if log_d is not None:
-        gradient += [share[2].sum(), -(share[2] * log_d).sum()]
-    scale = 1.0 / (HUBER_DELTA * len(log_loss))
-    return float(huber.sum()) * scale, np.array(gradient) * scale
-
-
-def _bounds(log_loss: np.ndarray, n_parameters: int) -> list[tuple[float, float]]:
-    log_floor = (float(log_loss.min()) - 15.0, float(log_loss.min()))
-    prefactor_and_exponent = [_LOG_PREFACTOR_BOUNDS, _EXPONENT_BOUNDS]
-    return [log_floor, *prefactor_and_exponent * ((n_parameters - 1) // 2)]
-
-
-def _starting_grid(log_x: np.ndarray, log_d: np.ndarray | None, log_loss: np.ndarray) -> np.ndarray:
-    """Starts spread over the irreducible share E/L and the exponents, scaled to the data.
-
-    A term's prefactor is set so that it carries its share of the reducible
-    loss at the geometric mean of the data's x (and D). One start per row.
-    """
-    floor = float(log_loss.min())
-    mid_x = float(log_x.mean())
-    exponents = (0.1, 0.25, 0.4, 0.6, 0.9, 1.3)
-    irreducible_shares = (0.1, 0.3, 0.5, 0.7, 0.9)
-    if log_d is None:
-        return np.array(
-            [
-                [floor + math.log(share), floor + math.log(1 - share) + alpha * mid_x, alpha]
-                for share, alpha in itertools.product(irreducible_shares, exponents)
-            ]
-        )
-    mid_d = float(log_d.mean())
-    starts = []
-    for share, split, alpha, beta in itertools.product(
-        irreducible_shares, (0.25, 0.5, 0.75), exponents, exponents
-    ):
-        reducible = floor + math.log(1 - share)
-        starts.append(
-            [
-                floor + math.log(share),
-                reducible + math.log(split) + alpha * mid_x,
-                alpha,
-                reducible + math.log(1 - split) + beta * mid_d,
-                beta,
-            ]
-        )
-    return np.array(starts)
-
-
-def _best_fit(
-    log_x: np.ndarray,
-    log_d: np.ndarray | None,
-    log_loss: np.ndarray,
-    n_refined: int,
-    extra_starts: tuple[np.ndarray, ...] = (),
-) -> np.ndarray:
-    """Refine the `n_refined` best grid starts (and `extra_starts`) with L-BFGS-B; keep the best.
-
-    Several starts matter: with δ = 1e-3 the Huber loss is nearly L1 and a
-    single descent stalls at a kink.
-    """
-    starts = _starting_grid(log_x, log_d, log_loss)
-    terms = [
-        np.broadcast_to(starts[:, :1], (len(starts), len(log_x))),
-        starts[:, 1:2] - np.outer(starts[:, 2], log_x),
-    ]
-    if log_d is not None:
-        terms.append(starts[:, 3:4] - np.outer(starts[:, 4], log_d))
-    residuals = _logsumexp(np.stack(terms)) - log_loss
-    scores = np.abs(residuals).sum(axis=1)
-    chosen = [*starts[np.argsort(scores)[:n_refined]], *extra_starts]
-    fits = [_refine(start, log_x, log_d, log_loss) for start in chosen]
-    return min(fits, key=lambda theta: _objective(theta, log_x, log_d, log_loss)[0])
-
-
-def _refine(
-    theta: np.ndarray, log_x: np.ndarray, log_d: np.ndarray | None, log_loss: np.ndarray
-) -> np.ndarray:
-    bounds = _bounds(log_loss, len(theta))
-    start = np.clip(theta, [b[0] for b in bounds], [b[1] for b in bounds])
-    result = minimize(
-        _objective, start, args=(log_x, log_d, log_loss), jac=True, method="L-BFGS-B", bounds=bounds
-    )
-    return result.x
 
 
 def _natural_row(theta: np.ndarray, centers: tuple[float, float]) -> np.ndarray:

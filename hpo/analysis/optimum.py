@@ -1,25 +1,24 @@
-"""The optimum of one cell (variant, model size N, token budget D), with a bootstrap interval.
+"""The optimum of one cell (variant, model size N, token budget D), with an interval and diagnostics.
 
-Not the argmin of a noisy table: the loss of the near-best complete trials is
-fitted by a quadratic in the logarithms of the searched hyperparameters,
+Two ways to locate it (`method`; `scaling_fit` chooses between them for a
+whole sweep):
 
-    L(x) ≈ c + gᵀx + ½ xᵀHx,   x = (ln lr, ln batch_size, ln weight_decay),
+* ``"near_best"``: the centre of the cell's near-best band (`near_best`), the
+  settings whose loss is within `tolerance` of the best as far as the
+  run-to-run noise tells; the interval is that band. On a flat landscape the
+  band is wide and its centre stable, where the argmin wanders.
+* ``"surface"`` (the default): the minimum of a quadratic surface fitted to the near-best
+  trials (`surface`); the interval comes from refitting on trials resampled
+  with replacement (its width from the replicates' robust spread, see
+  `Estimate.from_draws`), or, when no surface fitted and the best trial stands
+  for the optimum, from the settings of the near-best trials (at least the
+  three best). The replicates are kept (`Optimum.replicates`, winsorised at 3
+  robust standard deviations) so that laws fitted across cells can propagate them.
 
-and the optimum is the minimum of that surface inside the searched box (the
-range of values tried). "Near-best" means within `window` (relative) of the
-best loss, topped up to three trials per coefficient. A hyperparameter is
-*searched* when the cell tried at least three distinct positive values of it;
-otherwise it is held at the best trial's value. Weight decay's exact-zero
-option is a separate branch (trials with wd = 0 fitted without the wd
-dimension); the branch with the lower fitted minimum wins.
-
-The interval comes from refitting on trials resampled with replacement (its
-width from the replicates' robust spread, see `Estimate.from_draws`); when no
-surface fitted and the best trial stands for the optimum, from the settings of
-the near-best trials instead (at least the three best). The
-replicates are kept (`Optimum.replicates`, winsorised at 3 robust standard
-deviations) so that laws fitted across cells propagate the same bootstrap
-(`power_law`, `loss_law`).
+Either way the cell's tuned loss and curvature are the quadratic surface's
+(its minimum; the best trial's loss where no bowl fits). A hyperparameter is
+*searched* when the cell tried at least three distinct positive values of it
+(complete, pruned or diverged); otherwise it is held at the best trial's value.
 
 Diverged trials are data: the lowest learning rate at which a trial diverged
 is the cell's *stability edge*. An optimum at the top of the lr range with
@@ -31,22 +30,32 @@ flagged in `at_edge` ("widen the range").
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import combinations_with_replacement
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
-from hpo.analysis.estimate import Estimate, robust_std
+from hpo.analysis.estimate import Estimate
+from hpo.analysis.near_best import DEFAULT_TOLERANCE, band_edges, near_best_band
+from hpo.analysis.noise import estimate_noise
+from hpo.analysis.surface import (
+    TRIALS_PER_COEFFICIENT,
+    SurfaceFit,
+    bootstrap_surface,
+    clip_tails,
+    fit_surface,
+    n_coefficients,
+    near_best_draws,
+)
+from hpo.analysis.trials import HYPERPARAMETERS
 
 logger = logging.getLogger(__name__)
 
-HYPERPARAMETERS = ("lr", "batch_size", "weight_decay")
+METHODS = ("near_best", "surface")
 _EDGE_FRACTION = 0.05
 _MIN_DISTINCT_VALUES = 3
-_TRIALS_PER_COEFFICIENT = 3
-_TAIL_CLIP = 3.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,32 +76,32 @@ class Optimum:
     near_stability_edge: bool
     too_few_trials: bool
     surface_fitted: bool
-    """False when no bowl-shaped quadratic fitted the near-best trials: the best trial is used instead."""
+    """False when no bowl-shaped quadratic fitted the near-best trials (the best trial's loss is used)."""
     n_complete: int
     n_diverged: int
     n_pruned: int
+    method: str = "surface"
+    """How the optimum was located: ``"near_best"`` (centre of the near-best band) or ``"surface"``."""
     curvature: dict[str, float] = field(default_factory=dict)
-    """d²L/d(ln h)² of the fitted surface at the optimum, per searched hyperparameter."""
+    """d²L/d(ln h)² of the fitted surface at its minimum, per searched hyperparameter."""
+    center_error: dict[str, float] = field(default_factory=dict)
+    """``"near_best"``: standard error of ln h at the band's centre, per searched hyperparameter (the
+    band's spread over √(effective trials)); what a law fitted across cells takes as the least scatter."""
     replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
-    """Bootstrap optima, one row per replicate: lr, batch_size, weight_decay, loss."""
+    """Bootstrap optima of the ``"surface"`` method, one row per replicate: lr, batch_size, weight_decay,
+    loss (empty for ``"near_best"``)."""
 
     def value(self, hyperparameter: str) -> Estimate:
         """The estimate for ``"lr"``, ``"batch_size"``, ``"weight_decay"`` or ``"loss"``."""
         return getattr(self, hyperparameter)
 
 
-@dataclass(frozen=True)
-class _SurfaceFit:
-    setting: np.ndarray  # natural units, in HYPERPARAMETERS order
-    loss: float
-    curvature: dict[str, float]
-    bounds: dict[str, tuple[float, float]]  # searched range, natural units
-    fitted: bool
-
-
 def find_optimum(
     rows: pd.DataFrame,
     *,
+    method: str = "surface",
+    tolerance: float = DEFAULT_TOLERANCE,
+    noise: float | None = None,
     window: float = 0.01,
     n_bootstrap: int = 200,
     level: float = 0.9,
@@ -102,240 +111,183 @@ def find_optimum(
 
     Args:
         rows: trials of one (variant, params, tokens); see `trials.normalize_trials`.
-        window: near-best trials are those within this relative distance of the best loss.
-        n_bootstrap: bootstrap replicates for the intervals (0 for none).
-        level: confidence level of the intervals.
+        method: ``"near_best"`` or ``"surface"`` (module docstring).
+        tolerance: ``"near_best"``: a loss within this relative distance of the best is as good.
+        noise: ``"near_best"``: relative noise σ of one loss; None estimates it from
+            the cell's own trials (`noise.estimate_noise`), or takes `tolerance` when too few.
+        window: the quadratic surface is fitted to trials within this relative distance of the best.
+        n_bootstrap: ``"surface"``: bootstrap replicates for the intervals (0 for none).
+        level: confidence level of the intervals (of the band, for ``"near_best"``).
         seed: seed of the resampling.
 
     Raises:
-        ValueError: `rows` span several cells, or hold no complete trial.
+        ValueError: `rows` span several cells, hold no complete trial, or `method` is unknown.
     """
-    if rows[["variant", "params", "tokens"]].drop_duplicates().shape[0] != 1:
-        raise ValueError("find_optimum: rows must come from one cell (variant, params, tokens); group first")
+    _check_cell(rows, method)
     complete = rows[rows["status"] == "complete"]
     diverged = rows[rows["status"] == "diverged"]
     first = rows.iloc[0]
-    if complete.empty:
-        raise ValueError(
-            f"find_optimum: no complete trial in cell {first['variant']}/{first['scale']}; "
-            "run trials to their full token budget"
-        )
     settings = complete.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
     losses = complete["loss"].to_numpy(dtype=float)
     tried = rows.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
     searched = tuple(h for i, h in enumerate(HYPERPARAMETERS) if _is_searched(tried[:, i]))
-    fit = _fit_cell(settings, losses, searched, window)
-    replicates = _bootstrap(settings, losses, searched, window, n_bootstrap, seed)
-    if not fit.fitted and searched:
-        replicates[:, :3] = _near_best_draws(settings, losses, window, n_bootstrap, seed)
-    replicates = _clip_tails(replicates)
-    estimates = {
-        h: Estimate.from_draws(fit.setting[i], replicates[:, i], level, log_scale=fit.setting[i] > 0)
-        for i, h in enumerate(HYPERPARAMETERS)
-    }
+    surface = fit_surface(settings, losses, searched, window)
+    if method == "near_best":
+        located = _near_best(settings, losses, searched, surface, tolerance, noise, level)
+    else:
+        located = _surface(settings, losses, searched, surface, window, n_bootstrap, level, seed)
+    at_edge = dict(located.at_edge)
+    optimal_lr = located.estimates["lr"].value
     stability_edge = float(diverged["lr"].min()) if not diverged.empty else None
-    at_edge = _edges(fit)
-    diverged_above = bool((diverged["lr"] >= complete["lr"].max()).any())
-    if at_edge.get("lr") == "high" and diverged_above:
+    if at_edge.get("lr") == "high" and bool((diverged["lr"] >= complete["lr"].max()).any()):
         del at_edge["lr"]
-    near_stability_edge = stability_edge is not None and fit.setting[0] >= stability_edge / 2
-    n_coefficients = _n_coefficients(len(searched))
     optimum = Optimum(
         variant=str(first["variant"]),
         scale=str(first["scale"]),
         params=float(first["params"]),
         tokens=float(first["tokens"]),
-        lr=estimates["lr"],
-        batch_size=estimates["batch_size"],
-        weight_decay=estimates["weight_decay"],
-        loss=Estimate.from_draws(fit.loss, replicates[:, 3], level),
+        lr=located.estimates["lr"],
+        batch_size=located.estimates["batch_size"],
+        weight_decay=located.estimates["weight_decay"],
+        loss=located.loss,
         searched=searched,
         at_edge=at_edge,
         stability_edge_lr=stability_edge,
-        near_stability_edge=near_stability_edge,
-        too_few_trials=len(complete) < _TRIALS_PER_COEFFICIENT * n_coefficients,
-        surface_fitted=fit.fitted or not searched,
+        near_stability_edge=stability_edge is not None and optimal_lr >= stability_edge / 2,
+        too_few_trials=len(complete) < TRIALS_PER_COEFFICIENT * n_coefficients(len(searched)),
+        surface_fitted=surface.fitted or not searched,
         n_complete=len(complete),
         n_diverged=len(diverged),
         n_pruned=int((rows["status"] == "pruned").sum()),
-        curvature=fit.curvature,
-        replicates=replicates,
+        method=method,
+        curvature=surface.curvature,
+        replicates=located.replicates,
+        center_error=located.center_error,
     )
-    logger.debug(
-        "optimum of %s/%s: lr=%.3g bs=%.3g",
-        optimum.variant,
-        optimum.scale,
-        optimum.lr.value,
-        optimum.batch_size.value,
-    )
+    logger.debug("optimum of %s/%s: lr=%.3g", optimum.variant, optimum.scale, optimum.lr.value)
     return optimum
+
+
+def _check_cell(rows: pd.DataFrame, method: str) -> None:
+    """ValueError unless `method` is known and `rows` are one cell's with a complete trial."""
+    if method not in METHODS:
+        raise ValueError(f"find_optimum: method must be one of {METHODS}, got {method!r}")
+    if rows[["variant", "params", "tokens"]].drop_duplicates().shape[0] != 1:
+        raise ValueError("find_optimum: rows must come from one cell (variant, params, tokens); group first")
+    if not (rows["status"] == "complete").any():
+        first = rows.iloc[0]
+        raise ValueError(
+            f"find_optimum: no complete trial in cell {first['variant']}/{first['scale']}; "
+            "run trials to their full token budget"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Located:
+    estimates: dict[str, Estimate]
+    loss: Estimate
+    at_edge: dict[str, str]
+    replicates: np.ndarray
+    center_error: dict[str, float]
+
+
+def _near_best(
+    settings: np.ndarray,
+    losses: np.ndarray,
+    searched: tuple[str, ...],
+    surface: SurfaceFit,
+    tolerance: float,
+    noise: float | None,
+    level: float,
+) -> _Located:
+    """The near-best band's centre, its band as the interval; the surface's loss (no interval)."""
+    if noise is None:
+        noise = cell_noise(settings, losses, searched) or tolerance
+    band = near_best_band(settings, losses, searched, tolerance=tolerance, noise=noise)
+    estimates = {
+        h: Estimate(float(band.center[i]), *band.interval(i, level), level)
+        for i, h in enumerate(HYPERPARAMETERS)
+    }
+    loss = Estimate(surface.loss, math.nan, math.nan, level)
+    error = {
+        h: float(band.spread[i]) / math.sqrt(band.effective_trials)
+        for i, h in enumerate(HYPERPARAMETERS)
+        if h in searched and band.center[i] > 0
+    }
+    return _Located(estimates, loss, band_edges(settings, band, searched), np.empty((0, 4)), error)
+
+
+def _surface(
+    settings: np.ndarray,
+    losses: np.ndarray,
+    searched: tuple[str, ...],
+    surface: SurfaceFit,
+    window: float,
+    n_bootstrap: int,
+    level: float,
+    seed: int,
+) -> _Located:
+    """The surface's minimum with bootstrap intervals (the near-best settings' spread where no surface
+    fitted)."""
+    replicates = bootstrap_surface(settings, losses, searched, window, n_bootstrap, seed)
+    if not surface.fitted and searched:
+        replicates[:, :3] = near_best_draws(settings, losses, window, n_bootstrap, seed)
+    replicates = clip_tails(replicates)
+    estimates = {
+        h: Estimate.from_draws(value, replicates[:, i], level, log_scale=value > 0)
+        for i, (h, value) in enumerate(zip(HYPERPARAMETERS, surface.setting, strict=True))
+    }
+    loss = Estimate.from_draws(surface.loss, replicates[:, 3], level)
+    return _Located(estimates, loss, _surface_edges(settings, surface, searched), replicates, {})
+
+
+def cell_noise(settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...]) -> float | None:
+    """The relative loss noise of one cell's complete trials (`noise.estimate_noise`); None when too few."""
+    return estimate_noise([searched_logs(settings, losses, searched)])
+
+
+def pooled_noise(cells: Iterable[pd.DataFrame]) -> float | None:
+    """The relative loss noise pooled over cells (each the rows of one cell of a normalised trial table);
+    None when no cell has enough complete trials to tell."""
+    logs = []
+    for rows in cells:
+        complete = rows[rows["status"] == "complete"]
+        tried = rows.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
+        searched = tuple(h for i, h in enumerate(HYPERPARAMETERS) if _is_searched(tried[:, i]))
+        settings = complete.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
+        logs.append(searched_logs(settings, complete["loss"].to_numpy(dtype=float), searched))
+    return estimate_noise(logs)
+
+
+def searched_logs(
+    settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """ln of the searched hyperparameters and the losses, of the trials where all of them are positive
+    (weight decay's exact-zero trials drop out of the noise fit, not out of the band)."""
+    columns = [HYPERPARAMETERS.index(h) for h in searched]
+    positive = np.all(settings[:, columns] > 0, axis=1)
+    return np.log(settings[np.ix_(positive, columns)]), losses[positive]
 
 
 def _is_searched(values: np.ndarray) -> bool:
     return np.unique(values[values > 0]).size >= _MIN_DISTINCT_VALUES
 
 
-def _n_coefficients(n_dims: int) -> int:
-    return 1 + n_dims + n_dims * (n_dims + 1) // 2
-
-
-def _bootstrap(
-    settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...], window: float, n: int, seed: int
-) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    replicates = np.empty((n, 4))
-    for b in range(n):
-        pick = rng.integers(0, len(losses), len(losses))
-        fit = _fit_cell(settings[pick], losses[pick], searched, window)
-        replicates[b] = [*fit.setting, fit.loss]
-    return replicates
-
-
-def _near_best_draws(
-    settings: np.ndarray, losses: np.ndarray, window: float, n: int, seed: int
-) -> np.ndarray:
-    """`n` settings cycling through the near-best distinct settings (within
-    `window` of the best loss, at least the three best), each as often, so no
-    one holds half the draws and zeroes their median absolute deviation: the uncertainty of a
-    cell whose optimum is its best trial. Resampling trials would mostly redraw
-    that same trial (a bootstrap resample holds it with probability
-    1 − (1 − 1/n)^n ≈ 2/3), a spread of zero that would let the cell outweigh
-    well-measured ones in a law; a setting tried twice counts once."""
-    order = np.argsort(losses)
-    _, first_seen = np.unique(settings[order], axis=0, return_index=True)
-    distinct = order[np.sort(first_seen)]
-    within = int(np.sum(losses[distinct] <= losses.min() * (1.0 + window)))
-    near = distinct[: max(within, _TRIALS_PER_COEFFICIENT)]
-    return settings[np.random.default_rng(seed).permutation(np.resize(near, n))]
-
-
-def _clip_tails(replicates: np.ndarray) -> np.ndarray:
-    """Winsorise each column at its median ± 3 robust standard deviations (in ln units for positive columns).
-
-    A rare resample that lost the trials pinning the minimum down lands far
-    away; clipped, it still counts as a large deviation without dominating the
-    spread of the laws fitted from these replicates. A column whose robust
-    spread is zero (over half the replicates on one value: an optimum pressed
-    on a bound of the searched box, or near-best settings that share it) is
-    left as it is: clipped, every replicate would collapse onto that value and
-    the interval (`Estimate.from_draws`) would claim a certainty the trials lack.
-    """
-    clipped = replicates.copy()
-    if len(clipped) == 0:
-        return clipped
-    for column in clipped.T:
-        positive = bool(np.all(column > 0))
-        values = np.log(column) if positive else column
-        median, spread = np.median(values), robust_std(values)
-        if spread == 0:
-            continue
-        values = np.clip(values, median - _TAIL_CLIP * spread, median + _TAIL_CLIP * spread)
-        column[:] = np.exp(values) if positive else values
-    return clipped
-
-
-def _fit_cell(
-    settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...], window: float
-) -> _SurfaceFit:
-    """Best fit over the weight-decay branches (wd > 0 searched in log space; wd = 0 exactly)."""
-    if "weight_decay" not in searched:
-        return _fit_branch(settings, losses, searched, window)
-    zero = settings[:, 2] == 0
-    without_wd = tuple(h for h in searched if h != "weight_decay")
-    branches = [
-        _fit_branch(settings[mask], losses[mask], dims, window)
-        for mask, dims in ((~zero, searched), (zero, without_wd))
-        if mask.any()
-    ]
-    return min(branches, key=lambda fit: fit.loss)
-
-
-def _fit_branch(
-    settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...], window: float
-) -> _SurfaceFit:
-    """Quadratic in log hyperparameters over the near-best trials, minimised inside the searched box."""
-    best = int(np.argmin(losses))
-    dims = [HYPERPARAMETERS.index(h) for h in searched]
-    log_settings = np.log(settings[:, dims])
-    bounds = {
-        h: (float(settings[:, d].min()), float(settings[:, d].max()))
-        for h, d in zip(searched, dims, strict=True)
-    }
-    fallback = _SurfaceFit(settings[best].copy(), float(losses[best]), {}, bounds, fitted=False)
-    n_coefficients = _n_coefficients(len(dims))
-    if not dims or len(losses) < n_coefficients + 2:
-        return fallback
-    near = losses <= losses[best] * (1.0 + window)
-    if near.sum() < _TRIALS_PER_COEFFICIENT * n_coefficients:
-        near = np.zeros_like(near)
-        near[np.argsort(losses)[: _TRIALS_PER_COEFFICIENT * n_coefficients]] = True
-    center = log_settings[near].mean(axis=0)
-    spread = log_settings[near].std(axis=0)
-    if np.any(spread == 0):
-        return fallback
-    z = (log_settings[near] - center) / spread
-    coefficients, _, rank, _ = np.linalg.lstsq(_features(z), losses[near], rcond=None)
-    if rank < n_coefficients:
-        return fallback
-    gradient, hessian = _gradient_and_hessian(coefficients, len(dims))
-    low = (log_settings.min(axis=0) - center) / spread
-    high = (log_settings.max(axis=0) - center) / spread
-    if not np.all(np.linalg.eigvalsh(hessian) > 0):
-        return fallback
-    z_best = _minimise_quadratic(gradient, hessian, low, high)
-    setting = settings[best].copy()
-    setting[dims] = np.exp(center + spread * z_best)
-    loss = float(coefficients[0] + gradient @ z_best + 0.5 * z_best @ hessian @ z_best)
-    curvature = {h: float(hessian[i, i] / spread[i] ** 2) for i, h in enumerate(searched)}
-    return _SurfaceFit(setting, loss, curvature, bounds, fitted=True)
-
-
-def _features(z: np.ndarray) -> np.ndarray:
-    """Columns 1, z_i, z_i·z_j (i ≤ j) of a full quadratic."""
-    columns = [np.ones(len(z)), *z.T]
-    columns += [z[:, i] * z[:, j] for i, j in combinations_with_replacement(range(z.shape[1]), 2)]
-    return np.column_stack(columns)
-
-
-def _gradient_and_hessian(coefficients: np.ndarray, n_dims: int) -> tuple[np.ndarray, np.ndarray]:
-    gradient = coefficients[1 : 1 + n_dims]
-    hessian = np.zeros((n_dims, n_dims))
-    pairs = combinations_with_replacement(range(n_dims), 2)
-    for c, (i, j) in zip(coefficients[1 + n_dims :], pairs, strict=True):
-        if i == j:
-            hessian[i, i] = 2.0 * c
-        else:
-            hessian[i, j] = hessian[j, i] = c
-    return gradient, hessian
-
-
-def _minimise_quadratic(
-    gradient: np.ndarray, hessian: np.ndarray, low: np.ndarray, high: np.ndarray
-) -> np.ndarray:
-    """argmin of gᵀz + ½ zᵀHz (H positive definite) over the box [low, high]."""
-    stationary = np.linalg.solve(hessian, -gradient)
-    if np.all((stationary >= low) & (stationary <= high)):
-        return stationary
-    result = minimize(
-        lambda z: (gradient @ z + 0.5 * z @ hessian @ z, gradient + hessian @ z),
-        np.clip(stationary, low, high),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=list(zip(low, high, strict=True)),
-    )
-    return result.x
-
-
-def _edges(fit: _SurfaceFit) -> dict[str, str]:
-    """Searched hyperparameters whose optimum lies within 5% (of the log range) of the range's ends."""
+def _surface_edges(settings: np.ndarray, surface: SurfaceFit, searched: tuple[str, ...]) -> dict[str, str]:
+    """Searched hyperparameters whose surface minimum lies within 5% (of the log range) of the range tried."""
     edges: dict[str, str] = {}
-    for h in fit.bounds:
-        low, high = np.log(fit.bounds[h])
+    for name in searched:
+        column = HYPERPARAMETERS.index(name)
+        values = settings[:, column]
+        values = values[values > 0]
+        if values.size < 2 or surface.setting[column] <= 0:
+            continue
+        low, high = np.log(values.min()), np.log(values.max())
         if high <= low:
             continue
-        position = (np.log(fit.setting[HYPERPARAMETERS.index(h)]) - low) / (high - low)
+        position = (np.log(surface.setting[column]) - low) / (high - low)
         if position <= _EDGE_FRACTION:
-            edges[h] = "low"
+            edges[name] = "low"
         elif position >= 1.0 - _EDGE_FRACTION:
-            edges[h] = "high"
+            edges[name] = "high"
     return edges

@@ -1,33 +1,47 @@
 """Power laws of optimal hyperparameters: h*(N) = a·N^b, and h*(N, D) = a·N^b·D^c.
 
-Fitted in log space, ``ln h* = ln a + b·ln N [+ c·ln D]``, by weighted least
-squares. Each cell's weight is ``1 / (v_i + τ²)``: ``v_i`` is the robust
-bootstrap variance (squared 1.4826·MAD) of its ln h* (a well-located optimum
-counts more), and ``τ²`` the
-extra scatter of cells around the law, chosen (Paule–Mandel) so that the
-weighted residuals have their expected chi-square value ``n - p``. Units: N is
-the parameter count, D tokens, h in its own units (lr; batch size in
-sequences or examples per step).
+Fitted in log space, ``ln h* = ln a + b·ln N [+ c·ln D]``, by least squares
+over cells (one point per cell). Units: N is the parameter count, D tokens,
+h in its own units (lr; batch size in sequences or examples per step).
 
-Prediction intervals propagate the bootstrap over trials: replicate ``r``
-refits the law on the cells' ``r``-th bootstrap optima, each moved by its own
-draw of the between-cell scatter ``τ`` (the cells scatter about the law by
-more than their bootstrap says, so the coefficients, the exponents above all,
-are that much less certain), and adds one more draw of ``τ``, so the interval
-is for the optimum of a new cell at the target, not just for the fitted line.
+Two ways to weigh the cells and bound the prediction:
+
+* Equal weights (the default; cells' optima from near-best bands): every cell
+  counts once, so no cell dominates however its own trials fell. The
+  prediction interval is the classical one of a new cell, ``x·β̂ ± t·s·√(1 +
+  xᵀ(XᵀX)⁻¹x)``: it widens with the distance of the target from the cells
+  (in ln N and ln D) and with the scatter ``s`` of the cells around the law.
+  ``s²`` is the residual variance with ``n − p`` degrees of freedom (t
+  quantile), but never below the mean variance of the cells' own centres
+  (`center_variances`, normal quantile): a cell cannot scatter less than its
+  own noise, and with as many cells as coefficients that is all there is.
+* Bootstrap weights (`replicates`, from the ``"surface"`` optima): each
+  cell's weight is ``1 / (v_i + τ²)``, ``v_i`` the robust bootstrap variance
+  (squared 1.4826·MAD) of its ln h* and ``τ²`` the extra scatter of cells
+  around the law, chosen (Paule–Mandel) so that the weighted residuals have
+  their expected chi-square value ``n - p``. Replicate ``r`` refits the law on
+  the cells' ``r``-th bootstrap optima, each moved by its own draw of ``τ``,
+  and one more draw of ``τ`` makes the interval one for a new cell.
+
+Either way the law keeps coefficient draws and scatter draws, so that
+everything downstream (intervals, crossovers, plots) reads one representation.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import t as student_t
 
 from hpo.analysis.estimate import Estimate, robust_std
 
 _VARIANCE_FLOOR = 1e-6
+_DRAWS = 4000
+"""Draws behind an equal-weight law's interval: enough that the interval's ends vary by about 2%."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,11 +102,12 @@ def fit_power_law(
     *,
     tokens: np.ndarray | None = None,
     replicates: np.ndarray | None = None,
+    center_variances: np.ndarray | None = None,
     name: str = "h",
     level: float = 0.9,
     seed: int = 0,
 ) -> PowerLaw:
-    """Fit ``h* = a·N^b`` (or ``a·N^b·D^c`` when `tokens` is given) to per-cell optima.
+    """Fit ``h* = a·N^b`` (or ``a·N^b·D^c`` when `tokens` is given) to per-cell optima (module docstring).
 
     Args:
         params: model size N of each cell.
@@ -101,14 +116,67 @@ def fit_power_law(
         replicates: bootstrap optima, shape (n_replicates, n_cells), as kept
             by `Optimum.replicates`; they give the weights and intervals. Without
             them (or when fewer than two replicates are positive in every cell)
-            cells are weighted equally and resampled for the interval.
+            cells are weighted equally, with the classical interval.
+        center_variances: each cell's own variance of ln h* (equal weights only), the floor of the
+            scatter; without them a law with as many cells as coefficients has no interval.
         name: what h is, for messages and plots.
         level: confidence level of the intervals.
-        seed: seed of the scatter draws (and of the cell resampling).
+        seed: seed of the draws.
 
     Raises:
         ValueError: fewer cells than coefficients, or a non-positive optimum.
     """
+    design, log_h = _checked_cells(params, optimum, tokens, name)
+    rng = np.random.default_rng(seed)
+    log_replicates = None if replicates is None else _log_replicates(replicates)
+    if log_replicates is None or log_replicates.shape[0] < 2:
+        coefficients = _weighted_fit(design, log_h, np.ones(len(log_h)))
+        return _equal_weight_law(name, design, log_h, coefficients, center_variances, level, rng)
+    variances = np.array([robust_std(column) ** 2 for column in log_replicates.T]) + _VARIANCE_FLOOR
+    tau2 = _between_cell_variance(design, log_h, variances)
+    weights = 1.0 / (variances + tau2)
+    coefficients = _weighted_fit(design, log_h, weights)
+    residuals = log_h - design @ coefficients
+    solve = np.linalg.pinv(design * np.sqrt(weights)[:, None]) * np.sqrt(weights)
+    scatter = math.sqrt(tau2) * rng.standard_normal(log_replicates.shape)
+    coefficient_replicates = (log_replicates + scatter) @ solve.T
+    return PowerLaw(
+        name=name,
+        log_a=float(coefficients[0]),
+        b=float(coefficients[1]),
+        c=float(coefficients[2]) if design.shape[1] == 3 else None,
+        tau=math.sqrt(tau2),
+        rms_log_residual=float(np.sqrt(np.mean(residuals**2))),
+        coefficient_replicates=coefficient_replicates,
+        scatter_draws=rng.standard_normal(len(coefficient_replicates)),
+        level=level,
+    )
+
+
+def power_law_about(
+    coefficients: np.ndarray,
+    params: np.ndarray,
+    optimum: np.ndarray,
+    *,
+    tokens: np.ndarray | None = None,
+    center_variances: np.ndarray | None = None,
+    name: str = "h",
+    level: float = 0.9,
+    seed: int = 0,
+) -> PowerLaw:
+    """A law with given coefficients ``(ln a, b[, c])`` (fitted some other way, e.g. `joint_surface`)
+    whose interval is that of a new cell: the scatter of the cells' optima about it and their design,
+    as for an equal-weight `fit_power_law`. Arguments and errors as there."""
+    design, log_h = _checked_cells(params, optimum, tokens, name)
+    coefficients = np.asarray(coefficients, dtype=float)
+    rng = np.random.default_rng(seed)
+    return _equal_weight_law(name, design, log_h, coefficients, center_variances, level, rng)
+
+
+def _checked_cells(
+    params: np.ndarray, optimum: np.ndarray, tokens: np.ndarray | None, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The design matrix (1, ln N[, ln D]) and ln h* of the cells; ValueError when they cannot fit a law."""
     log_h = np.log(np.asarray(optimum, dtype=float))
     design = _design_matrix(np.asarray(params, dtype=float), tokens)
     n_cells, n_coefficients = design.shape
@@ -119,33 +187,7 @@ def fit_power_law(
         )
     if not np.all(np.isfinite(log_h)):
         raise ValueError(f"{name} law: optima must be positive and finite; drop zero or missing cells")
-    rng = np.random.default_rng(seed)
-    log_replicates = None if replicates is None else _log_replicates(replicates)
-    if log_replicates is None or log_replicates.shape[0] < 2:
-        coefficients = _weighted_fit(design, log_h, np.ones(n_cells))
-        residuals = log_h - design @ coefficients
-        tau2 = float(residuals @ residuals / max(n_cells - n_coefficients, 1))
-        coefficient_replicates = _resampled_fits(design, log_h, rng)
-    else:
-        variances = np.array([robust_std(column) ** 2 for column in log_replicates.T]) + _VARIANCE_FLOOR
-        tau2 = _between_cell_variance(design, log_h, variances)
-        weights = 1.0 / (variances + tau2)
-        coefficients = _weighted_fit(design, log_h, weights)
-        residuals = log_h - design @ coefficients
-        solve = np.linalg.pinv(design * np.sqrt(weights)[:, None]) * np.sqrt(weights)
-        scatter = math.sqrt(tau2) * rng.standard_normal(log_replicates.shape)
-        coefficient_replicates = (log_replicates + scatter) @ solve.T
-    return PowerLaw(
-        name=name,
-        log_a=float(coefficients[0]),
-        b=float(coefficients[1]),
-        c=float(coefficients[2]) if n_coefficients == 3 else None,
-        tau=math.sqrt(tau2),
-        rms_log_residual=float(np.sqrt(np.mean(residuals**2))),
-        coefficient_replicates=coefficient_replicates,
-        scatter_draws=rng.standard_normal(len(coefficient_replicates)),
-        level=level,
-    )
+    return design, log_h
 
 
 def _log_replicates(replicates: np.ndarray) -> np.ndarray:
@@ -215,11 +257,40 @@ def _between_cell_variance(design: np.ndarray, log_h: np.ndarray, variances: np.
     return float(brentq(excess, 0.0, upper))
 
 
-def _resampled_fits(design: np.ndarray, log_h: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Coefficients refitted on cells resampled with replacement (200 replicates, degenerate ones dropped)."""
-    fits = []
-    for _ in range(200):
-        pick = rng.integers(0, len(log_h), len(log_h))
-        if np.linalg.matrix_rank(design[pick]) == design.shape[1]:
-            fits.append(np.linalg.lstsq(design[pick], log_h[pick], rcond=None)[0])
-    return np.array(fits)
+def _equal_weight_law(
+    name: str,
+    design: np.ndarray,
+    log_h: np.ndarray,
+    coefficients: np.ndarray,
+    center_variances: np.ndarray | None,
+    level: float,
+    rng: np.random.Generator,
+) -> PowerLaw:
+    """The law with `coefficients` (least squares with every cell counted once, unless fitted another
+    way), and draws whose robust spread is the classical prediction interval: normal draws of the
+    coefficients (covariance ``s²(XᵀX)⁻¹``) and of a new cell's scatter (``s``), both scaled by t/z
+    when ``s²`` is the residual variance (t with n − p degrees of freedom), so that
+    ``Estimate.from_draws`` (±z robust spreads) gives ±t. No draws (no interval) when nothing bounds
+    the scatter: as many cells as coefficients and no `center_variances`."""
+    n_cells, n_coefficients = design.shape
+    residuals = log_h - design @ coefficients
+    degrees_of_freedom = n_cells - n_coefficients
+    residual_variance = float(residuals @ residuals) / degrees_of_freedom if degrees_of_freedom else 0.0
+    floor = float(np.mean(center_variances)) if center_variances is not None else 0.0
+    variance = max(residual_variance, floor)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    widen = student_t.ppf(0.5 + level / 2, degrees_of_freedom) / z if residual_variance > floor else 1.0
+    n_draws = _DRAWS if variance > 0 else 0
+    root = np.linalg.cholesky(np.linalg.inv(design.T @ design)) * math.sqrt(variance)
+    coefficient_draws = coefficients + widen * rng.standard_normal((n_draws, n_coefficients)) @ root.T
+    return PowerLaw(
+        name=name,
+        log_a=float(coefficients[0]),
+        b=float(coefficients[1]),
+        c=float(coefficients[2]) if n_coefficients == 3 else None,
+        tau=math.sqrt(variance),
+        rms_log_residual=float(np.sqrt(np.mean(residuals**2))),
+        coefficient_replicates=coefficient_draws,
+        scatter_draws=widen * rng.standard_normal(n_draws),
+        level=level,
+    )

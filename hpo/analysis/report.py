@@ -1,23 +1,31 @@
-"""The recommendation as plain-text tables, for terminals and logs."""
+"""The recommendation as plain-text tables, for terminals and logs.
+
+The answer first (the setting to run, with its intervals), then what qualifies
+it (values outside the searched range, other variants, crossovers), then one
+table of the cells the laws were fitted to (optimum, interval, flags), then
+each warning once.
+"""
 
 from __future__ import annotations
 
 import math
 
+from hpo.analysis.caveats import cell_flags
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.extrapolate import Recommendation
+from hpo.analysis.scaling_fit import VariantFit
 
 
 def format_recommendation(recommendation: Recommendation) -> str:
-    """The recommendation as plain-text tables: settings, values outside the searched range,
-    crossovers, warnings."""
+    """The recommendation as plain-text tables: the setting, values outside the searched range, other
+    variants, crossovers, the cells, the warnings."""
     target = f"N = {recommendation.target_params:.3g} parameters"
     if recommendation.target_tokens is not None:
         target += f", D = {recommendation.target_tokens:.3g} tokens"
     level = f"{100 * recommendation.fit.level:.0f}% interval"
     best = recommendation.best
     lines = [f"Recommendation for {target}: variant '{recommendation.variant}'", ""]
-    lines += _table(
+    lines += text_table(
         ["quantity", "value", level],
         [
             ["lr", *_cells(best.lr)],
@@ -27,63 +35,17 @@ def format_recommendation(recommendation: Recommendation) -> str:
             ["predicted loss", *_cells(best.loss)],
         ],
     )
-    if recommendation.out_of_range:
-        lines += ["", "Outside the searched range (extrapolated beyond every trial):"]
-        lines += _table(
-            ["quantity", "extrapolated", "searched range", "recommended"],
-            [
-                [
-                    o.hyperparameter,
-                    _format(o.value),
-                    f"[{_format(o.low)}, {_format(o.high)}]",
-                    "as extrapolated" if o.clipped is None else f"clipped to {_format(o.clipped)}",
-                ]
-                for o in recommendation.out_of_range
-            ],
-        )
-    if len(recommendation.settings) > 1:
-        lines += ["", "All variants, best predicted loss first:"]
-        lines += _table(
-            ["variant", "lr", "batch_size", "weight_decay", "predicted loss"],
-            [
-                [
-                    s.variant,
-                    _format(s.lr.value),
-                    _format(s.batch_size.value),
-                    _format(s.weight_decay.value),
-                    _format(s.loss.value),
-                ]
-                for s in recommendation.settings
-            ],
-        )
-    if recommendation.crossovers:
-        lines += ["", "Crossovers:"]
-        lines += _table(
-            ["variants", "verdict", "at N", level, "P(ranking flips)"],
-            [
-                [f"{c.variant_a} / {c.variant_b}", c.verdict, *_cells(c.params), f"{c.p_flip:.2f}"]
-                for c in recommendation.crossovers
-            ],
-        )
+    lines += _out_of_range(recommendation)
+    lines += _variants(recommendation)
+    lines += _crossovers(recommendation, level)
+    lines += _cell_table(recommendation)
     if recommendation.warnings:
         lines += ["", "Warnings:"] + [f"- {warning}" for warning in recommendation.warnings]
     return "\n".join(lines)
 
 
-def _cells(estimate: Estimate) -> list[str]:
-    """Value and interval columns; a fixed (unscaled) setting shows "fixed", a missing interval "-"."""
-    if estimate.level == 1.0:
-        return [_format(estimate.value), "fixed"]
-    if math.isnan(estimate.low):
-        return [_format(estimate.value), "-"]
-    return [_format(estimate.value), f"[{_format(estimate.low)}, {_format(estimate.high)}]"]
-
-
-def _format(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.4g}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def text_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns under a header and a rule of dashes, one string per line."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     rule = "  ".join("-" * width for width in widths)
     render = [
@@ -91,3 +53,94 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
         for row in [header, *rows]
     ]
     return [render[0], rule, *render[1:]]
+
+
+def format_value(value: float) -> str:
+    """Four significant digits; "-" for a missing value."""
+    return "-" if math.isnan(value) else f"{value:.4g}"
+
+
+def with_interval(estimate: Estimate) -> str:
+    """``value [low, high]``; only the value when the interval is missing or exact."""
+    if estimate.level == 1.0 or math.isnan(estimate.low):
+        return format_value(estimate.value)
+    return f"{format_value(estimate.value)} [{format_value(estimate.low)}, {format_value(estimate.high)}]"
+
+
+def _out_of_range(recommendation: Recommendation) -> list[str]:
+    if not recommendation.out_of_range:
+        return []
+    table = text_table(
+        ["quantity", "extrapolated", "searched range", "recommended"],
+        [
+            [
+                o.hyperparameter,
+                format_value(o.value),
+                f"[{format_value(o.low)}, {format_value(o.high)}]",
+                "as extrapolated" if o.clipped is None else f"clipped to {format_value(o.clipped)}",
+            ]
+            for o in recommendation.out_of_range
+        ],
+    )
+    return ["", "Outside the searched range (extrapolated beyond every trial):", *table]
+
+
+def _variants(recommendation: Recommendation) -> list[str]:
+    if len(recommendation.settings) < 2:
+        return []
+    table = text_table(
+        ["variant", "lr", "batch_size", "weight_decay", "predicted loss"],
+        [
+            [s.variant, *(format_value(e.value) for e in (s.lr, s.batch_size, s.weight_decay, s.loss))]
+            for s in recommendation.settings
+        ],
+    )
+    return ["", "All variants, best predicted loss first:", *table]
+
+
+def _crossovers(recommendation: Recommendation, level: str) -> list[str]:
+    if not recommendation.crossovers:
+        return []
+    table = text_table(
+        ["variants", "verdict", "at N", level, "P(ranking flips)"],
+        [
+            [f"{c.variant_a} / {c.variant_b}", c.verdict, *_cells(c.params), f"{c.p_flip:.2f}"]
+            for c in recommendation.crossovers
+        ],
+    )
+    return ["", "Crossovers:", *table]
+
+
+def _cell_table(recommendation: Recommendation) -> list[str]:
+    """One row per cell the laws were fitted to: its optimum and interval per hyperparameter scaled,
+    its tuned loss, its flags."""
+    variants = list(recommendation.fit.variants.values())
+    names = [h for h in ("lr", "batch_size", "weight_decay") if any(h in v.laws for v in variants)]
+    several = len(variants) > 1
+    header = (["variant"] if several else []) + ["N", "D", *names, "loss", "flags"]
+    rows = [
+        ([v.variant] if several else [])
+        + [o.scale, f"{o.tokens:.3g}", *(with_interval(o.value(h)) for h in names)]
+        + [format_value(o.loss.value), ", ".join(cell_flags(o))]
+        for v in variants
+        for o in v.optima
+    ]
+    return ["", f"Cells ({'; '.join(_located(v) for v in variants)}):", *text_table(header, rows)]
+
+
+def _located(variant_fit: VariantFit) -> str:
+    """How a variant's cell optima were located, in words."""
+    prefix = f"{variant_fit.variant}: " if variant_fit.variant != "default" else ""
+    if variant_fit.optima[0].method == "near_best":
+        noise = f", loss noise {100 * variant_fit.noise:.2g}%" if variant_fit.noise else ""
+        return f"{prefix}centre of each cell's near-best band, the band as interval{noise}"
+    return f"{prefix}minimum of each cell's fitted surface, bootstrap interval"
+
+
+def _cells(estimate: Estimate) -> list[str]:
+    """Value and interval columns; a fixed (unscaled) setting shows "fixed", a missing interval "-"."""
+    if estimate.level == 1.0:
+        return [format_value(estimate.value), "fixed"]
+    if math.isnan(estimate.low):
+        return [format_value(estimate.value), "-"]
+    return [format_value(estimate.value), f"[{format_value(estimate.low)}, {format_value(estimate.high)}]"]

@@ -1,21 +1,33 @@
 """Everything fitted from a trial table: per-cell optima, then laws across cells, per variant.
 
 `fit_scaling` runs the pipeline once; `extrapolate.recommend` then reads any
-number of targets off it. Per variant:
+number of targets off it. Three ways to get the laws of the optimal
+hyperparameters (`method`), and ``"auto"`` (the default), which takes
+``"near_best"`` for a sweep searched on grids (every cell, `near_best.is_grid`)
+and ``"surface"`` otherwise:
 
-* the optimum of every cell (variant, N, D) with its bootstrap (`optimum`);
-* h*(N) = a·N^b, or h*(N, D) = a·N^b·D^c when D varies at fixed N, for every
-  hyperparameter that was searched (`power_law`); a law fitted to more cells
-  than it has coefficients none of whose exponents' intervals excludes 0 is
-  dropped, and the hyperparameter held constant (extrapolating a
-  slope lost in the noise multiplies the noise by the distance to the
-  target), weighted as a law weighs its cells (`power_law.fit_constant`: an
-  echo of a poorly located cell counts less than a well-located optimum); and
-  the same law for the
-  learning-rate stability edge when trials diverged in two or more cells;
-* the loss law L(N), or L(N, D), of the cells' tuned losses (`loss_law`).
+* ``"near_best"``: the relative loss noise σ is estimated once
+  per variant from all its cells (`noise`); every cell's optimum is the centre
+  of its near-best band (`near_best`: trials within `tolerance` of the best,
+  as far as σ tells); h*(N) = a·N^b, or h*(N, D) = a·N^b·D^c when D varies at
+  fixed N, is fitted to those centres with every cell counted once, and its
+  interval is that of a new cell (`power_law`, equal weights).
+* ``"surface"``: every cell's optimum is the minimum of a quadratic surface
+  with a bootstrap over its trials; laws weigh cells by that bootstrap
+  (Paule–Mandel) and propagate it (the pipeline before issue 14).
+  On a random or adaptive search (Optuna's TPE crowds trials where it looked)
+  a band's centroid is pulled towards the sampler's choices, while a surface
+  fitted to the loss values is not: there the surface is the better locator.
+* ``"joint"``: one surface over all trials of all cells at once, its centre a
+  power law in N and D (`joint_surface`).
 
-All laws of one variant share the same bootstrap replicates over trials.
+Whatever the method, a law fitted to more cells than it has coefficients none
+of whose exponents' intervals excludes 0 is dropped and the hyperparameter
+held constant (extrapolating a slope lost in the noise multiplies the noise
+by the distance to the target), at the cells' weighted mean
+(`power_law.fit_constant`); the learning-rate stability edge gets a law when
+trials diverged in two or more sizes; and the loss law L(N), or L(N, D), is
+fitted to the cells' tuned losses (`loss_law`).
 """
 
 from __future__ import annotations
@@ -26,17 +38,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from hpo.analysis.loss_law import LossLaw, fit_loss_law
-from hpo.analysis.optimum import HYPERPARAMETERS, Optimum, find_optimum
+from hpo.analysis.estimate import robust_std
+from hpo.analysis.joint_surface import fit_joint_laws
+from hpo.analysis.loss_law import HUBER_DELTA, LossLaw, fit_loss_law
+from hpo.analysis.near_best import DEFAULT_TOLERANCE, is_grid
+from hpo.analysis.optimum import Optimum, find_optimum, pooled_noise
 from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law
-from hpo.analysis.trials import iter_cells, varies_tokens_independently
+from hpo.analysis.trials import HYPERPARAMETERS, iter_cells, varies_tokens_independently
 
 logger = logging.getLogger(__name__)
 
-
+METHODS = ("auto", "near_best", "surface", "joint")
 @dataclass(frozen=True, eq=False)
 class VariantFit:
-    """The optima and laws of one variant. Units as in `Optimum`."""
+    """The optima and laws of one variant. Units as in `Optimum`; ``optima[i].method`` says how the
+    optima were located (``"near_best"`` or ``"surface"``)."""
 
     variant: str
     optima: tuple[Optimum, ...]
@@ -54,6 +70,10 @@ class VariantFit:
     searched: dict[str, tuple[float, float]] = field(default_factory=dict)
     """The range [min, max] of each hyperparameter over all the variant's trials (complete, pruned and
     diverged): where it was searched. A recommendation outside it is an extrapolation beyond every trial."""
+    method: str = "auto"
+    """The method asked for: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring)."""
+    noise: float | None = None
+    """The relative loss noise σ behind the near-best bands (None for ``"surface"``)."""
 
     @property
     def params_measured(self) -> np.ndarray:
@@ -72,6 +92,9 @@ class ScalingFit:
 def fit_scaling(
     trials: pd.DataFrame,
     *,
+    method: str = "auto",
+    tolerance: float = DEFAULT_TOLERANCE,
+    noise: float | None = None,
     n_bootstrap: int = 200,
     window: float = 0.01,
     level: float = 0.9,
@@ -80,29 +103,50 @@ def fit_scaling(
 ) -> ScalingFit:
     """Fit optima and laws for every variant of a normalised trial table (`trials.normalize_trials`).
 
-    `loss_law` False skips the loss law (`VariantFit.loss_law` None), by far the
-    slowest fit (a multi-start least-squares fit per bootstrap replicate), for a
-    caller that reads only the hyperparameter laws (`hpo.search.scale_aware`).
+    Args:
+        trials: the trial table.
+        method: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring).
+        tolerance: a loss within this relative distance of its cell's best is as good as the best.
+        noise: relative noise σ of one loss; None estimates it per variant from the trials
+            (`noise.estimate_noise`), taking `tolerance` when no cell has the trials to tell.
+        n_bootstrap: bootstrap replicates of the loss law (and of every cell, for ``"surface"``).
+        window: cells' quadratic surfaces are fitted to trials within this relative distance of the best.
+        level: confidence level of the intervals.
+        seed: seed of every random draw.
+        loss_law: False skips the loss law (`VariantFit.loss_law` None), for a caller that reads only
+            the hyperparameter laws (`hpo.search.scale_aware`).
 
     Raises:
-        ValueError: no complete trial at all, or a variant with complete trials at one model size only.
+        ValueError: an unknown method, no complete trial at all, or a variant with complete trials at
+            one model size only.
     """
-    optima_by_variant: dict[str, list[Optimum]] = {}
-    for index, (variant, _, _, rows) in enumerate(iter_cells(trials)):
+    if method not in METHODS:
+        raise ValueError(f"fit_scaling: method must be one of {METHODS}, got {method!r}")
+    cells_by_variant: dict[str, list[pd.DataFrame]] = {}
+    for variant, _, _, rows in iter_cells(trials):
         if (rows["status"] == "complete").any():
-            optimum = find_optimum(
-                rows, window=window, n_bootstrap=n_bootstrap, level=level, seed=seed + index
-            )
-            optima_by_variant.setdefault(variant, []).append(optimum)
-    if not optima_by_variant:
+            cells_by_variant.setdefault(variant, []).append(rows)
+    if not cells_by_variant:
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
     ranges = trials.groupby("variant")[list(HYPERPARAMETERS)].agg(["min", "max"])
     searched = {str(variant): _searched(row) for variant, row in ranges.iterrows()}
+    options = _Options(method, tolerance, n_bootstrap, window, level, seed, loss_law)
     variants = {
-        variant: _fit_variant(variant, tuple(optima), level, seed, loss_law, searched[variant])
-        for variant, optima in optima_by_variant.items()
+        variant: _fit_variant(variant, cells, noise, searched[variant], options)
+        for variant, cells in cells_by_variant.items()
     }
     return ScalingFit(variants=variants, level=level)
+
+
+@dataclass(frozen=True)
+class _Options:
+    method: str
+    tolerance: float
+    n_bootstrap: int
+    window: float
+    level: float
+    seed: int
+    loss_law: bool
 
 
 def _searched(ranges: pd.Series) -> dict[str, tuple[float, float]]:
@@ -112,40 +156,115 @@ def _searched(ranges: pd.Series) -> dict[str, tuple[float, float]]:
 
 def _fit_variant(
     variant: str,
-    optima: tuple[Optimum, ...],
-    level: float,
-    seed: int,
-    loss_law: bool,
+    cells: list[pd.DataFrame],
+    noise: float | None,
     searched: dict[str, tuple[float, float]],
+    options: _Options,
 ) -> VariantFit:
-    params = np.array([o.params for o in optima])
-    tokens = np.array([o.tokens for o in optima])
-    if np.unique(params).size < 2:
+    if len({float(rows["params"].iloc[0]) for rows in cells}) < 2:
         raise ValueError(
             f"trials: variant '{variant}' has complete trials at one model size only; "
             "measure at least two sizes (params) to fit how optima scale"
         )
-    uses_tokens = varies_tokens_independently(params, tokens)
+    method = _auto_locator(cells) if options.method == "auto" else options.method
+    if method != "surface" and noise is None:
+        noise = pooled_noise(cells) or options.tolerance
     notes: list[str] = []
-    laws: dict[str, PowerLaw] = {}
-    fixed: dict[str, float] = {}
-    for column, name in enumerate(HYPERPARAMETERS):
-        law = _hyperparameter_law(optima, column, name, uses_tokens, level, seed, notes)
-        if law is None:
-            fixed[name] = _held_value(optima, column, name)
-        else:
-            laws[name] = law
+    optima = _optima(cells, "surface" if method == "surface" else "near_best", noise, options, method)
+    params = np.array([o.params for o in optima])
+    uses_tokens = varies_tokens_independently(params, np.array([o.tokens for o in optima]))
+    laws = _hyperparameter_laws(optima, uses_tokens, options, notes)
+    if method == "joint":
+        laws = _joint_laws(cells, optima, laws, uses_tokens, noise or options.tolerance, options, notes)
+    fixed = {
+        name: _held_value(optima, column, name)
+        for column, name in enumerate(HYPERPARAMETERS)
+        if name not in laws
+    }
     return VariantFit(
         variant=variant,
         optima=optima,
         laws=laws,
         fixed=fixed,
-        stability_edge=_stability_edge_law(optima, uses_tokens, level, seed),
-        loss_law=_loss_law(optima, uses_tokens, level, seed, notes) if loss_law else None,
+        stability_edge=_stability_edge_law(optima, uses_tokens, options.level, options.seed),
+        loss_law=_loss_law(optima, uses_tokens, options, notes) if options.loss_law else None,
         uses_tokens=uses_tokens,
         notes=tuple(notes),
         searched=searched,
+        method=options.method,
+        noise=None if method == "surface" else noise,
     )
+
+
+def _optima(
+    cells: list[pd.DataFrame], locator: str, noise: float | None, options: _Options, method: str
+) -> tuple[Optimum, ...]:
+    """Every cell's optimum located by `locator` (`optimum.find_optimum`), bootstrapped for `method`
+    ``"surface"`` only."""
+    return tuple(
+        find_optimum(
+            rows,
+            method=locator,
+            tolerance=options.tolerance,
+            noise=noise,
+            window=options.window,
+            n_bootstrap=options.n_bootstrap if method == "surface" else 0,
+            level=options.level,
+            seed=options.seed + index,
+        )
+        for index, rows in enumerate(cells)
+    )
+
+
+def _auto_locator(cells: list[pd.DataFrame]) -> str:
+    """``"near_best"`` when every cell was searched on a grid (`near_best.is_grid`), else ``"surface"``."""
+    return "near_best" if all(is_grid(rows) for rows in cells) else "surface"
+
+
+def _hyperparameter_laws(
+    optima: tuple[Optimum, ...], uses_tokens: bool, options: _Options, notes: list[str]
+) -> dict[str, PowerLaw]:
+    """The law of every hyperparameter that has one (`_hyperparameter_law`)."""
+    laws = {}
+    for column, name in enumerate(HYPERPARAMETERS):
+        law = _hyperparameter_law(optima, column, name, uses_tokens, options.level, options.seed, notes)
+        if law is not None:
+            laws[name] = law
+    return laws
+
+
+def _joint_laws(
+    cells: list[pd.DataFrame],
+    optima: tuple[Optimum, ...],
+    laws: dict[str, PowerLaw],
+    uses_tokens: bool,
+    noise: float,
+    options: _Options,
+    notes: list[str],
+) -> dict[str, PowerLaw]:
+    """The laws (of the hyperparameters the near-best centres resolve) refitted by one joint surface
+    over the cells that searched all of them; the near-best laws where no such cells are enough."""
+    names = tuple(laws)
+    usable = [
+        k for k, o in enumerate(optima) if all(n in o.searched and o.value(n).value > 0 for n in names)
+    ]
+    if not names or len({optima[k].params for k in usable}) < 2:
+        return laws
+    complete = [cells[k][cells[k]["status"] == "complete"] for k in usable]
+    try:
+        return fit_joint_laws(
+            complete,
+            [optima[k] for k in usable],
+            names,
+            uses_tokens=uses_tokens,
+            noise=noise,
+            window=options.window,
+            level=options.level,
+            seed=options.seed,
+        )
+    except (ValueError, np.linalg.LinAlgError) as error:
+        notes.append(f"joint surface not fitted ({error}); the near-best laws are used")
+        return laws
 
 
 def _hyperparameter_law(
@@ -169,6 +288,7 @@ def _hyperparameter_law(
             np.array([o.value(name).value for o in cells]),
             tokens=tokens,
             replicates=replicates if replicates.shape[0] > 1 else None,
+            center_variances=np.array([o.center_error.get(name, 0.0) ** 2 for o in cells]),
             name=name,
             level=level,
             seed=seed,
@@ -219,19 +339,31 @@ def _stability_edge_law(
 
 
 def _loss_law(
-    optima: tuple[Optimum, ...], uses_tokens: bool, level: float, seed: int, notes: list[str]
+    optima: tuple[Optimum, ...], uses_tokens: bool, options: _Options, notes: list[str]
 ) -> LossLaw | None:
+    """L(N[, D]) through the cells' tuned losses: refitted on their bootstrap replicates (``"surface"``)
+    or on cells resampled with replacement."""
     replicates = np.column_stack([o.replicates[:, 3] for o in optima])
+    delta = max(HUBER_DELTA, _loss_noise(optima))
     try:
         return fit_loss_law(
             np.array([o.params for o in optima]),
             np.array([o.loss.value for o in optima]),
             tokens=np.array([o.tokens for o in optima]) if uses_tokens else None,
             replicates=replicates if replicates.shape[0] > 1 else None,
-            level=level,
-            seed=seed,
+            n_bootstrap=options.n_bootstrap,
+            huber_delta=delta,
+            level=options.level,
+            seed=options.seed,
         )
     except ValueError as error:
         notes.append(str(error))
         logger.info("no loss law: %s", error)
         return None
+
+
+def _loss_noise(optima: tuple[Optimum, ...]) -> float:
+    """The typical relative noise of the cells' tuned losses: the median over cells of the robust spread
+    of their bootstrap losses (``"surface"``); 0 without replicates."""
+    spreads = [robust_std(np.log(o.replicates[:, 3])) for o in optima if len(o.replicates) > 1]
+    return float(np.median(spreads)) if spreads else 0.0

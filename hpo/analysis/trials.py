@@ -41,6 +41,8 @@ TRIAL_COLUMNS = (
     "run_id",
 )
 STATUSES = ("complete", "pruned", "diverged", "failed")
+HYPERPARAMETERS = ("lr", "batch_size", "weight_decay")
+"""The hyperparameters the analysis locates and scales, in the order of every settings array."""
 CELL_COLUMNS = ("variant", "params", "tokens")
 """A *cell* is one (variant, model size N, token budget D): the unit an optimum is found in."""
 

@@ -14,6 +14,11 @@ mistaken for a full-budget one.
 Each scale searches lr log-uniformly over ``[lr*/w, lr*·w]`` and batch sizes
 over the powers of two in ``[B*/w, B*·w]``, with the range's centre shifted
 off the truth by up to a factor ``e^0.5`` (an imperfect guess).
+
+`make_grid_sweep` is the other kind of sweep, the one published scaling
+studies run: every cell the same grid of learning rates × batch sizes, a
+landscape steeper above the best learning rate than below it (by
+`high_lr_steepness`), every setting run once.
 """
 
 from __future__ import annotations
@@ -165,3 +170,53 @@ def _cell_rows(
             lrs, batches, losses, tokens_seen, diverged, pruned, strict=True
         )
     ]
+
+
+def make_grid_sweep(
+    variant: SyntheticVariant,
+    cells: Sequence[tuple[float, float]],
+    *,
+    lrs: Sequence[float],
+    batch_sizes: Sequence[float],
+    noise: float = 0.001,
+    high_lr_steepness: float = 3.0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A trial table with every (lr, batch size) of a grid in every cell ``(N, D)`` of `cells`.
+
+    The loss is the module's, except that the lr penalty above lr* is
+    `high_lr_steepness` times the one below: ``κ_lr·s·ln²(lr/lr*)``, s = 1
+    below lr*, `high_lr_steepness` above. Trials above the divergence edge
+    diverge (loss NaN).
+    """
+    rng = np.random.default_rng(seed)
+    lr_grid, batch_grid = (
+        np.ravel(g) for g in np.meshgrid(np.asarray(lrs, float), np.asarray(batch_sizes, float))
+    )
+    frames = []
+    for params, tokens in cells:
+        lr_offset = np.log(lr_grid / variant.optimal_lr(params, tokens))
+        steepness = np.where(lr_offset > 0, high_lr_steepness, 1.0)
+        shape = (
+            1.0
+            + variant.lr_curvature * steepness * lr_offset**2
+            + variant.batch_curvature * np.log(batch_grid / variant.optimal_batch_size(params, tokens)) ** 2
+        )
+        losses = (
+            variant.optimal_loss(params, tokens) * shape * (1.0 + noise * rng.standard_normal(shape.size))
+        )
+        diverged = lr_offset > np.log(variant.divergence_ratio)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "variant": variant.name,
+                    "params": params,
+                    "tokens": tokens,
+                    "lr": lr_grid,
+                    "batch_size": batch_grid,
+                    "loss": np.where(diverged, np.nan, losses),
+                    "status": np.where(diverged, "diverged", "complete"),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import read_trials
-from hpo.evaluation.synthetic import SyntheticVariant, make_synthetic_trials
+from hpo.evaluation.synthetic import SyntheticVariant, make_grid_sweep, make_synthetic_trials
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 """Step Law columns onto the trial contract; the smoothed final loss is the loss compared."""
@@ -45,3 +45,22 @@ def known_variant() -> SyntheticVariant:
 def synthetic_trials(known_variant: SyntheticVariant) -> pd.DataFrame:
     """One synthetic ladder of 5 sizes, 40 trials each, 0.2% loss noise, diverged and pruned trials."""
     return make_synthetic_trials([known_variant], LADDER, seed=7)
+
+
+GRID_VARIANT = SyntheticVariant(lr_a=2.0, lr_b=-0.7, lr_c=0.3, batch_a=0.002, batch_b=0.0, batch_c=0.5)
+"""lr* = 2·N^-0.7·D^0.3 (4e-3 at N = 1e8, D = 5e9), batch* = 0.002·D^0.5 sequences (141 at 5e9)."""
+GRID_CELLS = tuple((n, d) for n in (1e8, 2e8, 4e8) for d in (n * 20, n * 60, n * 180))
+"""Three sizes, each at 20, 60 and 180 tokens per parameter."""
+GRID_LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
+GRID_BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+@pytest.fixture(scope="session")
+def grid_variant() -> SyntheticVariant:
+    return GRID_VARIANT
+
+
+@pytest.fixture(scope="session")
+def grid_sweep() -> pd.DataFrame:
+    """A Step-Law-like sweep: 3 sizes x 3 budgets, each a 13 lr x 8 batch grid, 0.1% noise."""
+    return make_grid_sweep(GRID_VARIANT, GRID_CELLS, lrs=GRID_LRS, batch_sizes=GRID_BATCHES, seed=3)

@@ -1,0 +1,77 @@
+"""The ways to fit the laws (`fit_scaling(method=...)`) on a grid sweep and a random search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo.analysis import extrapolate, fit_scaling, normalize_trials
+from hpo.analysis.power_law import fit_power_law
+from hpo.evaluation.synthetic import SyntheticVariant, make_grid_sweep
+
+GRID_CELLS = tuple((n, d) for n in (1e8, 2e8, 4e8) for d in (n * 20, n * 60, n * 180))
+GRID_LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
+GRID_BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048)
+
+
+@pytest.fixture(scope="module")
+def grid(grid_sweep: pd.DataFrame) -> pd.DataFrame:
+    return normalize_trials(grid_sweep)
+
+
+def test_auto_takes_near_best_bands_on_a_grid_and_surfaces_on_a_random_search(
+    grid: pd.DataFrame, synthetic_trials: pd.DataFrame
+) -> None:
+    on_grid = fit_scaling(grid, loss_law=False).variants["default"]
+    on_random = fit_scaling(normalize_trials(synthetic_trials), loss_law=False, n_bootstrap=10).variants[
+        "default"
+    ]
+    assert {o.method for o in on_grid.optima} == {"near_best"} and on_grid.noise is not None
+    assert {o.method for o in on_random.optima} == {"surface"} and on_random.noise is None
+
+
+@pytest.mark.parametrize("method", ["near_best", "surface", "joint"])
+def test_every_method_recovers_the_exponents_of_a_grid_sweep(
+    grid: pd.DataFrame, grid_variant: SyntheticVariant, method: str
+) -> None:
+    laws = fit_scaling(grid, method=method, n_bootstrap=20, loss_law=False).variants["default"].laws
+    assert laws["lr"].b == pytest.approx(grid_variant.lr_b, abs=0.15)
+    assert laws["lr"].c == pytest.approx(grid_variant.lr_c, abs=0.1)
+    assert laws["batch_size"].c == pytest.approx(grid_variant.batch_c, abs=0.1)
+
+
+def test_near_best_intervals_cover_the_optimum_of_a_larger_model_in_most_sweeps(
+    grid_variant: SyntheticVariant,
+) -> None:
+    """Six independent sweeps of 1e8-4e8 parameters, target 8e8 at 60 tokens per parameter."""
+    target_params, target_tokens = 8e8, 8e8 * 60
+    truth = grid_variant.optimal_lr(target_params, target_tokens)
+    covered = []
+    for seed in range(6):
+        sweep = make_grid_sweep(
+            grid_variant, GRID_CELLS, lrs=GRID_LRS, batch_sizes=GRID_BATCHES, seed=100 + seed
+        )
+        rec = extrapolate(sweep, target_params=target_params, target_tokens=target_tokens, n_bootstrap=5)
+        covered.append(rec.lr.covers(truth))
+    assert sum(covered) >= 5
+
+
+def test_an_equal_weight_interval_widens_with_the_distance_to_the_cells() -> None:
+    rng = np.random.default_rng(0)
+    params = np.repeat([1e7, 3e7, 1e8], 3)
+    law = fit_power_law(params, 0.1 * params**-0.5 * np.exp(0.1 * rng.standard_normal(params.size)))
+    near, far = law.estimate(1e8), law.estimate(1e10)
+    assert np.log(far.high / far.low) > 1.5 * np.log(near.high / near.low)
+
+
+def test_as_many_cells_as_coefficients_take_the_cells_own_error_or_give_no_interval() -> None:
+    params, optima = np.array([1e7, 1e8]), np.array([3e-3, 1e-3])
+    assert np.isnan(fit_power_law(params, optima).estimate(1e9).low)
+    floored = fit_power_law(params, optima, center_variances=np.array([0.01, 0.01])).estimate(1e9)
+    assert floored.low < floored.value < floored.high
+
+
+def test_an_unknown_method_is_rejected(grid: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="method must be one of"):
+        fit_scaling(grid, method="bayes")

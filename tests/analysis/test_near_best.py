@@ -1,0 +1,80 @@
+"""Near-best bands: membership from the noise, the centre, grid detection, noise from the trials."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo.analysis import find_optimum, normalize_trials
+from hpo.analysis.near_best import is_grid, membership, near_best_band
+from hpo.analysis.noise import estimate_noise
+from hpo.analysis.trials import iter_cells
+
+BEST_LR, BEST_BATCH = 3e-3, 128.0
+
+
+def bowl_grid(noise: float, *, high_lr_steepness: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """One cell: 13 learning rates x 7 batch sizes around (3e-3, 128), loss 2.5 at the best."""
+    lrs, batches = np.meshgrid(BEST_LR * 2.0 ** np.arange(-3, 3.5, 0.5), BEST_BATCH * 2.0 ** np.arange(-3, 4))
+    lrs, batches = lrs.ravel(), batches.ravel()
+    offset = np.log(lrs / BEST_LR)
+    bowl = (
+        1
+        + 0.01 * np.where(offset > 0, high_lr_steepness, 1.0) * offset**2
+        + 0.004 * np.log(batches / 128) ** 2
+    )
+    loss = 2.5 * bowl * (1 + noise * np.random.default_rng(seed).standard_normal(lrs.size))
+    return normalize_trials(
+        pd.DataFrame({"params": 1e8, "tokens": 2e9, "lr": lrs, "batch_size": batches, "loss": loss})
+    )
+
+
+def settings_and_losses(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return rows[["lr", "batch_size", "weight_decay"]].to_numpy(), rows["loss"].to_numpy()
+
+
+def test_membership_is_one_half_at_the_tolerance_and_falls_with_the_noise_as_scale() -> None:
+    losses = np.array([2.0, 2.0 * 1.001, 2.0 * 1.004])
+    weights = membership(losses, tolerance=0.001, noise=0.001)
+    assert weights[1] == pytest.approx(0.5)
+    assert weights[0] > 0.7 and weights[2] < 0.02
+
+
+def test_the_band_of_a_symmetric_bowl_is_centred_on_its_optimum() -> None:
+    settings, losses = settings_and_losses(bowl_grid(0.0005))
+    band = near_best_band(settings, losses, ("lr", "batch_size"), noise=0.0005)
+    assert band.center[0] == pytest.approx(BEST_LR, rel=0.1)
+    assert band.center[1] == pytest.approx(BEST_BATCH, rel=0.15)
+    assert band.effective_trials > 2
+
+
+def test_a_bowl_steeper_above_the_best_lr_shifts_the_band_below_it() -> None:
+    settings, losses = settings_and_losses(bowl_grid(0.0, high_lr_steepness=4.0))
+    band = near_best_band(settings, losses, ("lr", "batch_size"), tolerance=0.005, noise=0.0005)
+    assert band.center[0] < BEST_LR
+
+
+def test_noise_is_estimated_from_the_residuals_of_a_smooth_surface() -> None:
+    rows = bowl_grid(0.002, seed=4)
+    settings, losses = settings_and_losses(rows)
+    assert estimate_noise([(np.log(settings[:, :2]), losses)]) == pytest.approx(0.002, rel=0.35)
+    assert estimate_noise([(np.log(settings[:5, :2]), losses[:5])]) is None, "too few trials to tell"
+
+
+def test_a_grid_is_told_from_a_random_search(synthetic_trials: pd.DataFrame) -> None:
+    assert is_grid(bowl_grid(0.001))
+    assert not any(is_grid(rows) for *_, rows in iter_cells(synthetic_trials))
+
+
+def test_near_best_optimum_has_the_band_as_interval_and_a_centre_error() -> None:
+    optimum = find_optimum(bowl_grid(0.001), method="near_best")
+    assert optimum.method == "near_best" and optimum.replicates.size == 0
+    assert optimum.lr.low < BEST_LR < optimum.lr.high
+    assert 0 < optimum.center_error["lr"] < np.log(optimum.lr.high / optimum.lr.low)
+
+
+def test_a_band_reaching_the_end_of_the_range_tried_says_widen() -> None:
+    rows = bowl_grid(0.0005)
+    optimum = find_optimum(rows[rows["lr"] <= BEST_LR], method="near_best", noise=0.0005)
+    assert optimum.at_edge == {"lr": "high"}

@@ -1,0 +1,37 @@
+"""The printed recommendation: the answer first, one table of cells with their flags, each warning once."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from hpo.analysis import extrapolate
+from hpo.analysis.report import format_recommendation
+
+
+def test_the_answer_comes_first_then_one_row_per_cell_then_the_warnings(grid_sweep: pd.DataFrame) -> None:
+    text = format_recommendation(
+        extrapolate(grid_sweep, target_params=4e9, target_tokens=2e11, n_bootstrap=5)
+    )
+    lines = text.splitlines()
+    assert lines[0].startswith("Recommendation for N = 4e+09 parameters, D = 2e+11 tokens")
+    assert lines[4].startswith("lr ")
+    cells = lines.index(
+        next(line for line in lines if line.startswith("Cells (centre of each cell's near-best"))
+    )
+    assert "loss noise" in lines[cells]
+    assert sum(line.startswith(("100M ", "200M ", "400M ")) for line in lines[cells:]) == 9
+    warnings = [line for line in lines if line.startswith("- ")]
+    assert warnings and len(warnings) == len(set(warnings))
+    assert lines.index("Warnings:") > cells
+
+
+def test_a_problem_shared_by_many_cells_is_one_warning_naming_them_and_a_flag_on_each(
+    grid_sweep: pd.DataFrame,
+) -> None:
+    low_lrs = grid_sweep[grid_sweep["lr"] <= 1e-3]
+    recommendation = extrapolate(low_lrs, target_params=4e9, target_tokens=2e11, n_bootstrap=5)
+    edge = [w for w in recommendation.warnings if "lr optimum is at the high edge" in w]
+    assert len(edge) == 1 and "9 of 9 cells" in edge[0]
+    text = format_recommendation(recommendation)
+    assert text.count("lr high edge") == 9
+    assert text.count("lr optimum is at the high edge") == 1
