@@ -104,9 +104,11 @@ def run(args: argparse.Namespace) -> int:
         except StudyInterrupted:
             stderr.print(f"hpo run: interrupted; `hpo run {args.study}` resumes it", markup=False)
             return 130
+        except StoreError:
+            raise  # already one line that names the store and the fix
         except Exception as error:
             message = describe_store_failure(error, optuna_url=spec.storage.optuna,
-                                             tracker_uri=spec.storage.mlflow)
+                                             tracker_uri=spec.storage.mlflow, output_dir=spec.output_dir)
             if message is None:
                 raise
             logging.getLogger("hpo").debug("the run failed", exc_info=error)

@@ -7,8 +7,10 @@ written past the point it was raised.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import traceback
+from pathlib import Path
 
 from hpo.study.checks import mask
 
@@ -33,18 +35,24 @@ class StoresDisagree(StoreError):
     """The Optuna store and the tracker hold different trials of one (variant, scale)."""
 
 
-def describe_store_failure(error: BaseException, *, optuna_url: str, tracker_uri: str) -> str | None:
+def describe_store_failure(error: BaseException, *, optuna_url: str, tracker_uri: str,
+                           output_dir: Path) -> str | None:
     """One line for an error that a study's store raised during a run (disk full, read-only, locked,
-    corrupted database): which store (by where in the code it was raised: MLflow's or Optuna's), its
-    URL (password masked), the cause, and the fix; None when `error` is not a store's."""
+    corrupted database): which store, by the code it was raised in (MLflow's, Optuna's, else the
+    study's output folder, where Ray Tune writes too), its URL (password masked), the cause, and the
+    fix; None when `error` is no store's."""
     cause = _store_cause(error)
     if cause is None:
         return None
     kind, text = cause
-    raised = [error, *_chain(error)]
-    frames = "".join(line for each in raised for line in traceback.format_tb(each.__traceback__))
-    store = (f"the tracker's store {mask(tracker_uri)}" if "/mlflow/" in frames
-             else f"the Optuna store {mask(optuna_url)}")
+    frames = [frame.filename for each in [error, *_chain(error)]
+              for frame in traceback.extract_tb(each.__traceback__)]
+    if any(f"{os.sep}mlflow{os.sep}" in name for name in frames):
+        store = f"the tracker's store {mask(tracker_uri)}"
+    elif any(f"{os.sep}optuna{os.sep}" in name or name.endswith("lease.py") for name in frames):
+        store = f"the Optuna store {mask(optuna_url)}"
+    else:
+        store = f"the study's output folder {output_dir}"
     return f"{store} failed ({text}): {_FIXES[kind]}"
 
 

@@ -1,5 +1,4 @@
-"""Shared by the cluster tests: study files, drivers in subprocesses, and an
-audit of both stores that counts what a fault left behind."""
+"""Shared by the cluster tests: study files, the local cluster, and drivers in subprocesses."""
 
 from __future__ import annotations
 
@@ -9,19 +8,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import optuna
 import ray._private.node
 import yaml
-from mlflow import MlflowClient
-from optuna.trial import TrialState
 from ray.cluster_utils import Cluster
-
-from hpo.store.optuna_store import optuna_storage, optuna_study_name
-from hpo.study.spec import load_spec
-from hpo.vocab import INTERRUPTED
 
 HERE = Path(__file__).resolve().parent
 HPO = [sys.executable, "-m", "hpo.cli"]
@@ -131,71 +123,3 @@ def training_on(records: Path, node_id: str, within: float = 0.5) -> list[dict[s
         except FileNotFoundError:
             continue
     return live
-
-
-@dataclass(frozen=True)
-class Audit:
-    """What both stores of a study hold, in trials.
-
-    `planned`: trials the study plans over the (variant, scale)s audited;
-    `finished`: Optuna trials that count (complete, pruned, diverged or failed,
-    not interrupted); `retried`: counted trials Ray Tune ran again after an
-    error, plus trials interrupted by a killed driver and queued again;
-    `lost`: planned trials without a counted Optuna trial, Optuna trials left
-    RUNNING, and counted trials without their MLflow child run; `duplicated`:
-    counted trials beyond the plan, live MLflow child runs beyond the counted
-    trials, and run ids or trial numbers used twice; `running_mlflow`: MLflow
-    runs (parents included) left RUNNING."""
-
-    planned: int
-    finished: int
-    retried: int
-    lost: int
-    duplicated: int
-    running_optuna: int
-    running_mlflow: int
-
-
-def audit(study: Path, variants: tuple[str, ...] | None = None) -> Audit:
-    """Count what the stores of the study file `study` hold (all variants unless `variants`)."""
-    spec = load_spec(study)
-    storage = optuna_storage(spec.storage.optuna)
-    client = MlflowClient(spec.storage.mlflow)
-    experiment = client.get_experiment_by_name(spec.name)
-    runs = [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=10_000)
-    totals = dict.fromkeys(("planned", "finished", "retried", "lost", "duplicated", "running_optuna"), 0)
-    for variant in variants or tuple(v.name for v in spec.variants):
-        for scale in spec.scales:
-            try:
-                trials = optuna.load_study(study_name=optuna_study_name(spec.name, variant, scale),
-                                           storage=storage).get_trials(deepcopy=False)
-            except KeyError:
-                trials = []
-            planned = spec.trials_per_scale[scale]
-            status = [t.user_attrs.get("status") for t in trials]
-            counted = [t for t, s in zip(trials, status, strict=True)
-                       if t.state.is_finished() and s != INTERRUPTED]
-            running = [t for t in trials if t.state == TrialState.RUNNING]
-            children = {r.info.run_id for r in runs if r.data.tags.get("kind") == "trial"
-                        and r.data.tags.get("variant") == variant and r.data.tags.get("scale") == scale}
-            run_ids = [t.user_attrs.get("run_id") for t in counted]
-            numbers = [t.number for t in counted]
-            totals["planned"] += planned
-            totals["finished"] += len(counted)
-            totals["retried"] += (sum(t.user_attrs.get("retries", 0) > 0 for t in counted)
-                                  + status.count(INTERRUPTED))
-            totals["lost"] += (max(0, planned - len(counted)) + len(running)
-                               + sum(run_id not in children for run_id in run_ids))
-            totals["duplicated"] += (max(0, len(counted) - planned) + max(0, len(children) - len(counted))
-                                     + len(run_ids) - len(set(run_ids)) + len(numbers) - len(set(numbers)))
-            totals["running_optuna"] += len(running)
-    return Audit(**totals, running_mlflow=sum(r.info.status == "RUNNING" for r in runs))
-
-
-def record(fault: str, checked: str, result: Audit, seconds: float) -> None:
-    """Append one row of docs/reliability.md's table to ``$HPO_RELIABILITY_LOG`` (JSON lines), if set."""
-    log = os.environ.get("HPO_RELIABILITY_LOG")
-    if log:
-        with open(log, "a") as stream:
-            stream.write(json.dumps({"fault": fault, "checked": checked, **asdict(result),
-                                     "seconds": round(seconds, 1)}) + "\n")

@@ -16,13 +16,10 @@ import pandas as pd
 import pytest
 import yaml
 from cluster_helpers import (
-    Audit,
     LocalCluster,
     attempts,
-    audit,
     driver_env,
     hpo,
-    record,
     start_driver,
     training_on,
     wait_for,
@@ -31,6 +28,7 @@ from cluster_helpers import (
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from pg_server import PostgresServer
+from store_audit import Audit, audit, record
 
 from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import load_spec
