@@ -49,7 +49,8 @@ def test_every_node_gets_this_project_and_its_studies() -> None:
     assert Path(config["file_mounts"]["~/hpo"]) == Path(".")
     assert (CONFIG.parent / "studies").is_dir()
     setup = " ".join(config["setup_commands"])
-    assert "pip install -q -c ~/hpo/constraints.txt -e \"$HOME/hpo[postgres]\"" in setup and "/mnt/shared" in setup
+    assert 'pip install -q -c ~/hpo/constraints.txt -e "$HOME/hpo[postgres]"' in setup
+    assert "/mnt/shared" in setup
     assert ".venv" in config["rsync_exclude"]
 
 
