@@ -147,8 +147,12 @@ def _log_run(spec: StudySpec, *, verbose: bool) -> Path:
         if handler is not to_file:
             handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
             handler.addFilter(lambda record: record.name.split(".")[0] == "hpo")
-    import ray  # noqa: F401 (its import gives the "ray" logger the terminal handler replaced below)
+    # Importing them gives their loggers the terminal handlers replaced below (the run imports them anyway).
+    import mlflow  # noqa: F401
+    import optuna
+    import ray  # noqa: F401
 
+    optuna.logging.disable_default_handler()
     for library in ("ray", "ray.tune", "optuna", "mlflow", "alembic"):
         logger = logging.getLogger(library)
         for handler in list(logger.handlers):

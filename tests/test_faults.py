@@ -109,6 +109,7 @@ def test_stores_that_disagree_stop_the_run_before_it_writes(tmp_path: Path) -> N
     assert "holds 2 trial record(s)" in line and "optuna.db" in line and "mlflow.db" in line
     assert "restore the Optuna store" in line and trial_runs(study) == runs
 
+    (tmp_path / "lost").mkdir()
     study = write_mlp_study(tmp_path / "lost", "lost", **ONE_SCALE)
     assert run_hpo("run", str(study), cwd=tmp_path, timeout=300).returncode == 0
     for suffix in ("", "-wal", "-shm"):  # now the tracker's store is the one that went missing

@@ -7,9 +7,10 @@ a row of the table ``hpo_leases`` in the study's Optuna database (sqlite or
 PostgreSQL: the store the drivers share anyway), keyed by the scale's Optuna
 study name, holding the owner's host, pid and start time and a heartbeat the
 owner refreshes every `heartbeat_seconds`. A lease whose heartbeat is older
-than `expire_seconds` belongs to a driver that died: the next driver takes it
-over (an atomic update on the old heartbeat, so two takers cannot both win),
-and only then repairs the trials that driver left running. A live lease makes
+than `expire_seconds`, or whose owner's process on this host is gone, belongs
+to a driver that died: the next driver takes it over (an atomic update on the
+old heartbeat, so two takers cannot both win), and only then repairs the
+trials that driver left running. A live lease makes
 `acquire` raise `LeaseHeld` naming its owner, or, with ``wait``, wait for it.
 
 Heartbeats compare the clocks of the machines the drivers run on: keep them
@@ -60,6 +61,19 @@ class Owner:
     pid: int
     since: float
     heartbeat: float
+
+    def alive(self) -> bool:
+        """False when the owner ran on this host and its process is gone (its lease is dead at once);
+        True otherwise, as far as this host can tell."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # a live process of another user
+            return True
+        return True
 
     def describe(self, now: float) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
@@ -126,8 +140,12 @@ class Leases:
             self._thread.join()
             self._thread = None
         if self.held:
-            with self.engine.begin() as db:
-                db.execute(_TABLE.delete().where(_TABLE.c.owner == self.owner))
+            try:
+                with self.engine.begin() as db:
+                    db.execute(_TABLE.delete().where(_TABLE.c.owner == self.owner))
+            except sa_exc.SQLAlchemyError as error:  # a full disk, say: the leases expire by themselves
+                logger.warning("could not give back %d lease(s) (%s); they expire in %g s", len(self.held),
+                               type(error).__name__, self.expire_seconds)
             self.held = []
 
     def holders(self, names: Sequence[str]) -> dict[str, Owner]:
@@ -152,7 +170,7 @@ class Leases:
                 except sa_exc.IntegrityError:  # another driver inserted it meanwhile
                     row = db.execute(sa.select(_TABLE).where(_TABLE.c.name == name)).one()
             owner = Owner(row.host, row.pid, row.since, row.heartbeat)
-            if row.owner != self.owner and now - row.heartbeat <= self.expire_seconds:
+            if row.owner != self.owner and now - row.heartbeat <= self.expire_seconds and owner.alive():
                 raise LeaseHeld(name, owner)
             unchanged = (_TABLE.c.name == name) & (_TABLE.c.heartbeat == row.heartbeat)
             taken = db.execute(_TABLE.update().where(unchanged).values(**values))

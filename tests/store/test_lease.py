@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -77,3 +78,22 @@ def test_a_waiting_driver_starts_when_the_first_one_ends(engine: sa.Engine) -> N
     waiter.join(5)
     assert not waiter.is_alive() and second.held == NAMES
     second.release()
+
+
+def test_a_lease_whose_process_is_gone_from_this_host_is_taken_over_at_once(engine: sa.Engine) -> None:
+    dead = Leases(engine)
+    dead.acquire(NAMES)
+    dead._stop.set()
+    with engine.begin() as db:  # its driver's process has ended
+        db.execute(sa.text("UPDATE hpo_leases SET pid = :pid"), {"pid": _pid_of_finished()})
+    alive = Leases(engine)
+    alive.acquire(NAMES)
+    assert alive.held == NAMES
+    alive.release()
+
+
+def _pid_of_finished() -> int:
+    """The process id of a process that has ended."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
