@@ -271,3 +271,38 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_next_run_resumes(small_di
     record("the disk of the study's output (a 64 MiB tmpfs) filled up mid-run, then freed and run again",
            "exit 2 in one line naming the store and the fix; the rerun completes the plan, nothing lost",
            result, time.monotonic() - started)
+
+
+@pytest.mark.slow
+def test_a_store_locked_past_its_timeout_stops_the_run_in_one_line_and_the_next_run_resumes(
+        tmp_path: Path) -> None:
+    """Another process (an open `sqlite3` shell, say) holds the Optuna store's write lock for longer than
+    the 30 s a driver waits: the run ends in one line naming the store; run again once it is let go."""
+    started = time.monotonic()
+    study = write_mlp_study(tmp_path, "locked", scales=["w8"], trials_per_scale=6, search="independent",
+                            max_concurrent=1, budget={"tokens": 16_000})
+    driver = subprocess.Popen([*HPO, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    database = tmp_path / "out" / "optuna.db"
+    wait_for(lambda: database.exists() and len(load_trials(load_spec(study))) >= 1)
+    holder = sqlite3.connect(database, timeout=60)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        _, stderr = driver.communicate(timeout=600)
+    finally:
+        holder.rollback()
+        holder.close()
+
+    assert driver.returncode == 2, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("hpo run: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr
+    assert "the Optuna store" in errors[0] and "locked" in errors[0] and "stop the process" in errors[0]
+
+    again = run_hpo("run", str(study), cwd=tmp_path, timeout=600)
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    result = audit(study)
+    assert result.clean(), result
+    record("the Optuna store (sqlite) locked by another process for longer than its 30 s timeout, mid-run",
+           "exit 2 in one line naming the store and the fix; the rerun completes the plan, nothing lost",
+           result, time.monotonic() - started)
