@@ -41,6 +41,10 @@ USAGE_ERROR = 2
 _PASSWORD_WORD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 """``password=...`` in a libpq connection string, as a driver's error may quote it."""
 
+_PROGRESS_COLUMNS = (bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
+                     bars.TextColumn("{task.fields[best]}"), bars.TimeElapsedColumn())
+"""A (variant, scale)'s progress bar: trials finished of planned and the best loss so far."""
+
 stdout = Console(width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True)
 
@@ -85,9 +89,7 @@ def run(args: argparse.Namespace) -> int:
     def waiting(held: LeaseHeld) -> None:
         _tell(f"hpo run: waiting: {held}")
 
-    columns = (bars.TextColumn("{task.description}"), bars.BarColumn(), bars.MofNCompleteColumn(),
-               bars.TextColumn("{task.fields[best]}"), bars.TimeElapsedColumn())
-    with bars.Progress(*columns, console=stderr) as progress:
+    with bars.Progress(*_PROGRESS_COLUMNS, console=stderr) as progress:
         tasks: dict[tuple[str, str], bars.TaskID] = {}
 
         def show(update: ScaleProgress) -> None:
@@ -163,6 +165,11 @@ def _log_run(spec: StudySpec, *, verbose: bool) -> Path:
     return path
 
 
+def _say(line: str) -> None:
+    """One line to standard output, as written (no markup)."""
+    stdout.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _tell(line: str) -> None:
     """One line to the terminal's standard error, as written (no markup)."""
     stderr.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -229,6 +236,46 @@ def trials(args: argparse.Namespace) -> int:
         table.to_csv(sys.stdout, index=False)
     else:
         stdout.print(table.to_string(index=False))
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Train the recommendation at a scale beyond the ladder beside its neighbours (lr ×2 and ÷2, batch
+    ×2 and ÷2), on several seeds, as trials of the study; print predicted against measured."""
+    spec = load_spec(args.study)
+    from hpo.run.runner import ScaleProgress
+    from hpo.run.verify import verify_study
+
+    log = _log_run(spec, verbose=args.verbose)
+    with bars.Progress(*_PROGRESS_COLUMNS, console=stderr) as progress:
+        task = progress.add_task(f"verify · {args.scale}", total=None, best="")
+
+        def show(update: ScaleProgress) -> None:
+            best = "" if update.best_loss is None else f"best {update.best_loss:.4f}"
+            progress.update(task, completed=update.finished, total=update.planned, best=best)
+
+        verifying, report = verify_study(spec, args.scale, seeds=args.seeds, address=args.address,
+                                         progress=show, wait=args.wait)
+    predicted = verifying.recommendation.best
+    tokens = verifying.spec.tokens(args.scale)
+    _say(f"verification at {args.scale} (N = {verifying.spec.params(args.scale):,}, D = {tokens:,} tokens), "
+         f"variant {predicted.variant}, {report.seeds} seeds; log {log}")
+    loss = predicted.loss
+    _say(f"predicted loss {loss.value:.4f} [{loss.low:.4f}, {loss.high:.4f}] at lr "
+         f"{format_number(predicted.lr.value)}, batch size {predicted.batch_size_power_of_two}, weight decay "
+         f"{format_number(predicted.weight_decay.value)}")
+    table = Table()
+    for column in ("setting", "lr", "batch size", "weight decay", "losses", "mean", "above best"):
+        table.add_column(column, justify="left" if column in ("setting", "losses") else "right")
+    for measured in report.measured:
+        setting = measured.setting
+        cells = _config_cells(setting["lr"], setting["batch_size"], setting["weight_decay"])
+        table.add_row(measured.label, *cells, " ".join(f"{loss:.4f}" for loss in measured.losses),
+                      f"{measured.mean:.4f}", f"{measured.mean - report.best.mean:+.4f}")
+    stdout.print(table)
+    verdict = "within" if report.within_noise else "NOT within"
+    _say(f"the recommendation is {verdict} the seed noise of the best ({report.best.label}): seed noise "
+         f"σ = {report.noise:.4f} per loss, a mean up to {report.margin:.4f} above the best is noise")
     return 0
 
 
@@ -429,6 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-mlflow", action="store_true",
                      help="do not record the result as the summary run of the study's MLflow experiment")
     sub.set_defaults(handler=analyze)
+
+    sub = commands.add_parser("verify", help="train the recommendation and its neighbours at a scale beyond "
+                                             "the ladder; print predicted against measured")
+    sub.add_argument("study", help="path to the study YAML file")
+    sub.add_argument("--scale", required=True, help="a scale of the family beyond the ladder (the target, or "
+                                                    "one you can afford)")
+    sub.add_argument("--seeds", type=int, default=2, help="seeds of each setting, to tell noise (default 2)")
+    sub.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local runtime)")
+    sub.add_argument("--wait", action="store_true", help="wait for another driver running the same scale")
+    sub.set_defaults(handler=verify)
 
     sub = commands.add_parser("ui", help="serve the MLflow UI of the study's store on 127.0.0.1")
     sub.add_argument("study", help="path to the study YAML file")

@@ -13,7 +13,8 @@
   sampler's), ``predicted`` (a scale's predicted optimum), ``design`` (a
   setting of a full-budget design), ``explore`` (drawn from the full space
   beside a narrowed one), ``probe`` (the prediction at another lr, judged
-  early). ASHA never stops a trial of a `PROTECTED` origin.
+  early), ``verify`` (a recommendation or its neighbour, trained by ``hpo
+  verify``). ASHA never stops a trial of a `PROTECTED` origin.
 * **Helpers**: powers of two (`is_power_of_two`, `powers_of_two`,
   `nearest_power_of_two`), numbers for people (`format_number`,
   `format_short`) and one retry loop (`retry`).
@@ -31,8 +32,9 @@ from typing import Literal, TypeVar
 
 __all__ = [
     "COMPLETE", "DESIGN", "DIVERGED", "EXPLORE", "FAILED", "FINAL_STATUSES", "HYPERPARAMETERS", "INTERRUPTED",
-    "ORIGINS", "PREDICTED", "PROBE", "PROTECTED", "PRUNED", "SEARCH", "FinalStatus", "Hyperparameter",
-    "format_number", "format_short", "is_power_of_two", "nearest_power_of_two", "powers_of_two", "retry",
+    "ORIGINS", "PREDICTED", "PROBE", "PROTECTED", "PRUNED", "SEARCH", "VERIFY", "FinalStatus",
+    "Hyperparameter", "format_number", "format_short", "is_power_of_two", "nearest_power_of_two",
+    "powers_of_two", "retry",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,9 +58,10 @@ PREDICTED = "predicted"
 DESIGN = "design"
 EXPLORE = "explore"
 PROBE = "probe"
-ORIGINS = (SEARCH, PREDICTED, DESIGN, EXPLORE, PROBE)
+VERIFY = "verify"
+ORIGINS = (SEARCH, PREDICTED, DESIGN, EXPLORE, PROBE, VERIFY)
 """Why a trial runs (its Optuna user attribute ``origin``)."""
-PROTECTED = (PREDICTED, DESIGN, EXPLORE)
+PROTECTED = (PREDICTED, DESIGN, EXPLORE, VERIFY)
 """Origins whose trials always train to their full budget: they test a prediction or locate an optimum."""
 
 T = TypeVar("T")

@@ -261,7 +261,8 @@ class Cell:
         held = sum(trial.user_attrs.get("origin") in origins and trial.user_attrs.get("status") != INTERRUPTED
                    for trial in self.study.get_trials(deepcopy=False))
         for origin, setting, within in listed[held:]:
-            self.study.enqueue_trial(fixed_params(setting, within), user_attrs={"origin": origin})
+            seed = {"seed": int(setting["seed"])} if "seed" in setting else {}
+            self.study.enqueue_trial(fixed_params(setting, within), user_attrs={"origin": origin, **seed})
 
     def _law_broken(self, scale: str) -> bool:
         """Whether `scale` of this variant ran and broke the law its plan predicted."""

@@ -73,11 +73,12 @@ class TrialJob:
     family_options: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
 
-    def config(self, lr: float, batch_size: int, weight_decay: float) -> TrainConfig:
-        """The training configuration of a trial with these hyperparameters."""
+    def config(self, lr: float, batch_size: int, weight_decay: float, seed: int | None = None) -> TrainConfig:
+        """The training configuration of a trial with these hyperparameters (and its own `seed`, else
+        the job's)."""
         return TrainConfig(
             lr=lr, batch_size=batch_size, weight_decay=weight_decay, tokens=self.budget_tokens,
-            eval_every_tokens=self.eval_every_tokens, seed=self.seed, **self.train,
+            eval_every_tokens=self.eval_every_tokens, seed=self.seed if seed is None else seed, **self.train,
         )
 
 
@@ -104,11 +105,13 @@ def _family(name: str, options: str) -> ModelFamily:
 
 
 def run_trial(config: dict[str, Any], jobs: Mapping[str, TrialJob]) -> None:
-    """Train one trial of ``jobs[config["cell"]]`` with the hyperparameters in
-    `config` (``lr``, ``batch_size``, ``weight_decay``, ``trial_number``), reporting to Ray Tune."""
+    """Train one trial of ``jobs[config["cell"]]`` with the hyperparameters in `config` (``lr``,
+    ``batch_size``, ``weight_decay``, ``trial_number``, and ``seed`` when the trial has its own),
+    reporting to Ray Tune."""
     job = jobs[config[CELL]]
     family = _family(job.family, json.dumps(dict(job.family_options), sort_keys=True))
-    train_config = job.config(float(config["lr"]), int(config["batch_size"]), float(config["weight_decay"]))
+    train_config = job.config(float(config["lr"]), int(config["batch_size"]), float(config["weight_decay"]),
+                              seed=int(config.get("seed", job.seed)))
     number = int(config["trial_number"])
     rungs = sorted(job.rung_tokens)
     pending: list[dict[str, float]] = []  # evaluations not reported yet

@@ -12,12 +12,13 @@ from typing import Any
 
 from hpo.analysis import Estimate
 from hpo.study.space import SearchSpace, space_from_dict, space_to_dict
-from hpo.vocab import DESIGN, EXPLORE, PREDICTED, PROBE
+from hpo.vocab import DESIGN, EXPLORE, PREDICTED, PROBE, VERIFY
 
 __all__ = ["LawCheck", "ScalePlan", "Setting", "full_plan"]
 
 Setting = dict[str, float]
-"""A trial's lr, batch_size (a power of two) and weight_decay."""
+"""A trial's lr, batch_size (a power of two) and weight_decay; optionally its ``seed`` (of its model's
+initialisation and data order; the study's seed otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,10 @@ class ScalePlan:
     `first` the predicted optimum, run first; `design` settings of `space` and
     `explore` settings of the full space, each trained to its full budget;
     `probes` the prediction at other learning rates, which early stopping
-    judges like any trial; `predicted` the law's prediction per
-    hyperparameter; `reason` one line for logs and `hpo status`. Trials beyond
-    those listed (``trials`` minus them) are the sampler's, in `space`.
+    judges like any trial; `verify` the settings `hpo verify` trains, each to its
+    full budget; `predicted` the law's prediction per hyperparameter; `reason`
+    one line for logs and `hpo status`. Trials beyond those listed (``trials``
+    minus them) are the sampler's, in `space`.
     """
 
     scale: str
@@ -46,13 +48,14 @@ class ScalePlan:
     predicted: Mapping[str, Estimate] = field(default_factory=dict)
     design: tuple[Setting, ...] = ()
     probes: tuple[Setting, ...] = ()
+    verify: tuple[Setting, ...] = ()
 
     def enqueued(self) -> list[tuple[str, Setting, SearchSpace]]:
         """The trials the plan lists, in the order they run: (``origin``, setting, the space whose
         sampler parameters give it), the prediction first; the sampler's own trials follow them."""
         first = [] if self.first is None else [(PREDICTED, self.first, self.space)]
         listed = ((DESIGN, self.design, self.space), (EXPLORE, self.explore, self.full_space),
-                  (PROBE, self.probes, self.full_space))
+                  (PROBE, self.probes, self.full_space), (VERIFY, self.verify, self.space))
         return first + [(origin, setting, within)
                         for origin, settings, within in listed for setting in settings]
 
@@ -62,7 +65,7 @@ class ScalePlan:
             "scale": self.scale, "transferred": self.transferred, "space": space_to_dict(self.space),
             "full_space": space_to_dict(self.full_space), "trials": self.trials, "reason": self.reason,
             "first": self.first, "explore": list(self.explore), "design": list(self.design),
-            "probes": list(self.probes),
+            "probes": list(self.probes), "verify": list(self.verify),
             "predicted": {name: [e.value, e.low, e.high, e.level] for name, e in self.predicted.items()},
         }
 
@@ -75,7 +78,7 @@ class ScalePlan:
                    trials=int(data["trials"]),
                    reason=str(data["reason"]), first=data["first"], explore=tuple(data["explore"]),
                    predicted=predicted, design=tuple(data.get("design", ())),
-                   probes=tuple(data.get("probes", ())))
+                   probes=tuple(data.get("probes", ())), verify=tuple(data.get("verify", ())))
 
 
 @dataclass(frozen=True)

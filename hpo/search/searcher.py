@@ -23,9 +23,10 @@ This subclass closes that gap in one place:
 * user attributes ``status``, ``tokens_seen`` (of a failed trial: its
   last report, 0 if none) and ``seconds`` (time in the training loop, when
   reported) are set before ``tell`` (Optuna forbids changing a finished trial);
-* ``suggest`` adds ``trial_number`` (the Optuna trial number) and ``origin``
+* ``suggest`` adds ``trial_number`` (the Optuna trial number), ``origin``
   (`hpo.vocab.ORIGINS`: ``search`` for the sampler's own trials, else the
-  origin the plan enqueued the trial with) to the config.
+  origin the plan enqueued the trial with) and, for a trial enqueued with its
+  own ``seed``, that seed to the config.
 
 The study is minimised on ``loss`` and kept in the given storage.
 """
@@ -78,7 +79,8 @@ class TokenOptunaSearch(OptunaSearch):
             return None
         ot_trial = self._ot_trials[trial_id]
         origin = ot_trial.user_attrs.get("origin", SEARCH)
-        return {**config, "trial_number": ot_trial.number, "origin": origin}
+        seed = {"seed": ot_trial.user_attrs["seed"]} if "seed" in ot_trial.user_attrs else {}
+        return {**config, "trial_number": ot_trial.number, "origin": origin, **seed}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Report the result's curve, each eval loss at step = tokens seen (a

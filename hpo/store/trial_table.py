@@ -65,7 +65,8 @@ def load_trials(study: StudySpec | str | Path, *, variants: Sequence[str] | None
                     "study": spec.name, "variant": variant.name, "scale": scale,
                     "params": spec.params(scale), "tokens": spec.tokens(scale),
                     "tokens_seen": int(trial.user_attrs.get("tokens_seen", 0)),
-                    **trial_params(trial), "seed": spec.seed, "loss": _loss(trial),
+                    **trial_params(trial), "seed": int(trial.user_attrs.get("seed", spec.seed)),
+                    "loss": _loss(trial),
                     "status": finished_status(trial),
                     "trial_number": trial.number, "run_id": trial.user_attrs.get("run_id", ""), **extra,
                 })

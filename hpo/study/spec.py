@@ -133,6 +133,14 @@ class StudySpec:
     storage: Storage
     source: Path | None = None
     retries: int = RETRIES
+    tokens_per_param: float | None = None
+    """The budget rule, D = tokens_per_param · N; None when every scale trains one fixed budget."""
+
+    def tokens_for(self, params: int) -> int:
+        """D of a trial of N = `params` parameters by the study's budget rule (at least one token)."""
+        if self.tokens_per_param is None:
+            return self.target_tokens
+        return max(1, round(self.tokens_per_param * params))
 
     def params(self, scale: str) -> int:
         """Non-embedding parameters N of `scale`."""
@@ -183,6 +191,7 @@ class StudySpec:
             "seed": self.seed, "output_dir": str(self.output_dir),
             "storage": {key: _checks.mask(url) for key, url in asdict(self.storage).items()},
             "source": None if self.source is None else str(self.source), "retries": self.retries,
+            "tokens_per_param": self.tokens_per_param,
         }
 
     def _check_scale(self, scale: str) -> str:
@@ -254,6 +263,7 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
         _checks.trial_memory(p, built, scales, {v.name: _largest_batch(v.space) for v in variants},
                              resources.memory_bytes(), limit)
     p.raise_if_any(source)  # below, every value is checked: raise_if_any raised otherwise
+    rule = cast(Mapping[str, Any], top["budget"])
     assert name is not None and params is not None and fidelity is not None and search is not None
     assert max_concurrent is not None and resources is not None and seed is not None
     assert output_dir is not None and storage is not None and retries is not None
@@ -261,10 +271,11 @@ def parse_spec(data: object, *, source: Path | None = None, output_root: Path | 
         name=name, family=family, family_options=options, scales=scales,
         scale_params={scale: params[scale] for scale in scales},
         target_params=target_params, target_scale=target_scale, budget_tokens=budget,
-        target_tokens=_target_tokens(cast(Mapping[str, Any], top["budget"]), target_params),
+        target_tokens=_target_tokens(rule, target_params),
         variants=variants, trials_per_scale=trials, fidelity=fidelity, search=search,
         max_concurrent=max_concurrent, resources=resources, seed=seed, output_dir=output_dir, storage=storage,
         source=source, retries=retries,
+        tokens_per_param=None if "tokens" in rule else float(rule["tokens_per_param"]),
     )
 
 
