@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import root_scalar
 from scipy.stats import t as student_t
 
 from hpo.analysis.estimate import Estimate, robust_std
@@ -254,7 +254,7 @@ def _between_cell_variance(design: np.ndarray, log_h: np.ndarray, variances: np.
     if excess(0.0) <= 0:
         return 0.0
     upper = float(np.var(log_h)) + 1.0
-    return float(brentq(excess, 0.0, upper))
+    return float(root_scalar(excess, bracket=(0.0, upper), method="brentq").root)
 
 
 def _equal_weight_law(

@@ -160,8 +160,9 @@ def read_trials(
 
 def iter_cells(trials: pd.DataFrame) -> Iterator[tuple[str, float, float, pd.DataFrame]]:
     """Yield ``(variant, params, tokens, rows)`` for every cell, smallest N then D first."""
-    for (variant, params, tokens), rows in trials.groupby(list(CELL_COLUMNS), sort=True):
-        yield str(variant), float(params), float(tokens), rows
+    for _, rows in trials.groupby(list(CELL_COLUMNS), sort=True):
+        first = rows.iloc[0]
+        yield str(first["variant"]), float(first["params"]), float(first["tokens"]), rows
 
 
 def varies_tokens_independently(params: np.ndarray, tokens: np.ndarray) -> bool:

@@ -61,5 +61,6 @@ def local_loss(rows: pd.DataFrame, lr: float, batch_size: float, *, bandwidth: f
 
 
 def _nearest_trial(rows: pd.DataFrame, lr: float, batch_size: float) -> pd.Series:
-    distance = np.log2(rows["lr"] / lr) ** 2 + np.log2(rows["batch_size"] / batch_size) ** 2
-    return rows.iloc[int(np.argmin(distance.to_numpy()))]
+    lrs, batch_sizes = rows["lr"].to_numpy(dtype=float), rows["batch_size"].to_numpy(dtype=float)
+    distance = np.log2(lrs / lr) ** 2 + np.log2(batch_sizes / batch_size) ** 2
+    return rows.iloc[int(np.argmin(distance))]
