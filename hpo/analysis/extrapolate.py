@@ -35,10 +35,9 @@ from hpo.analysis.crossover import (
 )
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.near_best import DEFAULT_TOLERANCE
-from hpo.analysis.optimum import HYPERPARAMETERS
-from hpo.analysis.power_law import round_to_power_of_two
 from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
 from hpo.analysis.trials import normalize_trials, read_trials, require_positive, scale_name
+from hpo.vocab import HYPERPARAMETERS, nearest_power_of_two
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +323,7 @@ def _setting(
                 f"{clipped.value:.4g} (clip_to [{clip_to[name][0]:.4g}, {clip_to[name][1]:.4g}])"
             )
         estimates[name] = clipped
-    batch_size = round_to_power_of_two(estimates["batch_size"].value)
+    batch_size = nearest_power_of_two(estimates["batch_size"].value)
     if "batch_size" in clip_to:
         batch_size = _power_of_two_within(batch_size, *clip_to["batch_size"])
     loss_law = variant_fit.loss_law

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from hpo.analysis.trials import HYPERPARAMETERS
+from hpo.vocab import HYPERPARAMETERS
 
 GRID_FILL = 0.5
 """A cell is a grid when its trials fill at least half the product of its distinct values."""

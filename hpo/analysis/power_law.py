@@ -223,11 +223,6 @@ def fit_constant(optimum: np.ndarray, replicates: np.ndarray | None = None) -> f
     return float(np.exp(_weighted_fit(design, log_h, 1.0 / (variances + tau2))[0]))
 
 
-def round_to_power_of_two(value: float) -> int:
-    """The power of two nearest to `value` in log space (batch sizes: 96 -> 128, 90 -> 64)."""
-    return int(2 ** round(math.log2(value)))
-
-
 def _design_matrix(params: np.ndarray, tokens: np.ndarray | None) -> np.ndarray:
     columns = [np.ones_like(params), np.log(params)]
     if tokens is not None:

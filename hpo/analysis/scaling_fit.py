@@ -44,7 +44,8 @@ from hpo.analysis.loss_law import HUBER_DELTA, LossLaw, fit_loss_law
 from hpo.analysis.near_best import DEFAULT_TOLERANCE, is_grid
 from hpo.analysis.optimum import Optimum, find_optimum, pooled_noise
 from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law
-from hpo.analysis.trials import HYPERPARAMETERS, iter_cells, varies_tokens_independently
+from hpo.analysis.trials import iter_cells, varies_tokens_independently
+from hpo.vocab import COMPLETE, HYPERPARAMETERS
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def fit_scaling(
         raise ValueError(f"fit_scaling: method must be one of {METHODS}, got {method!r}")
     cells_by_variant: dict[str, list[pd.DataFrame]] = {}
     for variant, _, _, rows in iter_cells(trials):
-        if (rows["status"] == "complete").any():
+        if (rows["status"] == COMPLETE).any():
             cells_by_variant.setdefault(variant, []).append(rows)
     if not cells_by_variant:
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
@@ -250,7 +251,7 @@ def _joint_laws(
     ]
     if not names or len({optima[k].params for k in usable}) < 2:
         return laws
-    complete = [cells[k][cells[k]["status"] == "complete"] for k in usable]
+    complete = [cells[k][cells[k]["status"] == COMPLETE] for k in usable]
     try:
         return fit_joint_laws(
             complete,

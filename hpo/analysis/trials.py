@@ -21,6 +21,8 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
+from hpo.vocab import COMPLETE, DIVERGED, FINAL_STATUSES, PRUNED
+
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("params", "tokens", "lr", "batch_size", "loss")
@@ -40,9 +42,6 @@ TRIAL_COLUMNS = (
     "trial_number",
     "run_id",
 )
-STATUSES = ("complete", "pruned", "diverged", "failed")
-HYPERPARAMETERS = ("lr", "batch_size", "weight_decay")
-"""The hyperparameters the analysis locates and scales, in the order of every settings array."""
 CELL_COLUMNS = ("variant", "params", "tokens")
 """A *cell* is one (variant, model size N, token budget D): the unit an optimum is found in."""
 
@@ -101,7 +100,7 @@ def normalize_trials(table: pd.DataFrame, *, divergence_factor: float = 1.5) -> 
         "variant": "default",
         "weight_decay": 0.0,
         "seed": 0,
-        "status": "complete",
+        "status": COMPLETE,
         "run_id": "",
     }
     for column, value in defaults.items():
@@ -117,25 +116,25 @@ def normalize_trials(table: pd.DataFrame, *, divergence_factor: float = 1.5) -> 
     trials["weight_decay"] = pd.to_numeric(trials["weight_decay"], errors="coerce").fillna(0.0)
     trials["variant"] = trials["variant"].astype(str)
     trials["status"] = trials["status"].astype(str).str.lower()
-    unknown = sorted(set(trials["status"]) - set(STATUSES))
+    unknown = sorted(set(trials["status"]) - set(FINAL_STATUSES))
     if unknown:
-        raise ValueError(f"trials: unknown status {unknown}; use one of {list(STATUSES)}")
+        raise ValueError(f"trials: unknown status {unknown}; use one of {list(FINAL_STATUSES)}")
     _mark_pruned_and_diverged(trials, divergence_factor)
     return trials.loc[:, list(TRIAL_COLUMNS)]
 
 
 def _mark_pruned_and_diverged(trials: pd.DataFrame, divergence_factor: float) -> None:
-    complete = trials["status"] == "complete"
-    trials.loc[complete & (trials["tokens_seen"] < trials["tokens"]), "status"] = "pruned"
-    complete = trials["status"] == "complete"
+    complete = trials["status"] == COMPLETE
+    trials.loc[complete & (trials["tokens_seen"] < trials["tokens"]), "status"] = PRUNED
+    complete = trials["status"] == COMPLETE
     finite = np.isfinite(trials["loss"])
-    trials.loc[complete & ~finite, "status"] = "diverged"
+    trials.loc[complete & ~finite, "status"] = DIVERGED
     cell = [trials[c] for c in CELL_COLUMNS]
     best_in_cell = trials["loss"].where(complete & finite).groupby(cell).transform("min")
     best_lr = trials["lr"].where(trials["loss"] == best_in_cell).groupby(cell).transform("max")
     too_high = trials["loss"] > divergence_factor * best_in_cell
     exploded = complete & finite & too_high & (trials["lr"] > best_lr)
-    trials.loc[exploded, "status"] = "diverged"
+    trials.loc[exploded, "status"] = DIVERGED
     counts = trials["status"].value_counts().to_dict()
     logger.debug("trial statuses after normalisation: %s", counts)
 

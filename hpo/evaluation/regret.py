@@ -22,6 +22,8 @@ from itertools import combinations_with_replacement
 import numpy as np
 import pandas as pd
 
+from hpo.vocab import COMPLETE, DIVERGED
+
 METHODS = ("local", "nearest")
 
 
@@ -31,8 +33,8 @@ def regret_pct(
     """``100·(L(setting) - L_best) / L_best`` in one cell's trials (see the module docstring)."""
     if method not in METHODS:
         raise ValueError(f"regret method must be one of {METHODS}, got {method!r}")
-    complete = rows[rows["status"] == "complete"]
-    if _nearest_trial(rows, lr, batch_size)["status"] == "diverged":
+    complete = rows[rows["status"] == COMPLETE]
+    if _nearest_trial(rows, lr, batch_size)["status"] == DIVERGED:
         return math.inf
     if method == "nearest":
         loss = float(_nearest_trial(complete, lr, batch_size)["loss"])

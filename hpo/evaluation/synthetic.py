@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from hpo.vocab import COMPLETE, DIVERGED, PRUNED
+
 
 @dataclass(frozen=True)
 class SyntheticVariant:
@@ -164,7 +166,7 @@ def _cell_rows(
             "batch_size": batch,
             "weight_decay": 0.0,
             "loss": loss,
-            "status": "diverged" if is_diverged else "pruned" if is_pruned else "complete",
+            "status": DIVERGED if is_diverged else PRUNED if is_pruned else COMPLETE,
         }
         for lr, batch, loss, seen, is_diverged, is_pruned in zip(
             lrs, batches, losses, tokens_seen, diverged, pruned, strict=True
@@ -215,7 +217,7 @@ def make_grid_sweep(
                     "lr": lr_grid,
                     "batch_size": batch_grid,
                     "loss": np.where(diverged, np.nan, losses),
-                    "status": np.where(diverged, "diverged", "complete"),
+                    "status": np.where(diverged, DIVERGED, COMPLETE),
                 }
             )
         )

@@ -8,6 +8,7 @@ import pytest
 
 from hpo.analysis import Recommendation, extrapolate
 from hpo.evaluation.synthetic import SyntheticVariant, make_synthetic_trials
+from hpo.vocab import nearest_power_of_two
 
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
 TARGET = 1e10
@@ -17,6 +18,13 @@ TARGET_TOKENS = 20 * TARGET
 @pytest.fixture(scope="module")
 def recommendation(synthetic_trials: pd.DataFrame) -> Recommendation:
     return extrapolate(synthetic_trials, target_params=TARGET, n_bootstrap=60)
+
+
+def test_the_batch_size_to_run_is_the_power_of_two_nearest_in_log_space(
+    recommendation: Recommendation,
+) -> None:
+    assert recommendation.batch_size_power_of_two == nearest_power_of_two(recommendation.batch_size.value)
+    assert [nearest_power_of_two(b) for b in (96.1, 90.0, 300.0, 1.0)] == [128, 64, 256, 1]
 
 
 def test_fits_recover_the_exponents(recommendation: Recommendation, known_variant: SyntheticVariant) -> None:
