@@ -20,12 +20,13 @@ import itertools
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 
 import numpy as np
 import pandas as pd
 
+from hpo.analysis.asymmetry import point_offset
 from hpo.analysis.caveats import fit_warnings
 from hpo.analysis.crossover import (
     Crossover,
@@ -35,6 +36,7 @@ from hpo.analysis.crossover import (
 )
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.near_best import DEFAULT_TOLERANCE
+from hpo.analysis.power_law import PowerLaw
 from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
 from hpo.analysis.trials import normalize_trials, read_trials, require_positive, scale_name
 from hpo.vocab import HYPERPARAMETERS, nearest_power_of_two
@@ -295,7 +297,10 @@ def _setting(
 ) -> Setting:
     estimates: dict[str, Estimate] = {}
     for name, law in variant_fit.laws.items():
-        estimates[name] = law.estimate(target_params, target_tokens if law.c is not None else None)
+        tokens = target_tokens if law.c is not None else None
+        estimates[name] = _least_expected_loss(
+            law, target_params, tokens, variant_fit.steepness.get(name, 1.0)
+        )
     for name, value in variant_fit.fixed.items():
         estimates[name] = Estimate.exact(value)
     cap = _stability_cap(variant_fit, target_params, target_tokens)
@@ -341,6 +346,16 @@ def _setting(
         loss=loss,
         out_of_range=tuple(out_of_range),
     )
+
+
+def _least_expected_loss(law: PowerLaw, params: float, tokens: float | None, steepness: float) -> Estimate:
+    """The law's estimate at (N, D) with its value moved to where the expected loss is least: the optimum's
+    ln predicted ~ N(ln h*, s²) (s = `PowerLaw.spread`) and the loss `steepness` times steeper above it
+    than below, the value is ``h*·e^(z·s)`` (`asymmetry.point_offset`: below h* when overshooting costs
+    more). The interval stays the prediction interval of the optimum."""
+    estimate = law.estimate(params, tokens)
+    offset = point_offset(steepness) * law.spread(params, tokens)
+    return replace(estimate, value=estimate.value * math.exp(offset))
 
 
 def _inside(value: float, bounds: tuple[float, float]) -> bool:

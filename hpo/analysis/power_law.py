@@ -72,9 +72,19 @@ class PowerLaw:
 
     def estimate(self, params: float, tokens: float | None = None) -> Estimate:
         """`predict` with its bootstrap prediction interval."""
-        log_draws = self.coefficient_replicates @ self._design(params, tokens)
-        log_draws = log_draws + self.tau * self.scatter_draws
-        return Estimate.from_draws(self.predict(params, tokens), np.exp(log_draws), self.level)
+        return Estimate.from_draws(
+            self.predict(params, tokens), np.exp(self._log_draws(params, tokens)), self.level
+        )
+
+    def spread(self, params: float, tokens: float | None = None) -> float:
+        """The robust standard deviation (1.4826·MAD) of ln h* at (N, D) over the law's draws: the spread
+        behind `estimate`'s interval, in ln units (0 without draws)."""
+        log_draws = self._log_draws(params, tokens)
+        return robust_std(log_draws) if log_draws.size > 1 else 0.0
+
+    def _log_draws(self, params: float, tokens: float | None) -> np.ndarray:
+        """ln h* at (N, D) of every draw: its coefficients, plus a new cell's scatter."""
+        return self.coefficient_replicates @ self._design(params, tokens) + self.tau * self.scatter_draws
 
     def exponent(self, which: str = "b") -> Estimate:
         """The exponent of N (``"b"``) or of D (``"c"``) with its bootstrap interval."""

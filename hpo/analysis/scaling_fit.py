@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hpo.analysis.asymmetry import cell_steepness_ratio, pooled_steepness_ratio
 from hpo.analysis.estimate import robust_std
 from hpo.analysis.joint_surface import fit_joint_laws
 from hpo.analysis.loss_law import HUBER_DELTA, LossLaw, fit_loss_law
@@ -50,6 +51,10 @@ from hpo.vocab import COMPLETE, HYPERPARAMETERS
 logger = logging.getLogger(__name__)
 
 METHODS = ("auto", "near_best", "surface", "joint")
+_ASYMMETRIC = ("lr", "batch_size")
+"""Hyperparameters whose steepness ratio is measured (weight decay's exact-zero branch has no profile)."""
+
+
 @dataclass(frozen=True, eq=False)
 class VariantFit:
     """The optima and laws of one variant. Units as in `Optimum`; ``optima[i].method`` says how the
@@ -75,6 +80,9 @@ class VariantFit:
     """The method asked for: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring)."""
     noise: float | None = None
     """The relative loss noise σ behind the near-best bands (None for ``"surface"``)."""
+    steepness: dict[str, float] = field(default_factory=dict)
+    """κ_above / κ_below of ``"lr"`` and ``"batch_size"``: how much steeper the cells' loss rises above
+    the optimum than below it (`asymmetry`; 1 where the cells cannot tell)."""
 
     @property
     def params_measured(self) -> np.ndarray:
@@ -194,6 +202,16 @@ def _fit_variant(
         searched=searched,
         method=options.method,
         noise=None if method == "surface" else noise,
+        steepness={name: _steepness(cells, name) for name in _ASYMMETRIC},
+    )
+
+
+def _steepness(cells: list[pd.DataFrame], name: str) -> float:
+    """The variant's κ_above / κ_below of `name` over its cells' complete trials (`asymmetry`)."""
+    complete = [rows[rows["status"] == COMPLETE] for rows in cells]
+    return pooled_steepness_ratio(
+        cell_steepness_ratio(rows[name].to_numpy(dtype=float), rows["loss"].to_numpy(dtype=float))
+        for rows in complete
     )
 
 
@@ -246,9 +264,7 @@ def _joint_laws(
     """The laws (of the hyperparameters the near-best centres resolve) refitted by one joint surface
     over the cells that searched all of them; the near-best laws where no such cells are enough."""
     names = tuple(laws)
-    usable = [
-        k for k, o in enumerate(optima) if all(n in o.searched and o.value(n).value > 0 for n in names)
-    ]
+    usable = [k for k, o in enumerate(optima) if all(n in o.searched and o.value(n).value > 0 for n in names)]
     if not names or len({optima[k].params for k in usable}) < 2:
         return laws
     complete = [cells[k][cells[k]["status"] == COMPLETE] for k in usable]
