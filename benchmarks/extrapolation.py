@@ -36,7 +36,15 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, normalize_trials, read_trials
-from hpo.evaluation.backtest import LEAVE_LARGEST_OUT, PREDICTED, REUSE_BEST, BacktestReport, run_backtest
+from hpo.analysis.trials import scale_name
+from hpo.evaluation.backtest import (
+    LEAVE_LARGEST_OUT,
+    PREDICTED,
+    REUSE_BEST,
+    BacktestReport,
+    Fold,
+    run_backtest,
+)
 from hpo.evaluation.backtest_report import format_backtest
 from hpo.evaluation.landscape import Landscape
 from hpo.evaluation.synthetic import (
@@ -352,6 +360,14 @@ def synthetic_crossovers(draws: int, n_bootstrap: int) -> tuple[float, float]:
     return recall, false_alarms
 
 
+def _regrets(fold: Fold, reading: str) -> list[float]:
+    """The prediction's regret (%) in each held-out cell of `fold` (``"local"`` or ``"nearest"`` reading)."""
+    return [
+        c.regret_local_pct[PREDICTED] if reading == "local" else c.regret_nearest_pct[PREDICTED]
+        for c in fold.cells
+    ]
+
+
 def _mean_both(report: BacktestReport, method: str) -> str:
     """Mean regret of `method` over all folds' cells, local | nearest."""
     return f"{report.mean_regret_pct(method, 'local'):.3f} | {report.mean_regret_pct(method, 'nearest'):.3f}"
@@ -399,6 +415,14 @@ def main() -> int:
         print(
             f"RESULT {prefix}real_lr_interval_ratio={report.median_lr_interval_ratio(LEAVE_LARGEST_OUT):.4f}"
         )
+    for fold in default.folds:
+        if fold.kind == LEAVE_LARGEST_OUT:
+            name = scale_name(fold.held_out_params)
+            worst = [max(_regrets(fold, reading)) for reading in ("local", "nearest")]
+            print(f"RESULT largest_out_{name}_worst_regret_pct={worst[0]:.4f}")
+            print(f"RESULT largest_out_{name}_worst_nearest_regret_pct={worst[1]:.4f}")
+    steepness = extrapolate(table, target_params=1e9, target_tokens=1e11).fit.variants["default"].steepness
+    print(f"RESULT lr_steepness_ratio={steepness['lr']:.3f}")
     reuse = default.mean_regret_pct(REUSE_BEST, "local", LEAVE_LARGEST_OUT)
     print(f"RESULT reuse_best_mean_regret_pct={reuse:.4f}")
     print(
