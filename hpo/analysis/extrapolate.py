@@ -2,7 +2,11 @@
 
 Per variant, the hyperparameter laws (`power_law`) and loss law (`loss_law`)
 fitted by `scaling_fit` are read at the target (N, D); the variant predicted
-to reach the lowest loss is recommended. A learning rate is never recommended
+to reach the lowest loss is recommended. Each scaled hyperparameter is set
+where the expected loss is least given the law's uncertainty and how much
+steeper the cells' loss rises above the optimum than below (`asymmetry`):
+below the law's median when overshooting costs more; its interval is the
+prediction interval of the optimum. A learning rate is never recommended
 above half the lowest learning rate predicted to diverge at the target (the
 stability edge, fitted across cells from the diverged trials). Warnings say
 when to trust the answer less; see docs/analysis.md.

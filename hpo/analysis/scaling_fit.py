@@ -26,8 +26,10 @@ of whose exponents' intervals excludes 0 is dropped and the hyperparameter
 held constant (extrapolating a slope lost in the noise multiplies the noise
 by the distance to the target), at the cells' weighted mean
 (`power_law.fit_constant`); the learning-rate stability edge gets a law when
-trials diverged in two or more sizes; and the loss law L(N), or L(N, D), is
-fitted to the cells' tuned losses (`loss_law`).
+trials diverged in two or more sizes; the loss law L(N), or L(N, D), is
+fitted to the cells' tuned losses (`loss_law`); and how much steeper the
+cells' loss rises above the lr (batch size) optimum than below is measured
+(`asymmetry`), for `extrapolate` to set each at its point of least expected loss.
 """
 
 from __future__ import annotations
