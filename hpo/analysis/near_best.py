@@ -14,11 +14,13 @@ A trial's membership is the probability that its true loss lies within
 
     w_i = Φ((tolerance − ΔL_i) / (√2·σ)),   ΔL_i = L_i / L_best − 1.
 
-The band's centre is the membership-weighted mean of ln h for each searched
-hyperparameter h, its spread the weighted standard deviation (the band's
-half-width, in ln units). Weight decay's exact-zero option is a branch of its
-own: when the trials at wd = 0 hold more membership than those at wd > 0, the
-centre is wd = 0; otherwise it is the weighted mean of ln wd over wd > 0.
+The band's centre is the weighted mean of ln h for each searched
+hyperparameter h, each trial weighted by w_i times its share of the searched
+space (`space_shares`, the inverse of its sampling density), its spread the
+weighted standard deviation (the band's half-width, in ln units). Weight
+decay's exact-zero option is a branch of its own: when the trials at wd = 0
+hold more weight than those at wd > 0, the centre is wd = 0; otherwise it is
+the weighted mean of ln wd over wd > 0.
 A hyperparameter that was not searched is held at the best trial's value.
 """
 
