@@ -36,10 +36,18 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, normalize_trials, read_trials
-from hpo.evaluation.backtest import LEAVE_LARGEST_OUT, PREDICTED, REUSE_BEST, BacktestReport, run_backtest
+from hpo.analysis.trials import scale_name
+from hpo.evaluation.backtest import (
+    LEAVE_LARGEST_OUT,
+    PREDICTED,
+    REUSE_BEST,
+    BacktestReport,
+    Fold,
+    run_backtest,
+)
 from hpo.evaluation.backtest_report import format_backtest
+from hpo.evaluation.landscape import Landscape
 from hpo.evaluation.synthetic import (
-    SyntheticVariant,
     crossing_variants,
     make_grid_sweep,
     make_synthetic_trials,
@@ -152,13 +160,15 @@ def synthetic_grids(draws: int) -> None:
     for seed in range(draws):
         rng = np.random.default_rng(60_000 + seed)
         lr_b, lr_c, batch_c = rng.uniform(-0.9, -0.5), rng.uniform(0.2, 0.4), rng.uniform(0.4, 0.6)
-        variant = SyntheticVariant(
+        variant = Landscape(
             lr_a=2e-3 * 2e8**-lr_b * 1.2e10**-lr_c,
             lr_b=lr_b,
             lr_c=lr_c,
             batch_a=150 * 1.2e10**-batch_c,
             batch_b=0.0,
             batch_c=batch_c,
+            high_lr_steepness=3.0,
+            noise=0.001,
         )
         cells = [(n, n * ratio) for n in GRID_SIZES for ratio in (20, 60, 180)]
         sweep = make_grid_sweep(variant, cells, lrs=GRID_LRS, batch_sizes=GRID_BATCHES, seed=seed)
@@ -297,7 +307,7 @@ def porian_heldout(folder: Path) -> None:
 
 
 def synthetic_coverage(draws: int, n_bootstrap: int) -> float:
-    truth = SyntheticVariant()
+    truth = Landscape()
     tokens = 20 * TARGET
     covered: dict[str, list[bool]] = {"lr": [], "batch_size": [], "loss": []}
     for seed in range(draws):
@@ -327,10 +337,9 @@ def synthetic_crossovers(draws: int, n_bootstrap: int) -> tuple[float, float]:
             factor = 2 ** rng.uniform(1, 3) if ahead else 10 ** rng.uniform(1, 3)
             crossing = ladder[-1] * factor if ahead else TARGET * factor
             trials = make_synthetic_trials(
-                crossing_variants(crossing),
+                crossing_variants(crossing, baseline=Landscape(name="baseline", noise=CROSSOVER_NOISE)),
                 ladder,
                 trials_per_cell=30,
-                noise=CROSSOVER_NOISE,
                 seed=50_000 + seed,
             )
             (crossover,) = extrapolate(
@@ -349,6 +358,14 @@ def synthetic_crossovers(draws: int, n_bootstrap: int) -> tuple[float, float]:
         ],
     )
     return recall, false_alarms
+
+
+def _regrets(fold: Fold, reading: str) -> list[float]:
+    """The prediction's regret (%) in each held-out cell of `fold` (``"local"`` or ``"nearest"`` reading)."""
+    return [
+        c.regret_local_pct[PREDICTED] if reading == "local" else c.regret_nearest_pct[PREDICTED]
+        for c in fold.cells
+    ]
 
 
 def _mean_both(report: BacktestReport, method: str) -> str:
@@ -398,6 +415,14 @@ def main() -> int:
         print(
             f"RESULT {prefix}real_lr_interval_ratio={report.median_lr_interval_ratio(LEAVE_LARGEST_OUT):.4f}"
         )
+    for fold in default.folds:
+        if fold.kind == LEAVE_LARGEST_OUT:
+            name = scale_name(fold.held_out_params)
+            worst = [max(_regrets(fold, reading)) for reading in ("local", "nearest")]
+            print(f"RESULT largest_out_{name}_worst_regret_pct={worst[0]:.4f}")
+            print(f"RESULT largest_out_{name}_worst_nearest_regret_pct={worst[1]:.4f}")
+    steepness = extrapolate(table, target_params=1e9, target_tokens=1e11).fit.variants["default"].steepness
+    print(f"RESULT lr_steepness_ratio={steepness['lr']:.3f}")
     reuse = default.mean_regret_pct(REUSE_BEST, "local", LEAVE_LARGEST_OUT)
     print(f"RESULT reuse_best_mean_regret_pct={reuse:.4f}")
     print(

@@ -26,7 +26,7 @@ from hpo.analysis.estimate import Estimate
 from hpo.analysis.extrapolate import OutOfRange, Ranges, Recommendation, Setting, extrapolate, recommend
 from hpo.analysis.loss_law import LossLaw, fit_compute_loss_law, fit_loss_law
 from hpo.analysis.optimum import Optimum, find_optimum
-from hpo.analysis.power_law import PowerLaw, fit_power_law, round_to_power_of_two
+from hpo.analysis.power_law import PowerLaw, fit_power_law
 from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
 from hpo.analysis.trials import TRIAL_COLUMNS, normalize_trials, read_trials
 
@@ -55,7 +55,6 @@ __all__ = [
     "normalize_trials",
     "read_trials",
     "recommend",
-    "round_to_power_of_two",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

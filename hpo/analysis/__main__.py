@@ -19,10 +19,12 @@ from hpo.analysis.report import format_recommendation
 from hpo.analysis.scaling_fit import METHODS, fit_scaling
 from hpo.analysis.trials import read_trials, require_positive
 
+DESCRIPTION = "Recommend the large run's settings from a trial table, or backtest the laws on it."
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m hpo.analysis", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m hpo.analysis", description=DESCRIPTION)
     parser.add_argument("trials", help="CSV trial table (columns: params, tokens, lr, batch_size, loss, ...)")
     parser.add_argument("--target", type=float, default=None, help="target model size N (parameters)")
     parser.add_argument("--target-tokens", type=float, default=None, help="target token budget D")

@@ -14,6 +14,7 @@ import math
 
 from hpo.analysis.optimum import Optimum
 from hpo.analysis.scaling_fit import VariantFit
+from hpo.vocab import format_number
 
 POOR_FIT_LOG_SCATTER = 0.25
 """Cell optima scattering around their law by more than this in ln units (~28%) is a poor fit."""
@@ -92,6 +93,6 @@ def _problems(optimum: Optimum) -> list[str]:
 
 def _cells(cells: list[Optimum], total: int) -> str:
     """ "2 of 15 cells: 215M D=4e+09, 268M D=5e+09"; the first `_CELLS_LISTED` named."""
-    named = ", ".join(f"{o.scale} D={o.tokens:.3g}" for o in cells[:_CELLS_LISTED])
+    named = ", ".join(f"{o.scale} D={format_number(o.tokens)}" for o in cells[:_CELLS_LISTED])
     more = f", {len(cells) - _CELLS_LISTED} more" if len(cells) > _CELLS_LISTED else ""
     return f"{len(cells)} of {total} cells: {named}{more}"

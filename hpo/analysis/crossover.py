@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import root_scalar
 
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.loss_law import LossLaw
@@ -201,7 +201,7 @@ def _sign_changes(
 
     difference = _difference(law_a.predict, law_b.predict, grid, tokens_per_param)
     changes = np.flatnonzero(np.sign(difference[:-1]) * np.sign(difference[1:]) < 0)
-    return [brentq(gap, grid[i], grid[i + 1]) for i in changes]
+    return [root_scalar(gap, bracket=(grid[i], grid[i + 1]), method="brentq").root for i in changes]
 
 
 def _first_crossing(grid: np.ndarray, difference: np.ndarray, low: float, high: float) -> float:

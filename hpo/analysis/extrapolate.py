@@ -2,7 +2,11 @@
 
 Per variant, the hyperparameter laws (`power_law`) and loss law (`loss_law`)
 fitted by `scaling_fit` are read at the target (N, D); the variant predicted
-to reach the lowest loss is recommended. A learning rate is never recommended
+to reach the lowest loss is recommended. Each scaled hyperparameter is set
+where the expected loss is least given the law's uncertainty and how much
+steeper the cells' loss rises above the optimum than below (`asymmetry`):
+below the law's median when overshooting costs more; its interval is the
+prediction interval of the optimum. A learning rate is never recommended
 above half the lowest learning rate predicted to diverge at the target (the
 stability edge, fitted across cells from the diverged trials). Warnings say
 when to trust the answer less; see docs/analysis.md.
@@ -20,12 +24,13 @@ import itertools
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os import PathLike
 
 import numpy as np
 import pandas as pd
 
+from hpo.analysis.asymmetry import point_offset
 from hpo.analysis.caveats import fit_warnings
 from hpo.analysis.crossover import (
     Crossover,
@@ -35,10 +40,10 @@ from hpo.analysis.crossover import (
 )
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.near_best import DEFAULT_TOLERANCE
-from hpo.analysis.optimum import HYPERPARAMETERS
-from hpo.analysis.power_law import round_to_power_of_two
+from hpo.analysis.power_law import PowerLaw
 from hpo.analysis.scaling_fit import ScalingFit, VariantFit, fit_scaling
 from hpo.analysis.trials import normalize_trials, read_trials, require_positive, scale_name
+from hpo.vocab import HYPERPARAMETERS, nearest_power_of_two
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +301,10 @@ def _setting(
 ) -> Setting:
     estimates: dict[str, Estimate] = {}
     for name, law in variant_fit.laws.items():
-        estimates[name] = law.estimate(target_params, target_tokens if law.c is not None else None)
+        tokens = target_tokens if law.c is not None else None
+        estimates[name] = _least_expected_loss(
+            law, target_params, tokens, variant_fit.steepness.get(name, 1.0)
+        )
     for name, value in variant_fit.fixed.items():
         estimates[name] = Estimate.exact(value)
     cap = _stability_cap(variant_fit, target_params, target_tokens)
@@ -324,7 +332,7 @@ def _setting(
                 f"{clipped.value:.4g} (clip_to [{clip_to[name][0]:.4g}, {clip_to[name][1]:.4g}])"
             )
         estimates[name] = clipped
-    batch_size = round_to_power_of_two(estimates["batch_size"].value)
+    batch_size = nearest_power_of_two(estimates["batch_size"].value)
     if "batch_size" in clip_to:
         batch_size = _power_of_two_within(batch_size, *clip_to["batch_size"])
     loss_law = variant_fit.loss_law
@@ -342,6 +350,16 @@ def _setting(
         loss=loss,
         out_of_range=tuple(out_of_range),
     )
+
+
+def _least_expected_loss(law: PowerLaw, params: float, tokens: float | None, steepness: float) -> Estimate:
+    """The law's estimate at (N, D) with its value moved to where the expected loss is least: the optimum's
+    ln predicted ~ N(ln h*, s²) (s = `PowerLaw.spread`) and the loss `steepness` times steeper above it
+    than below, the value is ``h*·e^(z·s)`` (`asymmetry.point_offset`: below h* when overshooting costs
+    more). The interval stays the prediction interval of the optimum."""
+    estimate = law.estimate(params, tokens)
+    offset = point_offset(steepness) * law.spread(params, tokens)
+    return replace(estimate, value=estimate.value * math.exp(offset))
 
 
 def _inside(value: float, bounds: tuple[float, float]) -> bool:

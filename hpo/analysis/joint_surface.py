@@ -34,7 +34,7 @@ from scipy.optimize import least_squares
 from hpo.analysis.optimum import Optimum
 from hpo.analysis.power_law import PowerLaw, power_law_about
 from hpo.analysis.surface import TRIALS_PER_COEFFICIENT, n_coefficients, polynomial_features
-from hpo.analysis.trials import HYPERPARAMETERS
+from hpo.vocab import HYPERPARAMETERS
 
 logger = logging.getLogger(__name__)
 

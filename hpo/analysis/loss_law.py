@@ -253,11 +253,12 @@ def _profile(
     basis = problem.basis(exponents)
     delta = problem.huber_delta
     y = targets / problem.scale
-    weights = counts
-    for _ in range(_IRLS_STEPS):
+    coefficients = _nonnegative_least_squares(basis, y, counts)
+    residual = np.einsum("bnk,bk->bn", basis, coefficients) - y
+    for _ in range(_IRLS_STEPS - 1):
+        weights = counts * np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300))
         coefficients = _nonnegative_least_squares(basis, y, weights)
         residual = np.einsum("bnk,bk->bn", basis, coefficients) - y
-        weights = counts * np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300))
     absolute = np.abs(residual)
     huber = np.where(absolute <= delta, 0.5 * residual**2, delta * (absolute - 0.5 * delta))
     return coefficients, (counts * huber).sum(axis=1) / (delta * counts.sum(axis=1))

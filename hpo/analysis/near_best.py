@@ -14,11 +14,13 @@ A trial's membership is the probability that its true loss lies within
 
     w_i = Φ((tolerance − ΔL_i) / (√2·σ)),   ΔL_i = L_i / L_best − 1.
 
-The band's centre is the membership-weighted mean of ln h for each searched
-hyperparameter h, its spread the weighted standard deviation (the band's
-half-width, in ln units). Weight decay's exact-zero option is a branch of its
-own: when the trials at wd = 0 hold more membership than those at wd > 0, the
-centre is wd = 0; otherwise it is the weighted mean of ln wd over wd > 0.
+The band's centre is the weighted mean of ln h for each searched
+hyperparameter h, each trial weighted by w_i times its share of the searched
+space (`space_shares`, the inverse of its sampling density), its spread the
+weighted standard deviation (the band's half-width, in ln units). Weight
+decay's exact-zero option is a branch of its own: when the trials at wd = 0
+hold more weight than those at wd > 0, the centre is wd = 0; otherwise it is
+the weighted mean of ln wd over wd > 0.
 A hyperparameter that was not searched is held at the best trial's value.
 """
 
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from hpo.analysis.trials import HYPERPARAMETERS
+from hpo.vocab import HYPERPARAMETERS
 
 GRID_FILL = 0.5
 """A cell is a grid when its trials fill at least half the product of its distinct values."""
@@ -54,11 +56,14 @@ class NearBestBand:
     """Weighted standard deviation of ln h over the band (0 where not searched or at wd = 0)."""
     membership: np.ndarray
     """Each trial's probability of being within the tolerance of the best, in the order given."""
+    shares: np.ndarray
+    """Each trial's share of the searched space (`space_shares`), in the order given."""
 
     @property
     def effective_trials(self) -> float:
-        """How many trials the band holds, counted by membership: (Σw)² / Σw²."""
-        return float(self.membership.sum() ** 2 / (self.membership**2).sum())
+        """How many trials the band holds, counted by their weights w = membership × share: (Σw)² / Σw²."""
+        weights = self.membership * self.shares
+        return float(weights.sum() ** 2 / (weights**2).sum())
 
     def interval(self, column: int, level: float) -> tuple[float, float]:
         """The band of one hyperparameter at `level`: centre × e^(±z·spread), z the normal quantile."""
@@ -85,7 +90,9 @@ def near_best_band(
 ) -> NearBestBand:
     """The band of one cell's complete trials: `settings` one row (lr, batch_size, weight_decay) per
     trial, `losses` their losses, `noise` σ (a fraction of the loss)."""
-    weights = membership(losses, tolerance=tolerance, noise=noise)
+    inside = membership(losses, tolerance=tolerance, noise=noise)
+    shares = space_shares(settings, searched)
+    weights = inside * shares
     center = settings[int(np.argmin(losses))].astype(float)
     spread = np.zeros(len(HYPERPARAMETERS))
     for column, name in enumerate(HYPERPARAMETERS):
@@ -96,7 +103,43 @@ def near_best_band(
             center[column] = 0.0
             continue
         center[column], spread[column] = _weighted_log_moments(settings[rows, column], weights[rows])
-    return NearBestBand(center=center, spread=spread, membership=weights)
+    return NearBestBand(center=center, spread=spread, membership=inside, shares=shares)
+
+
+def space_shares(settings: np.ndarray, searched: tuple[str, ...]) -> np.ndarray:
+    """Each trial's share of the searched space: the product over searched hyperparameters of the width
+    (in ln h) of the interval its value stands for, divided among the trials at that value.
+
+    A value's interval reaches halfway to the next distinct value on each side (values within 1%
+    count as one; the outermost values reach as far outwards as inwards); wd = 0 is a value of its
+    own, as wide as the widest positive one. A band's centre is a Monte Carlo estimate of the centre
+    of the near-best region; weighting each trial by the inverse of its sampling density (its share)
+    makes it one whatever the design: a grid spaced unevenly (Step Law's batch sizes are denser above
+    128 than below) or a sampler crowding where it looked (TPE) no longer pulls the centre towards
+    where the trials are dense. On an even grid every share is equal.
+    """
+    shares = np.ones(len(settings))
+    for name in searched:
+        values = settings[:, HYPERPARAMETERS.index(name)]
+        logs = np.log(np.where(values > 0, values, 1.0))
+        keys = np.where(values > 0, np.round(logs / _GRID_RESOLUTION), -np.inf)
+        distinct, index, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        positive = np.isfinite(distinct)
+        widths = np.zeros(len(distinct))
+        centres = np.bincount(index, weights=logs) / counts
+        widths[positive] = _interval_widths(centres[positive])
+        if not positive.all():
+            widths[~positive] = widths[positive].max(initial=1.0)
+        shares *= (widths / counts)[index]
+    return shares / shares.sum()
+
+
+def _interval_widths(logs: np.ndarray) -> np.ndarray:
+    """Width of each sorted value's interval: half the gap to each neighbour, the outer gap mirrored."""
+    if logs.size < 2:
+        return np.ones_like(logs)
+    gaps = np.diff(logs)
+    return (np.concatenate([gaps[:1], gaps]) + np.concatenate([gaps, gaps[-1:]])) / 2
 
 
 def is_grid(rows: pd.DataFrame) -> bool:

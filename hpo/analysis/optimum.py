@@ -49,7 +49,7 @@ from hpo.analysis.surface import (
     n_coefficients,
     near_best_draws,
 )
-from hpo.analysis.trials import HYPERPARAMETERS
+from hpo.vocab import COMPLETE, DIVERGED, HYPERPARAMETERS, PRUNED
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ def find_optimum(
         ValueError: `rows` span several cells, hold no complete trial, or `method` is unknown.
     """
     _check_cell(rows, method)
-    complete = rows[rows["status"] == "complete"]
-    diverged = rows[rows["status"] == "diverged"]
+    complete = rows[rows["status"] == COMPLETE]
+    diverged = rows[rows["status"] == DIVERGED]
     first = rows.iloc[0]
     settings = complete.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
     losses = complete["loss"].to_numpy(dtype=float)
@@ -158,7 +158,7 @@ def find_optimum(
         surface_fitted=surface.fitted or not searched,
         n_complete=len(complete),
         n_diverged=len(diverged),
-        n_pruned=int((rows["status"] == "pruned").sum()),
+        n_pruned=int((rows["status"] == PRUNED).sum()),
         method=method,
         curvature=surface.curvature,
         replicates=located.replicates,
@@ -174,7 +174,7 @@ def _check_cell(rows: pd.DataFrame, method: str) -> None:
         raise ValueError(f"find_optimum: method must be one of {METHODS}, got {method!r}")
     if rows[["variant", "params", "tokens"]].drop_duplicates().shape[0] != 1:
         raise ValueError("find_optimum: rows must come from one cell (variant, params, tokens); group first")
-    if not (rows["status"] == "complete").any():
+    if not (rows["status"] == COMPLETE).any():
         first = rows.iloc[0]
         raise ValueError(
             f"find_optimum: no complete trial in cell {first['variant']}/{first['scale']}; "
@@ -251,7 +251,7 @@ def pooled_noise(cells: Iterable[pd.DataFrame]) -> float | None:
     None when no cell has enough complete trials to tell."""
     logs = []
     for rows in cells:
-        complete = rows[rows["status"] == "complete"]
+        complete = rows[rows["status"] == COMPLETE]
         tried = rows.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
         searched = tuple(h for i, h in enumerate(HYPERPARAMETERS) if _is_searched(tried[:, i]))
         settings = complete.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)

@@ -13,12 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.extrapolate import Recommendation
 from hpo.analysis.scaling_fit import VariantFit
 from hpo.analysis.trials import iter_cells, scale_name
+from hpo.vocab import COMPLETE, DIVERGED
 
 _LABELS = {"lr": "learning rate", "batch_size": "batch size (per step)", "weight_decay": "weight decay"}
 _CURVE_POINTS = 64
@@ -45,18 +48,21 @@ def plot_loss_vs_lr(recommendation: Recommendation, trials: pd.DataFrame, varian
     rows_of_panels = math.ceil(len(cells) / columns)
     figure = Figure(figsize=(3.2 * columns, 2.6 * rows_of_panels), layout="constrained")
     axes = figure.subplots(rows_of_panels, columns, squeeze=False).ravel()
+    log_batch = np.log2(pd.concat([rows["batch_size"] for _, _, rows in cells]).to_numpy(dtype=float))
+    colors = ScalarMappable(Normalize(log_batch.min(), log_batch.max()), "viridis")
     for ax, (params, tokens, rows) in zip(axes, cells, strict=False):
-        complete = rows[rows["status"] == "complete"]
+        complete = rows[rows["status"] == COMPLETE]
         best = complete["loss"].min()
         top = best * 1.08
-        scatter = ax.scatter(
+        ax.scatter(
             complete["lr"],
             complete["loss"].clip(upper=top),
             c=np.log2(complete["batch_size"]),
             s=10,
-            cmap="viridis",
+            cmap=colors.get_cmap(),
+            norm=colors.norm,
         )
-        diverged = rows[rows["status"] == "diverged"]
+        diverged = rows[rows["status"] == DIVERGED]
         ax.scatter(
             diverged["lr"], np.full(len(diverged), top), marker="x", color="crimson", s=14, label="diverged"
         )
@@ -69,7 +75,7 @@ def plot_loss_vs_lr(recommendation: Recommendation, trials: pd.DataFrame, varian
         ax.legend(fontsize=6, loc="upper left")
     for ax in axes[len(cells) :]:
         ax.set_visible(False)
-    figure.colorbar(scatter, ax=axes.tolist(), label="log2 batch size")
+    figure.colorbar(colors, ax=axes.tolist(), label="log2 batch size")
     figure.supxlabel("learning rate")
     figure.supylabel("loss")
     figure.savefig(path, dpi=110)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import root_scalar
 from scipy.stats import t as student_t
 
 from hpo.analysis.estimate import Estimate, robust_std
@@ -72,9 +72,19 @@ class PowerLaw:
 
     def estimate(self, params: float, tokens: float | None = None) -> Estimate:
         """`predict` with its bootstrap prediction interval."""
-        log_draws = self.coefficient_replicates @ self._design(params, tokens)
-        log_draws = log_draws + self.tau * self.scatter_draws
-        return Estimate.from_draws(self.predict(params, tokens), np.exp(log_draws), self.level)
+        return Estimate.from_draws(
+            self.predict(params, tokens), np.exp(self._log_draws(params, tokens)), self.level
+        )
+
+    def spread(self, params: float, tokens: float | None = None) -> float:
+        """The robust standard deviation (1.4826·MAD) of ln h* at (N, D) over the law's draws: the spread
+        behind `estimate`'s interval, in ln units (0 without draws)."""
+        log_draws = self._log_draws(params, tokens)
+        return robust_std(log_draws) if log_draws.size > 1 else 0.0
+
+    def _log_draws(self, params: float, tokens: float | None) -> np.ndarray:
+        """ln h* at (N, D) of every draw: its coefficients, plus a new cell's scatter."""
+        return self.coefficient_replicates @ self._design(params, tokens) + self.tau * self.scatter_draws
 
     def exponent(self, which: str = "b") -> Estimate:
         """The exponent of N (``"b"``) or of D (``"c"``) with its bootstrap interval."""
@@ -223,11 +233,6 @@ def fit_constant(optimum: np.ndarray, replicates: np.ndarray | None = None) -> f
     return float(np.exp(_weighted_fit(design, log_h, 1.0 / (variances + tau2))[0]))
 
 
-def round_to_power_of_two(value: float) -> int:
-    """The power of two nearest to `value` in log space (batch sizes: 96 -> 128, 90 -> 64)."""
-    return int(2 ** round(math.log2(value)))
-
-
 def _design_matrix(params: np.ndarray, tokens: np.ndarray | None) -> np.ndarray:
     columns = [np.ones_like(params), np.log(params)]
     if tokens is not None:
@@ -254,7 +259,7 @@ def _between_cell_variance(design: np.ndarray, log_h: np.ndarray, variances: np.
     if excess(0.0) <= 0:
         return 0.0
     upper = float(np.var(log_h)) + 1.0
-    return float(brentq(excess, 0.0, upper))
+    return float(root_scalar(excess, bracket=(0.0, upper), method="brentq").root)
 
 
 def _equal_weight_law(

@@ -14,6 +14,7 @@ from hpo.analysis.caveats import cell_flags
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.extrapolate import Recommendation
 from hpo.analysis.scaling_fit import VariantFit
+from hpo.vocab import format_number
 
 
 def format_recommendation(recommendation: Recommendation) -> str:
@@ -56,8 +57,8 @@ def text_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def format_value(value: float) -> str:
-    """Four significant digits; "-" for a missing value."""
-    return "-" if math.isnan(value) else f"{value:.4g}"
+    """`hpo.vocab.format_number` (three significant digits); "-" for a missing (NaN) value."""
+    return format_number(None if math.isnan(value) else value)
 
 
 def with_interval(estimate: Estimate) -> str:
@@ -120,7 +121,7 @@ def _cell_table(recommendation: Recommendation) -> list[str]:
     header = (["variant"] if several else []) + ["N", "D", *names, "loss", "flags"]
     rows = [
         ([v.variant] if several else [])
-        + [o.scale, f"{o.tokens:.3g}", *(with_interval(o.value(h)) for h in names)]
+        + [o.scale, format_number(o.tokens), *(with_interval(o.value(h)) for h in names)]
         + [format_value(o.loss.value), ", ".join(cell_flags(o))]
         for v in variants
         for o in v.optima

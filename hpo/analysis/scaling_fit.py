@@ -26,8 +26,10 @@ of whose exponents' intervals excludes 0 is dropped and the hyperparameter
 held constant (extrapolating a slope lost in the noise multiplies the noise
 by the distance to the target), at the cells' weighted mean
 (`power_law.fit_constant`); the learning-rate stability edge gets a law when
-trials diverged in two or more sizes; and the loss law L(N), or L(N, D), is
-fitted to the cells' tuned losses (`loss_law`).
+trials diverged in two or more sizes; the loss law L(N), or L(N, D), is
+fitted to the cells' tuned losses (`loss_law`); and how much steeper the
+cells' loss rises above the lr (batch size) optimum than below is measured
+(`asymmetry`), for `extrapolate` to set each at its point of least expected loss.
 """
 
 from __future__ import annotations
@@ -38,17 +40,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hpo.analysis.asymmetry import cell_steepness_ratio, pooled_steepness_ratio
 from hpo.analysis.estimate import robust_std
 from hpo.analysis.joint_surface import fit_joint_laws
 from hpo.analysis.loss_law import HUBER_DELTA, LossLaw, fit_loss_law
 from hpo.analysis.near_best import DEFAULT_TOLERANCE, is_grid
 from hpo.analysis.optimum import Optimum, find_optimum, pooled_noise
 from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law
-from hpo.analysis.trials import HYPERPARAMETERS, iter_cells, varies_tokens_independently
+from hpo.analysis.trials import iter_cells, varies_tokens_independently
+from hpo.vocab import COMPLETE, HYPERPARAMETERS
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("auto", "near_best", "surface", "joint")
+_ASYMMETRIC = ("lr", "batch_size")
+"""Hyperparameters whose steepness ratio is measured (weight decay's exact-zero branch has no profile)."""
+
+
 @dataclass(frozen=True, eq=False)
 class VariantFit:
     """The optima and laws of one variant. Units as in `Optimum`; ``optima[i].method`` says how the
@@ -74,6 +82,9 @@ class VariantFit:
     """The method asked for: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring)."""
     noise: float | None = None
     """The relative loss noise σ behind the near-best bands (None for ``"surface"``)."""
+    steepness: dict[str, float] = field(default_factory=dict)
+    """κ_above / κ_below of ``"lr"`` and ``"batch_size"``: how much steeper the cells' loss rises above
+    the optimum than below it (`asymmetry`; 1 where the cells cannot tell)."""
 
     @property
     def params_measured(self) -> np.ndarray:
@@ -124,7 +135,7 @@ def fit_scaling(
         raise ValueError(f"fit_scaling: method must be one of {METHODS}, got {method!r}")
     cells_by_variant: dict[str, list[pd.DataFrame]] = {}
     for variant, _, _, rows in iter_cells(trials):
-        if (rows["status"] == "complete").any():
+        if (rows["status"] == COMPLETE).any():
             cells_by_variant.setdefault(variant, []).append(rows)
     if not cells_by_variant:
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
@@ -193,6 +204,16 @@ def _fit_variant(
         searched=searched,
         method=options.method,
         noise=None if method == "surface" else noise,
+        steepness={name: _steepness(cells, name) for name in _ASYMMETRIC},
+    )
+
+
+def _steepness(cells: list[pd.DataFrame], name: str) -> float:
+    """The variant's κ_above / κ_below of `name` over its cells' complete trials (`asymmetry`)."""
+    complete = [rows[rows["status"] == COMPLETE] for rows in cells]
+    return pooled_steepness_ratio(
+        cell_steepness_ratio(rows[name].to_numpy(dtype=float), rows["loss"].to_numpy(dtype=float))
+        for rows in complete
     )
 
 
@@ -245,12 +266,10 @@ def _joint_laws(
     """The laws (of the hyperparameters the near-best centres resolve) refitted by one joint surface
     over the cells that searched all of them; the near-best laws where no such cells are enough."""
     names = tuple(laws)
-    usable = [
-        k for k, o in enumerate(optima) if all(n in o.searched and o.value(n).value > 0 for n in names)
-    ]
+    usable = [k for k, o in enumerate(optima) if all(n in o.searched and o.value(n).value > 0 for n in names)]
     if not names or len({optima[k].params for k in usable}) < 2:
         return laws
-    complete = [cells[k][cells[k]["status"] == "complete"] for k in usable]
+    complete = [cells[k][cells[k]["status"] == COMPLETE] for k in usable]
     try:
         return fit_joint_laws(
             complete,

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from hpo.analysis.estimate import robust_std
-from hpo.analysis.trials import HYPERPARAMETERS
+from hpo.vocab import HYPERPARAMETERS
 
 TRIALS_PER_COEFFICIENT = 3
 _TAIL_CLIP = 3.0

@@ -37,6 +37,7 @@ from hpo.analysis.near_best import DEFAULT_TOLERANCE
 from hpo.analysis.scaling_fit import fit_scaling
 from hpo.analysis.trials import normalize_trials, scale_name
 from hpo.evaluation.regret import regret_pct
+from hpo.vocab import COMPLETE
 
 Rule = Callable[[float, float], tuple[float, float]]
 """(params N, tokens D) -> (lr, batch size per step)."""
@@ -221,7 +222,7 @@ def _judge(
     recommendation: Recommendation,
     options: _Options,
 ) -> HeldOutCell:
-    complete = cell[cell["status"] == "complete"]
+    complete = cell[cell["status"] == COMPLETE]
     best = float(complete["loss"].min())
     good = complete[complete["loss"] <= best * (1.0 + options.tolerance)]
     local = {
@@ -257,7 +258,7 @@ def _regrets(cells: list[HeldOutCell], method: str, reading: str) -> list[float]
 
 def _best_setting_at(trials: pd.DataFrame, params: float, tokens_per_param: float) -> tuple[float, float]:
     """(lr, batch size) of the best complete trial at size `params`, in the cell closest in D/N."""
-    rows = trials[(trials["params"] == params) & (trials["status"] == "complete")]
+    rows = trials[(trials["params"] == params) & (trials["status"] == COMPLETE)]
     budgets = rows["tokens"].unique()
     closest = min(budgets, key=lambda d: abs(math.log(d / params / tokens_per_param)))
     cell = rows[rows["tokens"] == closest]

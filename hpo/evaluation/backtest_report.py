@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from hpo.analysis.report import text_table, with_interval
 from hpo.evaluation.backtest import LEAVE_LARGEST_OUT, LEAVE_ONE_OUT, PREDICTED, BacktestReport, Fold
+from hpo.vocab import format_number
 
 
 def format_backtest(report: BacktestReport) -> str:
@@ -27,7 +28,7 @@ def _fold_table(fold: Fold) -> list[str]:
     methods = list(fold.cells[0].settings)
     rows = [
         [
-            f"{cell.tokens:.3g}",
+            format_number(cell.tokens),
             f"{with_interval(cell.predicted_lr)} {_yes(cell.lr_covered)}",
             f"{with_interval(cell.predicted_batch_size)} {_yes(cell.batch_size_covered)}",
             *(f"{cell.regret_local_pct[m]:+.3f} | {cell.regret_nearest_pct[m]:+.3f}" for m in methods),

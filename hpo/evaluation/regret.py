@@ -22,6 +22,8 @@ from itertools import combinations_with_replacement
 import numpy as np
 import pandas as pd
 
+from hpo.vocab import COMPLETE, DIVERGED
+
 METHODS = ("local", "nearest")
 
 
@@ -31,8 +33,8 @@ def regret_pct(
     """``100·(L(setting) - L_best) / L_best`` in one cell's trials (see the module docstring)."""
     if method not in METHODS:
         raise ValueError(f"regret method must be one of {METHODS}, got {method!r}")
-    complete = rows[rows["status"] == "complete"]
-    if _nearest_trial(rows, lr, batch_size)["status"] == "diverged":
+    complete = rows[rows["status"] == COMPLETE]
+    if _nearest_trial(rows, lr, batch_size)["status"] == DIVERGED:
         return math.inf
     if method == "nearest":
         loss = float(_nearest_trial(complete, lr, batch_size)["loss"])
@@ -61,5 +63,6 @@ def local_loss(rows: pd.DataFrame, lr: float, batch_size: float, *, bandwidth: f
 
 
 def _nearest_trial(rows: pd.DataFrame, lr: float, batch_size: float) -> pd.Series:
-    distance = np.log2(rows["lr"] / lr) ** 2 + np.log2(rows["batch_size"] / batch_size) ** 2
-    return rows.iloc[int(np.argmin(distance.to_numpy()))]
+    lrs, batch_sizes = rows["lr"].to_numpy(dtype=float), rows["batch_size"].to_numpy(dtype=float)
+    distance = np.log2(lrs / lr) ** 2 + np.log2(batch_sizes / batch_size) ** 2
+    return rows.iloc[int(np.argmin(distance))]

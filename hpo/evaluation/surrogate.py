@@ -1,25 +1,18 @@
-"""A cheap ground truth for search methods: a loss landscape with known, scale-dependent optima.
+"""A cheap ground truth for search methods: learning curves on a landscape with known optima.
 
-The eval loss of a run of N parameters with a budget of D tokens, after
-t ≤ D tokens, with peak learning rate lr, batch size B and weight decay wd, is
+The landscape is `landscape.Landscape`'s (its laws, curvatures, divergence
+edge and noise; lr*(N) = a_lr·N^b_lr, B*(D) = a_B·D^c_B, wd*(N) = a_wd·N^b_wd
+here). A surrogate adds what happens during a run: the eval loss of a run of
+N parameters with a budget of D tokens, after t ≤ D tokens, is the
+landscape's loss with
 
-    L(N, D, t; lr, B, wd) = L*(N, t) · (1 + κ_lr·ln²(lr / lr*_t) + κ_B·ln²(B / B*_t)
-                                         + κ_wd·ln²((wd + w₀) / (wd*(N) + w₀))) · (1 + σ·ε)
-
-with
-
-* ``L*(N, t) = E + A·N^-α + B_D·t^-β`` (Chinchilla's form): the loss at the
-  optimal setting, falling as the run sees more tokens (the learning curve);
-* ``lr*(N) = a_lr·N^b_lr`` (standard parameterization: b ≈ -0.4), and the
-  early optimum drifting up, ``lr*_t = lr*(N)·(D / t)^γ_lr``;
-* ``B*(D) = a_B·D^c_B`` sequences per step (c ≈ 0.4), and the early optimum
-  smaller, ``B*_t = B*(D)·(t / D)^γ_B``: a short run favours a higher lr and a
+* ``L*(N, t)`` in place of ``L*(N, D)``: the loss at the optimal setting falls
+  as the run sees more tokens (the learning curve);
+* the early optimum drifting: ``lr*_t = lr*(N)·(D / t)^γ_lr`` and
+  ``B*_t = B*(D)·(t / D)^γ_B``: a short run favours a higher lr and a
   smaller batch than the full run, so judging trials early (ASHA, Hyperband)
   is informative but imperfect, as in real training;
-* ``wd*(N) = a_wd·N^b_wd``, a mild law, and w₀ a floor so that wd = 0 is defined;
-* ε standard normal, drawn per evaluation (σ ≈ 0.3%);
-* a divergence edge: a run with ``lr > r·lr*(N)`` diverges, its loss NaN from
-  its first evaluation on.
+* a diverging run (``lr > r·lr*(N)``) has a NaN loss from its first evaluation on.
 
 At t = D the drift vanishes: `true_loss` is the noise-free full-budget loss,
 `optimum` the best setting inside a search space (batch sizes powers of two),
@@ -35,9 +28,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
+from hpo.evaluation.landscape import Landscape
 from hpo.study.spec import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
 
 __all__ = ["Surrogate"]
@@ -48,7 +43,8 @@ Setting = dict[str, float]
 
 @dataclass(frozen=True)
 class Surrogate:
-    """Known laws of a loss landscape; the defaults are Chinchilla's loss law and SP-like optima.
+    """Learning curves on a known landscape (`landscape`); the defaults are Chinchilla's loss law and
+    SP-like optima.
 
     With the defaults lr*(1e6) ≈ 3.0e-3 and lr*(1e9) ≈ 1.9e-4; B*(2e7 tokens) ≈ 42
     and B*(2e10 tokens) ≈ 660 sequences; wd*(1e6) ≈ 0.070, wd*(1e9) ≈ 0.092.
@@ -86,22 +82,51 @@ class Surrogate:
         """The same landscape with lr*(N) (and the divergence edge) × `factor` for N ≥ `params`."""
         return replace(self, break_params=params, break_factor=factor)
 
+    @cached_property
+    def landscape(self) -> Landscape:
+        """The landscape these fields describe (without the planted break)."""
+        return Landscape(
+            name="surrogate",
+            E=self.E,
+            A=self.A,
+            alpha=self.alpha,
+            B=self.B,
+            beta=self.beta,
+            lr_a=self.lr_a,
+            lr_b=self.lr_b,
+            batch_a=self.batch_a,
+            batch_b=0.0,
+            batch_c=self.batch_c,
+            wd_a=self.wd_a,
+            wd_b=self.wd_b,
+            wd_floor=self.wd_floor,
+            lr_curvature=self.lr_curvature,
+            batch_curvature=self.batch_curvature,
+            wd_curvature=self.wd_curvature,
+            divergence_ratio=self.divergence_ratio,
+            noise=self.noise,
+        )
+
+    @cached_property
+    def _beyond_break(self) -> Landscape:
+        """The landscape at and above the planted break: a_lr × the break factor."""
+        return replace(self.landscape, lr_a=self.break_factor * self.lr_a)
+
     def optimal_lr(self, params: float) -> float:
         """lr*(N) = a_lr·N^b_lr (× the break factor above the planted break), at the full budget."""
-        jump = self.break_factor if params >= self.break_params else 1.0
-        return jump * self.lr_a * params**self.lr_b
+        return (self._beyond_break if params >= self.break_params else self.landscape).optimal_lr(params)
 
     def optimal_batch_size(self, tokens: float) -> float:
         """B*(D) = a_B·D^c_B sequences per step (real-valued), at the full budget."""
-        return self.batch_a * tokens**self.batch_c
+        return self.landscape.optimal_batch_size(1.0, tokens)  # b_B = 0: N does not enter
 
     def optimal_weight_decay(self, params: float) -> float:
         """wd*(N) = a_wd·N^b_wd."""
-        return self.wd_a * params**self.wd_b
+        return self.landscape.optimal_weight_decay(params)
 
     def optimal_loss(self, params: float, tokens: float) -> float:
         """L*(N, D) = E + A·N^-α + B·D^-β, nats per token."""
-        return self.E + self.A * params**-self.alpha + self.B * tokens**-self.beta
+        return self.landscape.optimal_loss(params, tokens)
 
     def diverges(self, params: float, setting: Setting) -> bool:
         """Whether a run with `setting` diverges: lr > r·lr*(N)."""
@@ -112,8 +137,7 @@ class Surrogate:
         """One noisy evaluation after `tokens_seen` of the run's `tokens` (NaN if it diverges)."""
         if self.diverges(params, setting):
             return math.nan
-        clean = self._loss(params, tokens, setting, tokens_seen)
-        return clean * (1.0 + self.noise * float(rng.standard_normal()))
+        return self.landscape.noisy(self._loss(params, tokens, setting, tokens_seen), rng)
 
     def true_loss(self, params: float, tokens: float, setting: Setting) -> float:
         """The noise-free loss at the full budget (inf if the setting diverges)."""
@@ -143,14 +167,10 @@ class Surrogate:
 
     def _loss(self, params: float, tokens: float, setting: Setting, tokens_seen: float) -> float:
         progress = min(tokens_seen, tokens) / tokens
-        lr_star = self.optimal_lr(params) * progress**-self.lr_drift
-        batch_star = self.optimal_batch_size(tokens) * progress**self.batch_drift
-        wd_star = self.optimal_weight_decay(params)
-        floor = self.wd_floor
-        shape = (1.0 + self.lr_curvature * math.log(setting["lr"] / lr_star) ** 2
-                 + self.batch_curvature * math.log(setting["batch_size"] / batch_star) ** 2
-                 + self.wd_curvature * math.log((setting["weight_decay"] + floor) / (wd_star + floor)) ** 2)
-        return self.optimal_loss(params, min(tokens_seen, tokens)) * shape
+        optimum = {"lr": self.optimal_lr(params) * progress**-self.lr_drift,
+                   "batch_size": self.optimal_batch_size(tokens) * progress**self.batch_drift,
+                   "weight_decay": self.optimal_weight_decay(params)}
+        return self.optimal_loss(params, min(tokens_seen, tokens)) * self.landscape.penalty(setting, optimum)
 
 
 def _clip(value: float, bounds: LogRange | float) -> float:

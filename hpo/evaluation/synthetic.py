@@ -1,71 +1,37 @@
-"""Trial tables generated from known laws, to check that the fits recover them.
+"""Trial tables drawn from known landscapes (`landscape.Landscape`), to check that the fits recover them.
 
-The loss of a trial at model size N, token budget D, learning rate lr and
-batch size B is
+Each trial's loss is its landscape's full-budget loss at its setting, times
+``1 + σ·ε`` (σ the landscape's noise); a trial above the landscape's
+divergence edge diverges (loss NaN, status ``diverged``).
 
-    L = L*(N, D) · (1 + κ_lr·(ln lr - ln lr*)² + κ_B·(ln B - ln B*)²) · (1 + σ·ε),
+`make_synthetic_trials` is the kind of sweep an adaptive study leaves: each
+scale searches lr log-uniformly over ``[lr*/w, lr*·w]`` and batch sizes over
+the powers of two in ``[B*/w, B*·w]``, with the range's centre shifted off the
+truth by up to a factor ``e^0.5`` (an imperfect guess); a share of trials is
+pruned: stopped at a quarter of the budget, with a higher loss that must not
+be mistaken for a full-budget one.
 
-with ``L*(N, D) = E + A·N^-α + B_D·D^-β``, ``lr*(N, D) = a_lr·N^b_lr·D^c_lr``,
-``B*(N, D) = a_B·N^b_B·D^c_B`` and ε standard normal. Trials with
-``lr > divergence_ratio · lr*`` diverge (loss NaN). A share of trials is
-pruned: stopped at a quarter of the budget, with a higher loss that must not be
-mistaken for a full-budget one.
-
-Each scale searches lr log-uniformly over ``[lr*/w, lr*·w]`` and batch sizes
-over the powers of two in ``[B*/w, B*·w]``, with the range's centre shifted
-off the truth by up to a factor ``e^0.5`` (an imperfect guess).
-
-`make_grid_sweep` is the other kind of sweep, the one published scaling
-studies run: every cell the same grid of learning rates × batch sizes, a
-landscape steeper above the best learning rate than below it (by
-`high_lr_steepness`), every setting run once.
+`make_grid_sweep` is the other kind, the one published scaling studies run:
+every cell the same grid of learning rates × batch sizes, every setting run
+once (give the landscape a `Landscape.high_lr_steepness` above 1 for a loss
+steeper above the best learning rate than below it, as real ones are).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class SyntheticVariant:
-    """Known laws of one variant. Units: N parameters, D tokens, batch size in sequences per step."""
-
-    name: str = "default"
-    lr_a: float = 30.0
-    lr_b: float = -0.5
-    lr_c: float = 0.0
-    batch_a: float = 0.5
-    batch_b: float = 0.3
-    batch_c: float = 0.0
-    E: float = 1.8
-    A: float = 400.0
-    alpha: float = 0.34
-    B: float = 0.0
-    beta: float = 0.3
-    lr_curvature: float = 0.01
-    batch_curvature: float = 0.004
-    divergence_ratio: float = 6.0
-
-    def optimal_lr(self, params: float, tokens: float) -> float:
-        """lr*(N, D) = a·N^b·D^c."""
-        return self.lr_a * params**self.lr_b * tokens**self.lr_c
-
-    def optimal_batch_size(self, params: float, tokens: float) -> float:
-        """B*(N, D) = a·N^b·D^c, sequences per step."""
-        return self.batch_a * params**self.batch_b * tokens**self.batch_c
-
-    def optimal_loss(self, params: float, tokens: float) -> float:
-        """L*(N, D) = E + A·N^-α + B·D^-β: the loss at the optimal setting."""
-        return self.E + self.A * params**-self.alpha + self.B * tokens**-self.beta
+from hpo.evaluation.landscape import Landscape
+from hpo.vocab import COMPLETE, DIVERGED, PRUNED
 
 
 def crossing_variants(
-    crossing_params: float, *, baseline: SyntheticVariant | None = None, tokens_per_param: float = 20.0
-) -> tuple[SyntheticVariant, SyntheticVariant]:
+    crossing_params: float, *, baseline: Landscape | None = None, tokens_per_param: float = 20.0
+) -> tuple[Landscape, Landscape]:
     """A baseline and a ``"challenger"`` whose tuned losses intersect at N = `crossing_params`.
 
     The challenger scales worse (α = 0.28 against the baseline's 0.34) but
@@ -74,7 +40,7 @@ def crossing_variants(
     two curves meet there (along D = `tokens_per_param`·N). It leads below
     the crossing and trails above it. Its best lr is a third lower.
     """
-    baseline = baseline or SyntheticVariant(name="baseline")
+    baseline = baseline or Landscape(name="baseline")
     tokens = tokens_per_param * crossing_params
     loss_at_crossing = baseline.optimal_loss(crossing_params, tokens)
     alpha = 0.28
@@ -88,13 +54,12 @@ def crossing_variants(
 
 
 def make_synthetic_trials(
-    variants: Sequence[SyntheticVariant],
+    variants: Sequence[Landscape],
     params: Sequence[float],
     *,
     tokens: Sequence[Sequence[float]] | None = None,
     tokens_per_param: float = 20.0,
     trials_per_cell: int = 40,
-    noise: float = 0.002,
     search_width: float = 8.0,
     pruned_share: float = 0.1,
     seed: int = 0,
@@ -102,13 +67,12 @@ def make_synthetic_trials(
     """A trial table (the contract's columns) for every variant at every model size in `params`.
 
     Args:
-        variants: the known laws, one per variant.
+        variants: the known landscapes, one per variant (`Landscape.name`).
         params: model sizes N.
         tokens: token budgets D per model size (several per size to vary D
             independently); by default one budget, ``tokens_per_param·N``.
         tokens_per_param: D/N when `tokens` is None.
         trials_per_cell: trials per (variant, N, D).
-        noise: relative standard deviation σ of the loss noise.
         search_width: factor w of the searched range on each side of the guess.
         pruned_share: share of trials stopped at a quarter of their budget.
         seed: seed of everything random.
@@ -119,7 +83,7 @@ def make_synthetic_trials(
     for variant in variants:
         for n, cell_budgets in zip(params, budgets, strict=True):
             for d in cell_budgets:
-                rows += _cell_rows(variant, n, d, trials_per_cell, noise, search_width, pruned_share, rng)
+                rows += _cell_rows(variant, n, d, trials_per_cell, search_width, pruned_share, rng)
     table = pd.DataFrame(rows)
     table["trial_number"] = np.arange(len(table))
     table["run_id"] = [f"synthetic-{i}" for i in range(len(table))]
@@ -127,11 +91,10 @@ def make_synthetic_trials(
 
 
 def _cell_rows(
-    variant: SyntheticVariant,
+    variant: Landscape,
     params: float,
     tokens: float,
     n_trials: int,
-    noise: float,
     width: float,
     pruned_share: float,
     rng: np.random.Generator,
@@ -143,17 +106,11 @@ def _cell_rows(
     lrs = np.exp(rng.uniform(np.log(lr_guess / width), np.log(lr_guess * width), n_trials))
     powers = np.arange(np.ceil(np.log2(batch_guess / width)), np.floor(np.log2(batch_guess * width)) + 1)
     batches = np.maximum(1.0, 2.0 ** rng.choice(powers, n_trials))
-    shape = (
-        1.0
-        + variant.lr_curvature * np.log(lrs / best_lr) ** 2
-        + variant.batch_curvature * np.log(batches / best_batch) ** 2
-    )
-    losses = variant.optimal_loss(params, tokens) * shape * (1.0 + noise * rng.standard_normal(n_trials))
+    losses = _losses(variant, params, tokens, lrs, batches, rng)
     pruned = rng.random(n_trials) < pruned_share
     tokens_seen = np.where(pruned, tokens / 4, tokens)
     losses = np.where(pruned, losses + variant.B * (tokens / 4) ** -variant.beta + 0.1, losses)
-    diverged = lrs > variant.divergence_ratio * best_lr
-    losses = np.where(diverged, np.nan, losses)
+    diverged = np.isnan(losses)
     return [
         {
             "variant": variant.name,
@@ -164,7 +121,7 @@ def _cell_rows(
             "batch_size": batch,
             "weight_decay": 0.0,
             "loss": loss,
-            "status": "diverged" if is_diverged else "pruned" if is_pruned else "complete",
+            "status": DIVERGED if is_diverged else PRUNED if is_pruned else COMPLETE,
         }
         for lr, batch, loss, seen, is_diverged, is_pruned in zip(
             lrs, batches, losses, tokens_seen, diverged, pruned, strict=True
@@ -173,39 +130,22 @@ def _cell_rows(
 
 
 def make_grid_sweep(
-    variant: SyntheticVariant,
+    variant: Landscape,
     cells: Sequence[tuple[float, float]],
     *,
     lrs: Sequence[float],
     batch_sizes: Sequence[float],
-    noise: float = 0.001,
-    high_lr_steepness: float = 3.0,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """A trial table with every (lr, batch size) of a grid in every cell ``(N, D)`` of `cells`.
-
-    The loss is the module's, except that the lr penalty above lr* is
-    `high_lr_steepness` times the one below: ``κ_lr·s·ln²(lr/lr*)``, s = 1
-    below lr*, `high_lr_steepness` above. Trials above the divergence edge
-    diverge (loss NaN).
-    """
+    """A trial table with every (lr, batch size) of a grid in every cell ``(N, D)`` of `cells`, each
+    run once on the landscape `variant` (weight decay 0); diverged trials have loss NaN."""
     rng = np.random.default_rng(seed)
     lr_grid, batch_grid = (
         np.ravel(g) for g in np.meshgrid(np.asarray(lrs, float), np.asarray(batch_sizes, float))
     )
     frames = []
     for params, tokens in cells:
-        lr_offset = np.log(lr_grid / variant.optimal_lr(params, tokens))
-        steepness = np.where(lr_offset > 0, high_lr_steepness, 1.0)
-        shape = (
-            1.0
-            + variant.lr_curvature * steepness * lr_offset**2
-            + variant.batch_curvature * np.log(batch_grid / variant.optimal_batch_size(params, tokens)) ** 2
-        )
-        losses = (
-            variant.optimal_loss(params, tokens) * shape * (1.0 + noise * rng.standard_normal(shape.size))
-        )
-        diverged = lr_offset > np.log(variant.divergence_ratio)
+        losses = _losses(variant, params, tokens, lr_grid, batch_grid, rng)
         frames.append(
             pd.DataFrame(
                 {
@@ -214,9 +154,29 @@ def make_grid_sweep(
                     "tokens": tokens,
                     "lr": lr_grid,
                     "batch_size": batch_grid,
-                    "loss": np.where(diverged, np.nan, losses),
-                    "status": np.where(diverged, "diverged", "complete"),
+                    "loss": losses,
+                    "status": np.where(np.isnan(losses), DIVERGED, COMPLETE),
                 }
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def _losses(
+    variant: Landscape,
+    params: float,
+    tokens: float,
+    lrs: np.ndarray,
+    batches: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """One noisy full-budget loss per (lr, batch size) at weight decay 0 (`Landscape.true_loss` times
+    ``1 + σ·ε``, one draw per trial); NaN where the run diverges."""
+    clean = np.array(
+        [
+            variant.true_loss(params, tokens, {"lr": lr, "batch_size": batch, "weight_decay": 0.0})
+            for lr, batch in zip(lrs, batches, strict=True)
+        ]
+    )
+    noisy = clean * (1.0 + variant.noise * rng.standard_normal(clean.size))
+    return np.where(np.isfinite(clean), noisy, np.nan)

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import read_trials
-from hpo.evaluation.synthetic import SyntheticVariant, make_grid_sweep, make_synthetic_trials
+from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.synthetic import make_grid_sweep, make_synthetic_trials
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 """Step Law columns onto the trial contract; the smoothed final loss is the loss compared."""
@@ -36,19 +37,22 @@ def steplaw_trials(shared_data: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def known_variant() -> SyntheticVariant:
+def known_variant() -> Landscape:
     """lr* = 30·N^-0.5, batch* = 0.5·N^0.3, L* = 1.8 + 400·N^-0.34."""
-    return SyntheticVariant()
+    return Landscape()
 
 
 @pytest.fixture(scope="session")
-def synthetic_trials(known_variant: SyntheticVariant) -> pd.DataFrame:
+def synthetic_trials(known_variant: Landscape) -> pd.DataFrame:
     """One synthetic ladder of 5 sizes, 40 trials each, 0.2% loss noise, diverged and pruned trials."""
     return make_synthetic_trials([known_variant], LADDER, seed=7)
 
 
-GRID_VARIANT = SyntheticVariant(lr_a=2.0, lr_b=-0.7, lr_c=0.3, batch_a=0.002, batch_b=0.0, batch_c=0.5)
-"""lr* = 2·N^-0.7·D^0.3 (4e-3 at N = 1e8, D = 5e9), batch* = 0.002·D^0.5 sequences (141 at 5e9)."""
+GRID_VARIANT = Landscape(
+    lr_a=2.0, lr_b=-0.7, lr_c=0.3, batch_a=0.002, batch_b=0.0, batch_c=0.5, high_lr_steepness=3.0, noise=0.001
+)
+"""lr* = 2·N^-0.7·D^0.3 (4e-3 at N = 1e8, D = 5e9), batch* = 0.002·D^0.5 sequences (141 at 5e9); the loss
+3x steeper above lr* than below, 0.1% noise."""
 GRID_CELLS = tuple((n, d) for n in (1e8, 2e8, 4e8) for d in (n * 20, n * 60, n * 180))
 """Three sizes, each at 20, 60 and 180 tokens per parameter."""
 GRID_LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
@@ -56,7 +60,7 @@ GRID_BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 @pytest.fixture(scope="session")
-def grid_variant() -> SyntheticVariant:
+def grid_variant() -> Landscape:
     return GRID_VARIANT
 
 

@@ -52,3 +52,25 @@ def test_invalid_input_exits_with_a_one_line_message(
     pd.read_csv(trials_csv).drop(columns=["lr"]).to_csv(broken, index=False)
     assert main([str(broken), "--target", "1e10"]) == 2
     assert "missing required column 'lr'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("loss", "message"),
+    [
+        (0.0, "column 'loss' must be > 0"),
+        (-2.5, "column 'loss' must be > 0"),
+        (float("nan"), "column 'loss' is missing or infinite where status is 'complete'"),
+        ("oops", "column 'loss' holds text, not a number"),
+    ],
+)
+def test_a_bad_loss_column_exits_2_with_one_line_naming_it(
+    trials_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], loss: object, message: str
+) -> None:
+    """All-zero or all-negative losses, NaN losses of complete trials, text: no recommendation, exit 2."""
+    bad = tmp_path / "bad.csv"
+    table = pd.read_csv(trials_csv).assign(loss=loss, status="complete")
+    table.to_csv(bad, index=False)
+    assert main([str(bad), "--target", "1e10"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and message in captured.err and "line 2: " in captured.err

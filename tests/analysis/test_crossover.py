@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hpo.analysis import extrapolate
-from hpo.evaluation.synthetic import SyntheticVariant, crossing_variants, make_synthetic_trials
+from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.synthetic import crossing_variants, make_synthetic_trials
 
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
 TARGET = 1e10
@@ -44,7 +45,7 @@ def test_crossover_beyond_the_target_is_none() -> None:
 
 
 def test_shifting_optimum_flags_a_hyperparameter_crossover() -> None:
-    shifting = make_synthetic_trials([SyntheticVariant()], LADDER, seed=1)
+    shifting = make_synthetic_trials([Landscape()], LADDER, seed=1)
     recommendation = extrapolate(shifting, target_params=TARGET, n_bootstrap=40)
     flags = {h.hyperparameter: h for h in recommendation.hyperparameter_crossovers}
     assert flags["lr"].flagged and flags["lr"].penalty_pct > 1.0
@@ -52,7 +53,7 @@ def test_shifting_optimum_flags_a_hyperparameter_crossover() -> None:
 
 
 def test_scale_free_optimum_raises_no_hyperparameter_crossover() -> None:
-    constant = SyntheticVariant(lr_a=3e-3, lr_b=0.0, batch_a=128.0, batch_b=0.0)
+    constant = Landscape(lr_a=3e-3, lr_b=0.0, batch_a=128.0, batch_b=0.0)
     trials = make_synthetic_trials([constant], LADDER, seed=2)
     recommendation = extrapolate(trials, target_params=TARGET, n_bootstrap=40)
     assert not any(h.flagged for h in recommendation.hyperparameter_crossovers)

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import Recommendation, extrapolate
-from hpo.evaluation.synthetic import SyntheticVariant, make_synthetic_trials
+from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.synthetic import make_synthetic_trials
+from hpo.vocab import nearest_power_of_two
 
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)
 TARGET = 1e10
@@ -19,7 +21,14 @@ def recommendation(synthetic_trials: pd.DataFrame) -> Recommendation:
     return extrapolate(synthetic_trials, target_params=TARGET, n_bootstrap=60)
 
 
-def test_fits_recover_the_exponents(recommendation: Recommendation, known_variant: SyntheticVariant) -> None:
+def test_the_batch_size_to_run_is_the_power_of_two_nearest_in_log_space(
+    recommendation: Recommendation,
+) -> None:
+    assert recommendation.batch_size_power_of_two == nearest_power_of_two(recommendation.batch_size.value)
+    assert [nearest_power_of_two(b) for b in (96.1, 90.0, 300.0, 1.0)] == [128, 64, 256, 1]
+
+
+def test_fits_recover_the_exponents(recommendation: Recommendation, known_variant: Landscape) -> None:
     """Tolerances: lr and batch exponents ±0.05 and ±0.1, loss exponent α ±0.03 (ladder of 2 decades)."""
     variant_fit = recommendation.fit.variants["default"]
     assert variant_fit.laws["lr"].b == pytest.approx(known_variant.lr_b, abs=0.05)
@@ -30,7 +39,7 @@ def test_fits_recover_the_exponents(recommendation: Recommendation, known_varian
 
 
 def test_recommendation_is_close_to_the_true_optimum_at_the_target(
-    recommendation: Recommendation, known_variant: SyntheticVariant
+    recommendation: Recommendation, known_variant: Landscape
 ) -> None:
     assert recommendation.lr.value == pytest.approx(known_variant.optimal_lr(TARGET, TARGET_TOKENS), rel=0.2)
     true_batch = known_variant.optimal_batch_size(TARGET, TARGET_TOKENS)
@@ -43,7 +52,7 @@ def test_recommendation_is_close_to_the_true_optimum_at_the_target(
 
 
 def test_ninety_percent_intervals_cover_the_truth_in_about_ninety_percent_of_draws(
-    known_variant: SyntheticVariant,
+    known_variant: Landscape,
 ) -> None:
     """20 independent ladders (fixed seeds); lr, batch size and loss at a target 10x beyond the ladder."""
     covered, widths = [], []
@@ -79,7 +88,7 @@ def test_far_target_and_short_ladder_are_warned_about(synthetic_trials: pd.DataF
 
 
 def test_optimum_at_a_range_edge_is_warned_about(
-    synthetic_trials: pd.DataFrame, known_variant: SyntheticVariant
+    synthetic_trials: pd.DataFrame, known_variant: Landscape
 ) -> None:
     largest = synthetic_trials["params"] == LADDER[-1]
     too_low = synthetic_trials["lr"] < 0.7 * known_variant.optimal_lr(LADDER[-1], 20 * LADDER[-1])
@@ -88,7 +97,7 @@ def test_optimum_at_a_range_edge_is_warned_about(
 
 
 def test_laws_in_params_and_tokens_assume_the_largest_cell_ratio_without_target_tokens() -> None:
-    variant = SyntheticVariant(lr_b=-0.7, lr_c=0.3, lr_a=2.0)
+    variant = Landscape(lr_b=-0.7, lr_c=0.3, lr_a=2.0)
     tokens = [[10 * n, 40 * n] for n in LADDER]
     trials = make_synthetic_trials([variant], LADDER, tokens=tokens, trials_per_cell=30, seed=3)
     recommendation = extrapolate(trials, target_params=TARGET, n_bootstrap=10)

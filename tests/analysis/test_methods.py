@@ -8,7 +8,8 @@ import pytest
 
 from hpo.analysis import extrapolate, fit_scaling, normalize_trials
 from hpo.analysis.power_law import fit_power_law
-from hpo.evaluation.synthetic import SyntheticVariant, make_grid_sweep
+from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.synthetic import make_grid_sweep
 
 GRID_CELLS = tuple((n, d) for n in (1e8, 2e8, 4e8) for d in (n * 20, n * 60, n * 180))
 GRID_LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
@@ -33,7 +34,7 @@ def test_auto_takes_near_best_bands_on_a_grid_and_surfaces_on_a_random_search(
 
 @pytest.mark.parametrize("method", ["near_best", "surface", "joint"])
 def test_every_method_recovers_the_exponents_of_a_grid_sweep(
-    grid: pd.DataFrame, grid_variant: SyntheticVariant, method: str
+    grid: pd.DataFrame, grid_variant: Landscape, method: str
 ) -> None:
     laws = fit_scaling(grid, method=method, n_bootstrap=20, loss_law=False).variants["default"].laws
     assert laws["lr"].b == pytest.approx(grid_variant.lr_b, abs=0.15)
@@ -42,7 +43,7 @@ def test_every_method_recovers_the_exponents_of_a_grid_sweep(
 
 
 def test_near_best_intervals_cover_the_optimum_of_a_larger_model_in_most_sweeps(
-    grid_variant: SyntheticVariant,
+    grid_variant: Landscape,
 ) -> None:
     """Six independent sweeps of 1e8-4e8 parameters, target 8e8 at 60 tokens per parameter."""
     target_params, target_tokens = 8e8, 8e8 * 60

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import find_optimum, normalize_trials
-from hpo.analysis.near_best import is_grid, membership, near_best_band
+from hpo.analysis.near_best import is_grid, membership, near_best_band, space_shares
 from hpo.analysis.noise import estimate_noise
 from hpo.analysis.trials import iter_cells
 
@@ -78,3 +78,28 @@ def test_a_band_reaching_the_end_of_the_range_tried_says_widen() -> None:
     rows = bowl_grid(0.0005)
     optimum = find_optimum(rows[rows["lr"] <= BEST_LR], method="near_best", noise=0.0005)
     assert optimum.at_edge == {"lr": "high"}
+
+
+def test_each_trial_counts_for_the_share_of_the_space_it_stands_for() -> None:
+    even = np.column_stack([np.repeat([1e-3, 2e-3, 4e-3], 2), np.tile([64.0, 128.0], 3), np.zeros(6)])
+    assert space_shares(even, ("lr", "batch_size")) == pytest.approx(np.full(6, 1 / 6))
+    uneven = np.column_stack([[1e-3, 2e-3, 2.2e-3, 2.4e-3, 8e-3], np.full(5, 64.0), np.zeros(5)])
+    shares = space_shares(uneven, ("lr",))
+    assert shares[0] > 4 * shares[2] and shares[4] > shares[0], "crowded values count less"
+    repeated = space_shares(np.vstack([even, even[:1]]), ("lr", "batch_size"))
+    assert repeated[0] == repeated[-1] < repeated[3], "a setting tried twice counts about once"
+
+
+def test_a_sampler_crowding_one_side_of_the_band_does_not_pull_its_centre() -> None:
+    """The grid of a symmetric bowl, plus 40 more trials crowded between the best lr and 1.4x above it."""
+    rows = bowl_grid(0.0)
+    rng = np.random.default_rng(1)
+    crowd = pd.DataFrame(
+        {"lr": BEST_LR * np.exp(rng.uniform(0.0, 0.35, 40)), "batch_size": BEST_BATCH, "weight_decay": 0.0}
+    )
+    crowd["loss"] = 2.5 * (1 + 0.01 * np.log(crowd["lr"] / BEST_LR) ** 2)
+    settings = np.vstack([settings_and_losses(rows)[0], crowd[["lr", "batch_size", "weight_decay"]]])
+    losses = np.concatenate([settings_and_losses(rows)[1], crowd["loss"]])
+    band = near_best_band(settings, losses, ("lr", "batch_size"), tolerance=0.003, noise=0.0005)
+    unweighted = np.exp(np.average(np.log(settings[:, 0]), weights=band.membership))
+    assert abs(np.log(band.center[0] / BEST_LR)) < 0.5 * abs(np.log(unweighted / BEST_LR))

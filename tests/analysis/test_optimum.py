@@ -42,6 +42,7 @@ def cell(
             "batch_size": batches,
             "weight_decay": weight_decays,
             "loss": loss,
+            "status": np.where(np.isnan(loss), "diverged", "complete"),
         }
     )
     return normalize_trials(table)

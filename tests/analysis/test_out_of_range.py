@@ -13,7 +13,8 @@ import pytest
 
 from hpo.analysis import OutOfRange, extrapolate
 from hpo.analysis.report import format_recommendation
-from hpo.evaluation.synthetic import SyntheticVariant, make_synthetic_trials
+from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.synthetic import make_synthetic_trials
 
 LADDER = (1e7, 1e8, 1e9)
 NEAR = 1e10
@@ -24,7 +25,7 @@ FAR = 1e12
 
 @pytest.fixture(scope="module")
 def trials() -> pd.DataFrame:
-    return make_synthetic_trials([SyntheticVariant(divergence_ratio=1e3)], LADDER, trials_per_cell=20, seed=3)
+    return make_synthetic_trials([Landscape(divergence_ratio=1e3)], LADDER, trials_per_cell=20, seed=3)
 
 
 def _names(found: tuple[OutOfRange, ...]) -> set[str]:
@@ -97,7 +98,7 @@ def test_a_clipped_batch_size_rounds_to_a_power_of_two_inside_the_range(trials: 
 def test_clip_to_is_a_hard_limit_even_above_the_stability_cap_and_says_so() -> None:
     """Divergence at 6x the optimum: the cap at the far target (half the predicted edge) lies below
     the range's low end; lr is raised into the range all the same, with a warning."""
-    trials = make_synthetic_trials([SyntheticVariant()], LADDER, trials_per_cell=20, seed=3)
+    trials = make_synthetic_trials([Landscape()], LADDER, trials_per_cell=20, seed=3)
     recommendation = extrapolate(trials, target_params=FAR, n_bootstrap=10, clip_to={"lr": (1e-3, 1e-2)})
     edge = recommendation.fit.variants["default"].stability_edge
     assert edge is not None and edge.predict(FAR) / 2 < 1e-3

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpo.analysis import fit_power_law, fit_scaling, normalize_trials, round_to_power_of_two
+from hpo.analysis import fit_power_law, fit_scaling, normalize_trials
 from hpo.analysis.power_law import fit_constant
 
 PARAMS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
@@ -52,11 +52,6 @@ def test_prediction_interval_includes_scatter_between_cells() -> None:
 def test_too_few_cells_are_rejected() -> None:
     with pytest.raises(ValueError, match="at least 2 cells"):
         fit_power_law(PARAMS[:1], np.array([1e-3]), name="lr")
-
-
-@pytest.mark.parametrize(("batch", "rounded"), [(96.1, 128), (90.0, 64), (300.0, 256), (1.0, 1)])
-def test_batch_size_rounds_to_the_nearest_power_of_two_in_log_space(batch: float, rounded: int) -> None:
-    assert round_to_power_of_two(batch) == rounded
 
 
 def test_scaling_fit_without_the_loss_law_keeps_the_same_hyperparameter_laws(

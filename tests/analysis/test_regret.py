@@ -20,7 +20,9 @@ def bowl() -> pd.DataFrame:
     loss = 2 * (1 + 0.01 * np.log2(lrs / 1e-3) ** 2 + 0.005 * np.log2(batches / 128) ** 2)
     loss = np.where(lrs >= 2e-2, np.nan, loss)
     return normalize_trials(
-        pd.DataFrame({"params": 1e8, "tokens": 2e9, "lr": lrs, "batch_size": batches, "loss": loss})
+        pd.DataFrame({"params": 1e8, "tokens": 2e9, "lr": lrs, "batch_size": batches, "loss": loss}).assign(
+            status=np.where(np.isnan(loss), "diverged", "complete")
+        )
     )
 
 

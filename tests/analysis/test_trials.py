@@ -52,19 +52,80 @@ def test_empty_table_is_rejected() -> None:
         normalize_trials(minimal_table().iloc[:0])
 
 
-def test_non_positive_learning_rate_is_rejected() -> None:
-    with pytest.raises(ValueError, match="'lr' must be > 0"):
+def test_non_positive_learning_rate_is_rejected_naming_the_row_and_value() -> None:
+    with pytest.raises(
+        ValueError, match=r"column 'lr' must be a positive finite number in 1 of 3 rows \(row 1: 0.0\)"
+    ):
         normalize_trials(minimal_table(lr=[1e-3, 0.0, 1e-3]))
 
 
-def test_unknown_status_is_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown status"):
+def test_unknown_status_is_rejected_naming_the_rows() -> None:
+    with pytest.raises(
+        ValueError, match=r"column 'status' is not a known status .*row 1: 'done'.*use one of"
+    ):
         normalize_trials(minimal_table(status=["complete", "done", "complete"]))
 
 
-def test_non_finite_or_exploding_loss_is_diverged() -> None:
-    trials = normalize_trials(minimal_table(loss=[3.0, math.nan, 7.5]))
-    assert list(trials["status"]) == ["complete", "diverged", "diverged"]
+@pytest.mark.parametrize("losses", [[0.0, 0.0, 0.0], [-3.0, -2.9, -3.1], [3.0, 0.0, 3.1]])
+def test_a_loss_at_or_below_zero_is_rejected(losses: list[float]) -> None:
+    """All-zero or negative losses (a reward, an accuracy, a log-likelihood) never reach a fit."""
+    with pytest.raises(ValueError, match=r"column 'loss' must be > 0 .*row \d: .*pass the loss itself"):
+        normalize_trials(minimal_table(loss=losses))
+
+
+@pytest.mark.parametrize("loss", [math.nan, math.inf])
+def test_a_missing_loss_of_a_complete_trial_is_an_error_not_divergence(loss: float) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"column 'loss' is missing or infinite where status is 'complete'.*"
+        r"row 1: (nan|inf)\); set their status to 'diverged'",
+    ):
+        normalize_trials(minimal_table(loss=[3.0, loss, 2.9]))
+
+
+def test_a_missing_loss_is_divergence_only_when_the_status_says_so() -> None:
+    trials = normalize_trials(
+        minimal_table(loss=[3.0, math.nan, math.nan], status=["complete", "diverged", "failed"])
+    )
+    assert list(trials["status"]) == ["complete", "diverged", "failed"]
+
+
+def test_an_exploding_loss_above_the_best_learning_rate_is_diverged() -> None:
+    trials = normalize_trials(minimal_table(loss=[3.0, 2.9, 7.5]))
+    assert list(trials["status"]) == ["complete", "complete", "diverged"]
+
+
+@pytest.mark.parametrize(
+    "column", ["params", "tokens", "lr", "batch_size", "loss", "tokens_seen", "weight_decay"]
+)
+def test_text_in_a_numeric_column_is_rejected_naming_column_row_and_text(column: str) -> None:
+    values: list[object] = list(minimal_table()[column]) if column in minimal_table() else [0.0, 0.0, 0.0]
+    values[2] = "n/a"
+    with pytest.raises(
+        ValueError, match=rf"column '{column}' holds text, not a number, in 1 of 3 rows \(row 2: 'n/a'\)"
+    ):
+        normalize_trials(minimal_table(**{column: values}))
+
+
+def test_numbers_written_as_text_are_read_and_empty_optional_cells_default() -> None:
+    trials = normalize_trials(minimal_table(lr=["1e-3", "2e-3", "4e-3"], weight_decay=[0.1, None, ""]))
+    assert list(trials["lr"]) == [1e-3, 2e-3, 4e-3]
+    assert list(trials["weight_decay"]) == [0.1, 0.0, 0.0]
+
+
+def test_an_error_names_the_first_rows_and_counts_the_rest() -> None:
+    table = pd.concat([minimal_table()] * 4, ignore_index=True).assign(loss=-1.0)
+    with pytest.raises(ValueError, match=r"in 12 of 12 rows \(row 0: -1.0, .*row 4: -1.0, and 7 more\)"):
+        normalize_trials(table)
+
+
+def test_read_trials_names_the_lines_of_the_csv(tmp_path) -> None:
+    path = tmp_path / "sweep.csv"
+    minimal_table(loss=[3.0, "diverged", 3.1]).to_csv(path, index=False)
+    with pytest.raises(
+        ValueError, match=r"column 'loss' holds text, not a number, in 1 of 3 rows \(line 3: 'diverged'\)"
+    ):
+        read_trials(path)
 
 
 def test_a_bad_loss_below_the_best_learning_rate_is_slow_learning_not_divergence() -> None:

@@ -19,9 +19,12 @@ from hpo.evaluation.backtest import (
     run_backtest,
 )
 from hpo.evaluation.backtest_report import format_backtest
-from hpo.evaluation.synthetic import SyntheticVariant, make_grid_sweep
+from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.synthetic import make_grid_sweep
 
-VARIANT = SyntheticVariant(lr_a=2.0, lr_b=-0.7, lr_c=0.3, batch_a=0.002, batch_b=0.0, batch_c=0.5)
+VARIANT = Landscape(
+    lr_a=2.0, lr_b=-0.7, lr_c=0.3, batch_a=0.002, batch_b=0.0, batch_c=0.5, high_lr_steepness=3.0, noise=0.001
+)
 SIZES = (1e8, 2e8, 4e8, 8e8)
 LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
 BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048)
