@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hpo.analysis.extrapolate import recommend
+from hpo.analysis.recommendation import recommend
 from hpo.analysis.report import format_recommendation
 from hpo.analysis.scaling_fit import METHODS, fit_scaling
 from hpo.analysis.trials import read_trials, require_positive

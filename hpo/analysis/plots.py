@@ -18,7 +18,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from hpo.analysis.estimate import Estimate
-from hpo.analysis.extrapolate import Recommendation
+from hpo.analysis.recommendation import Recommendation
 from hpo.analysis.scaling_fit import VariantFit
 from hpo.analysis.trials import iter_cells, scale_name
 from hpo.vocab import COMPLETE, DIVERGED

@@ -12,7 +12,7 @@ import math
 
 from hpo.analysis.caveats import cell_flags
 from hpo.analysis.estimate import Estimate
-from hpo.analysis.extrapolate import Recommendation
+from hpo.analysis.recommendation import Recommendation
 from hpo.analysis.scaling_fit import VariantFit
 from hpo.vocab import format_number
 

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis.estimate import Estimate
-from hpo.analysis.extrapolate import Recommendation, recommend
 from hpo.analysis.near_best import DEFAULT_TOLERANCE
+from hpo.analysis.recommendation import Recommendation, recommend
 from hpo.analysis.scaling_fit import fit_scaling
 from hpo.analysis.trials import normalize_trials, scale_name
 from hpo.evaluation.regret import regret_pct
