@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from hpo.analysis.recommendation import recommend
 from hpo.analysis.report import format_recommendation
 from hpo.analysis.scaling_fit import METHODS, fit_scaling
-from hpo.analysis.trials import read_trials, require_positive
+from hpo.analysis.trials import parse_renames, read_trials, require_positive
 
 DESCRIPTION = "Recommend the large run's settings from a trial table, or backtest the laws on it."
 
@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = parser.parse_args(argv)
     try:
-        trials = read_trials(args.trials, rename=_renames(args.rename))
+        trials = read_trials(args.trials, rename=parse_renames(args.rename))
         if args.backtest:
             from hpo.evaluation.backtest import run_backtest
             from hpo.evaluation.backtest_report import format_backtest
@@ -60,14 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in write_plots(recommendation, trials, args.plots):
             print(f"wrote {path}")
     return 0
-
-
-def _renames(text: str) -> dict[str, str]:
-    """``"N=params,D=tokens"`` -> ``{"N": "params", "D": "tokens"}``."""
-    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise ValueError(f"--rename takes FROM=TO pairs separated by commas, got {text!r}")
-    return {source.strip(): target.strip() for source, target in pairs}
 
 
 if __name__ == "__main__":

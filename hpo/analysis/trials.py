@@ -248,3 +248,12 @@ def require_positive(name: str, value: float | None) -> None:
     """Raise ValueError unless `value` is a finite number > 0 (None passes)."""
     if value is not None and not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive number, got {value!r}; pass e.g. {name}=1e9")
+
+
+def parse_renames(text: str) -> dict[str, str]:
+    """``"N=params,D=tokens"`` -> ``{"N": "params", "D": "tokens"}``: a command line's ``--rename``, which
+    maps a foreign sweep's columns onto the trial table's (`read_trials`'s `rename`)."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"--rename takes FROM=TO pairs separated by commas, got {text!r}")
+    return {source.strip(): target.strip() for source, target in pairs}

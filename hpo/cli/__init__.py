@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from hpo.cli.ladder import ladder
 from hpo.cli.output import USAGE_ERROR, stderr
 from hpo.cli.running import run, verify
-from hpo.cli.study import analyze, status, trials, validate
+from hpo.cli.study import analyze, backtest, status, trials, validate
 from hpo.cli.ui import ui
 from hpo.store.errors import StoreError
 from hpo.study.checks import mask
@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-mlflow", action="store_true",
                      help="do not record the result as the summary run of the study's MLflow experiment")
     sub.set_defaults(handler=analyze)
+
+    sub = commands.add_parser("backtest", help="hold each model size of a sweep out, predict it from the "
+                                               "rest, and judge the prediction against its own runs")
+    sub.add_argument("trials", help="CSV trial table (columns: params, tokens, lr, batch_size, loss, ...)")
+    sub.add_argument("--rename", default="", help="FROM=TO column renames, comma separated (e.g. N=params)")
+    sub.add_argument("--method", default="auto", help="cells to laws: auto, near_best, surface or joint")
+    sub.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates of each fit")
+    sub.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    sub.set_defaults(handler=backtest)
 
     sub = commands.add_parser("verify", help="train the recommendation and its neighbours at a scale beyond "
                                              "the ladder; print predicted against measured")

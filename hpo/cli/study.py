@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from hpo.study.compute import StudyCompute
 
-from hpo.cli.output import config_cells, loss_text, stdout
+from hpo.cli.output import config_cells, loss_text, say, stdout
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -139,4 +139,17 @@ def analyze(args: argparse.Namespace) -> int:
             run_id = tracker.write_summary(recommendation, table, plots)
             stdout.print(f"MLflow: summary run {run_id} of experiment {spec.name} (`hpo ui {args.study}`)",
                          markup=False, highlight=False)
+    return 0
+
+
+def backtest(args: argparse.Namespace) -> int:
+    """Hold each model size of a sweep out in turn, fit the rest, and judge the prediction at the held-out
+    size against its own runs: regrets, the reuse-best baseline, interval coverage, time per fit."""
+    from hpo.analysis.trials import parse_renames, read_trials
+    from hpo.evaluation.backtest import run_backtest
+    from hpo.evaluation.backtest_report import format_backtest
+
+    trials = read_trials(args.trials, rename=parse_renames(args.rename))
+    report = run_backtest(trials, method=args.method, n_bootstrap=args.bootstrap, seed=args.seed)
+    say(format_backtest(report))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +106,16 @@ def test_the_command_line_backtests_a_foreign_sweep(
 def test_a_sweep_of_two_sizes_cannot_be_backtested(sweep: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="at least 3 model sizes"):
         run_backtest(normalize_trials(sweep[sweep["params"] < 4e8]))
+
+
+def test_hpo_backtest_prints_the_same_report(sweep: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "sweep.csv"
+    sweep.rename(columns={"params": "N", "tokens": "D", "batch_size": "bs"}).to_csv(path, index=False)
+    command = [sys.executable, "-m", "hpo.cli", "backtest", str(path), "--rename",
+               "N=params,D=tokens,bs=batch_size", "--bootstrap", "5"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Summary" in result.stdout and "interval coverage" in result.stdout
+    broken = subprocess.run(command[:5], capture_output=True, text=True, timeout=300)
+    assert broken.returncode == 2 and "missing required column 'params'" in broken.stderr
+    assert len(broken.stderr.strip().splitlines()) == 1
