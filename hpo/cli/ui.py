@@ -25,10 +25,10 @@ from hpo.cli.output import stdout
 def ui(args: argparse.Namespace) -> int:
     """Serve the MLflow UI of the study's store on `args.host` until Ctrl-C; print the
     experiment's URL once the server answers."""
-    from mlflow import MlflowClient
+    from hpo.store.mlflow_template import open_tracking_store
 
     spec = load_spec(args.study)
-    experiment = MlflowClient(spec.storage.mlflow).get_experiment_by_name(spec.name)
+    experiment = open_tracking_store(spec.storage.mlflow).get_experiment_by_name(spec.name)
     if experiment is None:
         raise ValueError(f"study {spec.name!r} has no MLflow experiment yet: run `hpo run {args.study}`")
     port = _free_port(args.host, args.port)

@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from hpo.store.errors import StoreError
+from hpo.store.schema_lock import creating_schema
 from hpo.vocab import retry
 
 __all__ = ["LeaseHeld", "Leases", "Owner"]
@@ -103,10 +104,11 @@ class Leases:
         self.held: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        retry(lambda: _METADATA.create_all(engine), attempts=4, delay=0.5,
-              retryable=lambda error: isinstance(error, sa_exc.IntegrityError | sa_exc.OperationalError
-                                                 | sa_exc.ProgrammingError),
-              what="lease table created concurrently")
+        with creating_schema(engine.url.render_as_string(hide_password=False)):
+            retry(lambda: _METADATA.create_all(engine), attempts=4, delay=0.5,
+                  retryable=lambda error: isinstance(error, sa_exc.OperationalError)
+                  and "already exists" in str(error),
+                  what="lease table created concurrently")
 
     def acquire(self, names: Sequence[str], *, wait: bool = False, poll_seconds: float = 5.0,
                 on_wait: Callable[[LeaseHeld], None] | None = None) -> None:

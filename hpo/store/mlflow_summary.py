@@ -39,13 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 
 from hpo.analysis import Estimate, Recommendation
 from hpo.analysis.loss_law import LossLaw
 from hpo.analysis.power_law import PowerLaw
 from hpo.analysis.report import format_recommendation
+from hpo.store.mlflow_template import open_tracking_store
 
 __all__ = ["SummaryValues", "summary_run_name", "summary_values", "write_summary"]
 
@@ -127,7 +127,7 @@ def write_summary(tracking_uri: str, experiment_name: str, recommendation: Recom
     PNG files `plots` under ``plots/``; returns the new run's id. Raises
     `ValueError` when the experiment does not exist (the study never ran).
     """
-    client = MlflowClient(tracking_uri)
+    client = open_tracking_store(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise ValueError(f"MLflow has no experiment {experiment_name!r} at {tracking_uri}: "

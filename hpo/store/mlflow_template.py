@@ -9,7 +9,8 @@ experiment removed (MLflow adds that back when it opens an empty store, with
 the artifact root of the opening process, as for a store it created). A new
 sqlite store is then a copy of the template (milliseconds); MLflow checks its
 schema version when it opens it, as for any store. Other backends
-(PostgreSQL, MySQL, a tracking server) are left to MLflow.
+(PostgreSQL, MySQL, a tracking server) are migrated by MLflow, on PostgreSQL
+one process at a time (`open_tracking_store`).
 """
 
 from __future__ import annotations
@@ -25,13 +26,25 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
+from hpo.store.schema_lock import creating_schema
 from models.data import cache_dir
 
-__all__ = ["prepare_sqlite_store"]
+__all__ = ["open_tracking_store", "prepare_sqlite_store"]
 
 logger = logging.getLogger(__name__)
 
 _SQLITE = "sqlite:///"
+
+
+def open_tracking_store(tracking_uri: str) -> MlflowClient:
+    """A client of the MLflow store at `tracking_uri`, its tables made: a new sqlite file from the
+    template, a fresh PostgreSQL database migrated under `creating_schema` (MLflow keeps the opened
+    store for the rest of the process)."""
+    prepare_sqlite_store(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    with creating_schema(tracking_uri):
+        client.search_experiments(max_results=1)
+    return client
 
 
 def prepare_sqlite_store(tracking_uri: str) -> None:

@@ -52,12 +52,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy.exc
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
 from hpo.store.mlflow_summary import write_summary
-from hpo.store.mlflow_template import prepare_sqlite_store
+from hpo.store.mlflow_template import open_tracking_store
 from hpo.store.tracker import ScaleRecord, ScaleResult, TrialEnd, TrialStart
 from hpo.vocab import FAILED, FINAL_STATUSES, HYPERPARAMETERS, format_short, retry
 
@@ -98,19 +97,20 @@ class MlflowTracker:
     """The MLflow experiment of study `study` at `tracking_uri`, created with its artifacts in
     `artifact_dir` if it does not exist (module docstring: the layout it writes).
 
-    Several drivers may open one store at once (a team's PostgreSQL): the one
-    that loses a race to create the store's tables or the experiment retries,
-    up to `attempts` tries 1 s apart, and then finds what the other created.
+    Several drivers may open one store at once (a team's PostgreSQL): they make
+    its tables one at a time (`open_tracking_store`), and the one that loses the
+    race to create the experiment retries, up to `attempts` tries 1 s apart, and
+    then finds the one the other created.
     """
 
     def __init__(self, tracking_uri: str, study: str, artifact_dir: Path, *, attempts: int = 10) -> None:
         self.tracking_uri = tracking_uri
         self.study = study
-        prepare_sqlite_store(tracking_uri)
-        self.client = MlflowClient(tracking_uri)
+        self.client = retry(lambda: open_tracking_store(tracking_uri), attempts=attempts, delay=1.0,
+                            retryable=_lost_a_creation_race, what="MLflow store created concurrently")
         self.experiment_id = retry(lambda: self._experiment_id(artifact_dir), attempts=attempts, delay=1.0,
                                    retryable=_lost_a_creation_race,
-                                   what="MLflow store or experiment created concurrently")
+                                   what="MLflow experiment created concurrently")
         # The UI then treats the experiment as model training (runs, params, metric charts), not GenAI traces.
         self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         self._writer: ThreadPoolExecutor | None = None

@@ -19,6 +19,7 @@ import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from hpo.store.errors import StoreError
+from hpo.store.schema_lock import creating_schema
 from hpo.study.checks import mask
 from hpo.study.spec import StudySpec
 from hpo.vocab import COMPLETE, FAILED, PRUNED, retry
@@ -65,18 +66,19 @@ def optuna_storage(url: str, *, read_only: bool = False, attempts: int = 4) -> o
     shared use; a team or a cluster uses PostgreSQL.
 
     Two processes opening a new database at once (two drivers on one fresh
-    PostgreSQL, or a reader beside a starting driver) both create its tables
-    and stamp its schema version; the loser's error (an integrity error, or
-    sqlite's "table already exists") is retried, up to `attempts` tries in
-    all, 0.5 s apart, by when the winner has finished.
+    PostgreSQL, or a reader beside a starting driver) would both create its
+    tables: on PostgreSQL they take turns (`creating_schema`); on sqlite the
+    loser's "table already exists" is retried, up to `attempts` tries in all,
+    0.5 s apart, by when the winner has finished.
     """
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else None
     opened = _read_only_sqlite(url) if sqlite and read_only else url
     try:
-        storage = retry(lambda: optuna.storages.RDBStorage(opened, engine_kwargs=engine_kwargs),
-                        attempts=attempts, delay=0.5, retryable=_schema_made_meanwhile,
-                        what="Optuna storage schema created concurrently")
+        with creating_schema(url):
+            storage = retry(lambda: optuna.storages.RDBStorage(opened, engine_kwargs=engine_kwargs),
+                            attempts=attempts, delay=0.5, retryable=_schema_made_meanwhile,
+                            what="Optuna storage schema created concurrently")
     except sqlalchemy.exc.SQLAlchemyError as error:
         cause = " ".join(str(getattr(error, "orig", None) or error).splitlines()[0].split())
         raise StoreError(f"cannot open the Optuna store {mask(url)} ({cause}); check that its database "

@@ -1,0 +1,39 @@
+"""The verdict of `hpo verify` on small trial tables: the noise between seeds, settings that diverged."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from hpo.search.verification import verdict
+from hpo.vocab import COMPLETE, DIVERGED
+
+RECOMMENDED = {"lr": 1e-2, "batch_size": 32.0, "weight_decay": 0.0}
+LR_TWICE = {**RECOMMENDED, "lr": 2e-2}
+
+
+def table(rows: list[tuple[dict[str, float], float, str]]) -> pd.DataFrame:
+    return pd.DataFrame([{**setting, "loss": loss, "status": status} for setting, loss, status in rows])
+
+
+def test_the_recommendation_within_the_seed_noise_of_the_best() -> None:
+    report = verdict(table([(RECOMMENDED, 1.00, COMPLETE), (RECOMMENDED, 1.02, COMPLETE),
+                            (LR_TWICE, 0.99, COMPLETE), (LR_TWICE, 1.01, COMPLETE)]),
+                     [RECOMMENDED, LR_TWICE])
+    assert report.trained and math.isfinite(report.noise)
+    assert report.best.setting == LR_TWICE and report.within_noise
+
+
+def test_a_diverged_recommendation_is_not_within_noise_of_a_neighbour_that_trained() -> None:
+    report = verdict(table([(RECOMMENDED, math.inf, DIVERGED), (RECOMMENDED, 1.0, COMPLETE),
+                            (LR_TWICE, 0.99, COMPLETE), (LR_TWICE, 1.01, COMPLETE)]),
+                     [RECOMMENDED, LR_TWICE])
+    assert report.trained and report.recommended.mean == math.inf and not report.within_noise
+
+
+def test_nothing_trained_when_every_setting_diverged() -> None:
+    report = verdict(table([(RECOMMENDED, math.inf, DIVERGED), (RECOMMENDED, math.inf, DIVERGED),
+                            (LR_TWICE, math.inf, DIVERGED), (LR_TWICE, math.inf, DIVERGED)]),
+                     [RECOMMENDED, LR_TWICE])
+    assert not report.trained and not report.within_noise and math.isnan(report.noise)
