@@ -111,6 +111,7 @@ def fit_scaling(
     level: float = 0.9,
     seed: int = 0,
     loss_law: bool = True,
+    untested_laws: bool = False,
 ) -> ScalingFit:
     """Fit optima and laws for every variant of a normalised trial table (`trials.normalize_trials`).
 
@@ -126,6 +127,12 @@ def fit_scaling(
         seed: seed of every random draw.
         loss_law: False skips the loss law (`VariantFit.loss_law` None), for a caller that reads only
             the hyperparameter laws (`hpo.search.scale_aware`).
+        untested_laws: keep a law fitted through as many cells as it has parameters (nothing left to
+            test it against) even when its exponents' intervals contain 0; by default its
+            hyperparameter is held at the cells' weighted mean, as a law of more cells is whose
+            exponents are not resolved from 0. A search may centre a region on such a law (its
+            interval is the region's width); a recommendation is a bet, and an exponent that two
+            noisy cells make up can put it orders of magnitude from any measured optimum.
 
     Raises:
         ValueError: an unknown method, no complete trial at all, or a variant with complete trials at
@@ -141,7 +148,7 @@ def fit_scaling(
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
     ranges = trials.groupby("variant")[list(HYPERPARAMETERS)].agg(["min", "max"])
     searched = {str(variant): _searched(row) for variant, row in ranges.iterrows()}
-    options = _Options(method, tolerance, n_bootstrap, window, level, seed, loss_law)
+    options = _Options(method, tolerance, n_bootstrap, window, level, seed, loss_law, untested_laws)
     variants = {
         variant: _fit_variant(variant, cells, noise, searched[variant], options)
         for variant, cells in cells_by_variant.items()
@@ -158,6 +165,7 @@ class _Options:
     level: float
     seed: int
     loss_law: bool
+    untested_laws: bool
 
 
 def _searched(ranges: pd.Series) -> dict[str, tuple[float, float]]:
@@ -248,7 +256,7 @@ def _hyperparameter_laws(
     """The law of every hyperparameter that has one (`_hyperparameter_law`)."""
     laws = {}
     for column, name in enumerate(HYPERPARAMETERS):
-        law = _hyperparameter_law(optima, column, name, uses_tokens, options.level, options.seed, notes)
+        law = _hyperparameter_law(optima, column, name, uses_tokens, options, notes)
         if law is not None:
             laws[name] = law
     return laws
@@ -291,8 +299,7 @@ def _hyperparameter_law(
     column: int,
     name: str,
     uses_tokens: bool,
-    level: float,
-    seed: int,
+    options: _Options,
     notes: list[str],
 ) -> PowerLaw | None:
     cells = [o for o in optima if name in o.searched and o.value(name).value > 0]
@@ -309,14 +316,15 @@ def _hyperparameter_law(
             replicates=replicates if replicates.shape[0] > 1 else None,
             center_variances=np.array([o.center_error.get(name, 0.0) ** 2 for o in cells]),
             name=name,
-            level=level,
-            seed=seed,
+            level=options.level,
+            seed=options.seed,
         )
     except ValueError as error:
         notes.append(str(error))
         return None
     exponents = [law.exponent("b")] + ([law.exponent("c")] if law.c is not None else [])
-    if len(cells) > len(exponents) + 1 and all(e.low <= 0 <= e.high for e in exponents):
+    tested = len(cells) > len(exponents) + 1
+    if (tested or not options.untested_laws) and all(e.low <= 0 <= e.high for e in exponents):
         shown = ", ".join(f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for e in exponents)
         notes.append(f"{name}: no exponent resolved from 0 ({shown}); held at the cells' weighted mean")
         return None

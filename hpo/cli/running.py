@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from typing import TYPE_CHECKING
 
 from rich import progress as bars
@@ -123,6 +124,15 @@ def verify(args: argparse.Namespace) -> int:
         table.add_row(measured.label, *cells, " ".join(f"{loss:.4f}" for loss in measured.losses),
                       f"{measured.mean:.4f}", f"{measured.mean - report.best.mean:+.4f}")
     stdout.print(table)
+    if not report.trained:
+        say(f"no setting trained to a finite loss at {args.scale}: every one diverged or failed on some "
+            f"seed; do not use this recommendation (its trials' errors are in {log})")
+        return 1
+    if not math.isfinite(report.noise):
+        say(f"the seed noise is unknown: no setting finished on all {report.seeds} seeds; the "
+            f"recommendation is {report.recommended.mean - report.best.mean:+.4f} from the best "
+            f"({report.best.label})")
+        return 0
     verdict = "within" if report.within_noise else "NOT within"
     say(f"the recommendation is {verdict} the seed noise of the best ({report.best.label}): seed noise "
          f"σ = {report.noise:.4f} per loss, a mean up to {report.margin:.4f} above the best is noise")

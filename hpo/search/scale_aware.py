@@ -228,7 +228,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
         if settings.first_scales_factor > 1 and n_design >= trials:
             return full_space_design(scale, space, trials, n_design, "no law yet", rng)
         return full_plan(scale, space, trials, f"{measured} smaller scale(s) measured: full space")
-    fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False).variants
+    fit = fit_scaling(normalize_trials(history), seed=seed, loss_law=False, untested_laws=True).variants
     (variant_fit,) = fit.values()
     predicted: dict[str, Estimate] = {}
     for name, law in variant_fit.laws.items():

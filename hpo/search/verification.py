@@ -110,8 +110,15 @@ class VerifyReport:
         return NOISE_MULTIPLE * self.noise * math.sqrt(2 / max(1, self.seeds))
 
     @property
+    def trained(self) -> bool:
+        """Whether any setting reached a finite mean loss (every seed of it neither diverged nor failed)."""
+        return math.isfinite(self.best.mean)
+
+    @property
     def within_noise(self) -> bool:
-        return self.recommended.mean - self.best.mean <= self.margin
+        """Whether the recommendation's mean is at most `margin` above the best's; False when nothing
+        trained, or when no setting finished on every seed to tell the noise."""
+        return self.trained and self.recommended.mean - self.best.mean <= self.margin
 
 
 def verdict(trials: pd.DataFrame, settings: Sequence[Setting]) -> VerifyReport:
