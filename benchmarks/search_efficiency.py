@@ -48,16 +48,20 @@ Surrogate ground truth (`hpo.evaluation.surrogate.Surrogate`): a loss landscape 
    loss of the recommended setting at the target over the true optimum of the
    space there, in %.
 
-Real ground truth (``--real``, `real_mlp_ladder.RealMLPLadder`): the same
-   methods, rungs and recommendation on the ``mlp`` teacher-student family,
-   every trial trained for real with `models.training` (students w8, w16, w32,
-   w64; target w256; D = 10,368 examples at every scale; its own space), the
-   regret measured by real runs at the target against a dense grid's optimum
-   there. Fewer repetitions: ``--quick`` 2 seeds × T = 8, 16, else 5 seeds ×
-   T = 8, 16, 24. It runs instead of the surrogate and ends with
-   ``RESULT real_*`` lines.
+Real ground truth (``--real mlp`` or ``--real gpt``, `tabular_ladder.TabularLadder`): the same
+   methods, rungs and recommendation on a committed table of real learning
+   curves (``benchmarks/data/``, made by ``real_mlp_ladder.py`` and
+   ``real_gpt_ladder.py``), replayed without training: the table's largest
+   scale is the target, the others the ladder, each scale at the table's budget
+   D; the space is the smallest one holding the table's grids; a sampled
+   setting reads its nearest grid point, a trial one of the grid's seeds, and
+   its loss at a rung the curve's evaluation there. Regret is the recommended
+   setting's grid point's final loss at the target, mean over the seeds, over
+   the grid's best such mean. ``--quick`` runs `REAL_QUICK` seeds and budgets,
+   else `REAL_FULL` (peers also `REAL_PEER_BUDGETS`); it runs instead of the
+   surrogate and ends with ``RESULT real_{name}_*`` lines.
 
-Usage: ``python benchmarks/search_efficiency.py [--quick] [--real] [--jobs 2] [--plot PATH]``
+Usage: ``python benchmarks/search_efficiency.py [--quick] [--real mlp|gpt] [--jobs 2] [--plot PATH]``
 from the repository root. Ends with ``RESULT`` lines for the surrogate (``real_*`` with ``--real``).
 """
 
@@ -68,7 +72,6 @@ import itertools
 import logging
 import math
 import multiprocessing
-import resource
 import sys
 import time
 import warnings
@@ -80,8 +83,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
-import real_mlp_ladder as real
-from real_mlp_ladder import RealMLPLadder
+from tabular_ladder import TABLES, TabularLadder
 
 from hpo.analysis import extrapolate
 from hpo.analysis.trials import scale_name
@@ -148,10 +150,12 @@ OURS = "scale_aware"
 PEERS = ("independent", "asha_random", "tpe_hyperband", "tpe", "naive_transfer")
 SEARCHES = ("scale_aware", "independent", "asha_random", "tpe_hyperband", "tpe")
 """Searches run; ``naive_transfer`` reuses the ``independent`` search of the same seed and budget."""
-REAL_QUICK = (2, (8, 16))
-REAL_FULL = (5, (8, 16, 24))
-"""Seeds and trials per scale T of the real ladder (``--real``), with and without ``--quick``."""
-Truth = Surrogate | RealMLPLadder
+REAL_QUICK = (4, (8, 16))
+REAL_FULL = (10, (8, 16, 24))
+"""Seeds and trials per scale T on a real ladder's table (``--real``), with and without ``--quick``."""
+REAL_PEER_BUDGETS = (32, 48)
+"""Further T for the peers only on a real ladder's table, without ``--quick``."""
+Truth = Surrogate | TabularLadder
 
 
 @dataclass(frozen=True)
@@ -513,50 +517,50 @@ def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: 
     return ours, ratio, how
 
 
-# ---------------------------------------------------------------- the real mlp ladder
+# ---------------------------------------------------------------- a real ladder's table, replayed
 
 
-def real_ladder_of(truth: RealMLPLadder) -> Ladder:
-    """`real_mlp_ladder`'s scales, budget, target and space as a `Ladder` (N = the students' parameters)."""
-    return Ladder(tuple(truth.params(scale) for scale in real.SCALES),
-                  (float(real.TOKENS),) * len(real.SCALES), truth.params(real.TARGET_SCALE),
-                  float(real.TOKENS), real.SPACE)
+def table_ladder(truth: TabularLadder) -> Ladder:
+    """A table's ladder (every scale but the largest, each at its D), target (the largest) and space."""
+    target = truth.target_scale
+    return Ladder(tuple(truth.params(s) for s in truth.ladder_scales),
+                  tuple(float(truth.tokens(s)) for s in truth.ladder_scales),
+                  truth.params(target), float(truth.tokens(target)), truth.space())
 
 
-def _real_job(job: tuple[str, int, int, Path]) -> list[Outcome]:
+_TABLE: TabularLadder | None = None
+"""The table every worker replays: loaded once in the parent, inherited by the forked workers."""
+
+
+def _table_job(job: tuple[str, int, int]) -> list[Outcome]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("hpo").setLevel(logging.ERROR)
-    method, budget, seed, cache = job
-    truth = RealMLPLadder(cache)
-    return repetition(truth, method, budget, seed, real_ladder_of(truth))
+    assert _TABLE is not None
+    return repetition(_TABLE, *job, ladder=table_ladder(_TABLE))
 
 
-def real_benchmark(seeds: int, budgets: tuple[int, ...], jobs: int, cache: Path
-                   ) -> tuple[pd.Series, float, str]:
-    """The same methods on the real `mlp` ladder (`real_mlp_ladder`): every trial trained for real.
-
-    The target's grid optimum is computed first (or read from `cache`); each
-    repetition then trains its trials and the target runs of its recommendation.
-    """
+def table_benchmark(name: str, seeds: int, budgets: tuple[int, ...], peer_budgets: tuple[int, ...],
+                    jobs: int) -> tuple[pd.Series, float, str]:
+    """The same methods on the real ladder table `name` (`tabular_ladder.TABLES`), replayed."""
+    global _TABLE
     started = time.perf_counter()
-    best, best_loss, _ = real.grid_optimum(real.TARGET_SCALE, cache, jobs)
-    print(f"  target {real.TARGET_SCALE} grid optimum {best} loss {best_loss:.4f} "
-          f"({time.perf_counter() - started:.0f} s)", flush=True)
-    work = [(method, budget, seed, cache)
-            for budget in budgets for method in SEARCHES for seed in range(seeds)]
+    _TABLE = truth = TabularLadder.from_csv(TABLES[name])
+    ladder = table_ladder(truth)
+    best, best_loss = truth.best(truth.target_scale)
+    print(f"  {name} table: ladder {', '.join(truth.ladder_scales)}, target {truth.target_scale} "
+          f"(N = {ladder.target_params:,.0f}, D = {ladder.target_tokens:,.0f}); space {ladder.space}; "
+          f"target grid optimum {best}, mean final loss {best_loss:.4f}", flush=True)
+    work = [(method, budget, seed) for budget in budgets for method in SEARCHES for seed in range(seeds)]
+    work += [(method, budget, seed) for budget in peer_budgets if budget > max(budgets)
+             for method in SEARCHES if method != OURS for seed in range(seeds)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        outcomes = [o for done in pool.imap(_real_job, work, chunksize=1) for o in done]
-    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    print(f"  {len(work)} searches of the real ladder in {time.perf_counter() - started:.0f} s, "
-          f"{cpu:.0f} CPU-s in all (grid included)", flush=True)
+        outcomes = [o for done in pool.imap(_table_job, work, chunksize=1) for o in done]
+    print(f"  {len(work)} searches of the {name} table in {time.perf_counter() - started:.0f} s", flush=True)
     summary = summarize(outcomes)
-    ladder = real_ladder_of(RealMLPLadder(cache))
     show_summary(summary, seeds, title=(
-        f"Real mlp ladder: regret at {real.TARGET_SCALE} (N={ladder.target_params:.0f}) vs tuning compute "
-        f"(ladder {', '.join(real.SCALES)}, D = {real.TOKENS} examples at every scale; "
-        f"median [IQR] over {seeds} seeds)"))
-    return show_speedup(summary, "Real ladder: compute")
+        f"Real {name} ladder, replayed: regret at {truth.target_scale} (N={ladder.target_params:,.0f}) vs "
+        f"tuning compute (ladder {', '.join(truth.ladder_scales)}; median [IQR] over {seeds} seeds)"))
+    return show_speedup(summary, f"Real {name} ladder: compute")
 
 
 # ---------------------------------------------------------------- entry point
@@ -568,11 +572,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=None, help="repetitions per (method, budget)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (repetitions run in parallel)")
     parser.add_argument("--plot", type=Path, default=Path("benchmarks/search_efficiency.png"))
-    parser.add_argument("--real", action="store_true",
-                        help=f"the real mlp ladder instead of the surrogate ({REAL_QUICK[0]} seeds and "
-                        f"budgets {REAL_QUICK[1]} with --quick, else {REAL_FULL[0]} and {REAL_FULL[1]})")
-    parser.add_argument("--cache", type=Path, default=real.CACHE_DIR,
-                        help="with --real: where final runs at the target are cached")
+    parser.add_argument("--real", choices=sorted(TABLES), default=None,
+                        help=f"replay that real ladder's table instead of the surrogate ({REAL_QUICK[0]} "
+                        f"seeds and budgets {REAL_QUICK[1]} with --quick, else {REAL_FULL[0]} and "
+                        f"{REAL_FULL[1]}, peers also {REAL_PEER_BUDGETS})")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -592,13 +595,15 @@ def main() -> int:
 
 def real_main(args: argparse.Namespace) -> int:
     seeds, budgets = REAL_QUICK if args.quick else REAL_FULL
+    peer_budgets = () if args.quick else REAL_PEER_BUDGETS
     started = time.perf_counter()
-    ours, ratio, how = real_benchmark(args.seeds or seeds, budgets, args.jobs, args.cache)
+    ours, ratio, how = table_benchmark(args.real, args.seeds or seeds, budgets, peer_budgets, args.jobs)
     print(f"\nspeedup read {how}")
-    print(f"ran in {time.perf_counter() - started:.0f} s ({'quick' if args.quick else 'full'}, real)\n")
-    print(f"RESULT real_regret_pct={ours['regret_median']:.4f}")
-    print(f"RESULT real_compute_fraction={ours['compute_median']:.4f}")
-    print(f"RESULT real_speedup_vs_best_peer={ratio:.2f}")
+    print(f"ran in {time.perf_counter() - started:.0f} s ({'quick' if args.quick else 'full'}, "
+          f"{args.real} table replayed)\n")
+    print(f"RESULT real_{args.real}_regret_pct={ours['regret_median']:.4f}")
+    print(f"RESULT real_{args.real}_compute_fraction={ours['compute_median']:.4f}")
+    print(f"RESULT real_{args.real}_speedup_vs_best_peer={ratio:.2f}")
     return 0
 
 
