@@ -91,7 +91,7 @@ from hpo.evaluation.surrogate import Surrogate
 from hpo.search.sampling import define_space, fixed_params
 from hpo.search.scale_aware import ScaleAware, check_law, plan_scale
 from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace, WeightDecayRange
-from hpo.vocab import PROTECTED
+from hpo.vocab import PROBE, PROTECTED
 
 LADDER = tuple(2.5e5 * 4**k for k in range(5))
 TOKENS_PER_PARAM = 20
@@ -178,26 +178,37 @@ class Outcome:
 
 def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, float],
               trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator,
-              protected: bool = False) -> dict[str, object]:
+              protected: bool = False, judge_from: float = 0.0,
+              curve: list[tuple[float, float]] | None = None, seed: int | None = None) -> dict[str, object]:
     """Train `setting` on `truth`, reporting at every rung; tell `study` the final state.
 
     With `prune`, the study's pruner judges the trial at every rung but the last; a `protected`
     trial is judged too, so that its losses enter the rungs as the yardstick other trials are cut by
-    (as Ray Tune's ASHA records a `hpo.search.scheduler.ProtectedASHA` trial's results), but never stopped.
+    (as Ray Tune's ASHA records a `hpo.search.scheduler.ProtectedASHA` trial's results), but never stopped,
+    and neither is any trial before `judge_from` (a share of the budget: a probe of a plan whose
+    `judge_from` is set). Each rung's (tokens seen, loss) is appended to `curve`. A trial with its own
+    `seed` (a plan's repeated setting) reads that seed's run of a table (the surrogate's evaluations are
+    independent draws whatever the seed).
     Returns the trial's row (trial-table columns; FLOPs in ``flops``).
     """
     grace = tokens / RUNGS[-1]
     status, loss, seen = "complete", math.nan, 0.0
     for step in RUNGS:
         seen = grace * step
-        loss = truth.loss(params, tokens, setting, seen, rng)
+        if seed is not None and isinstance(truth, TabularLadder):
+            loss = truth.loss(params, tokens, setting, seen, rng, seed=seed)
+        else:
+            loss = truth.loss(params, tokens, setting, seen, rng)
         if math.isnan(loss):
             status = "diverged"
             penalty = DIVERGENCE_PENALTY * truth.optimal_loss(params, grace)
             study.tell(trial, penalty)
             break
         trial.report(loss, step)
-        if prune and step < RUNGS[-1] and trial.should_prune() and not protected:
+        if curve is not None:
+            curve.append((seen, loss))
+        judged = not protected and step >= judge_from * RUNGS[-1] - 1e-9
+        if prune and step < RUNGS[-1] and trial.should_prune() and judged:
             status = "pruned"
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             break
@@ -209,9 +220,12 @@ def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, flo
 
 def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampler,
               pruner: optuna.pruners.BasePruner | None, space: SearchSpace, trials: int,
-              enqueued: list[tuple[dict[str, object], dict[str, str]]], seed: int,
-              ladder: Ladder = SURROGATE_LADDER) -> pd.DataFrame:
-    """`trials` trials at model size `params` (D from `ladder`), enqueued ones first; their rows."""
+              enqueued: list[tuple[dict[str, object], dict[str, object]]], seed: int,
+              ladder: Ladder = SURROGATE_LADDER, judge_from: float | None = None
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`trials` trials at model size `params` (D from `ladder`), enqueued ones first; their rows, and their
+    curves (one row per rung: ``scale``, ``trial_number``, ``tokens_seen``, ``loss``). Probes are not
+    stopped before `judge_from` of the budget (a plan's `judge_from`)."""
     tokens = ladder.budget(params)
     # A fixed name: Optuna's HyperbandPruner assigns trials to brackets by a hash of the study name,
     # which create_study would otherwise draw at random, and the run would not repeat.
@@ -221,14 +235,21 @@ def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampl
         study.enqueue_trial(sampler_params, user_attrs=attrs)
     sample = define_space(space, ladder.space)
     rng = np.random.default_rng(seed)
-    rows = []
+    rows, curves = [], []
     for number in range(trials):
         trial = study.ask()
         setting = sample(trial)
-        protected = trial.user_attrs.get("origin") in PROTECTED
-        row = run_trial(truth, params, tokens, setting, trial, study, pruner is not None, rng, protected)
+        origin = trial.user_attrs.get("origin")
+        protected = origin in PROTECTED
+        start = judge_from if origin == PROBE and judge_from is not None else 0.0
+        curve: list[tuple[float, float]] = []
+        seed_of = trial.user_attrs.get("seed")
+        row = run_trial(truth, params, tokens, setting, trial, study, pruner is not None, rng, protected,
+                        start, curve, None if seed_of is None else int(seed_of))
         rows.append({"variant": "default", "scale": scale_name(params), "trial_number": number, **row})
-    return pd.DataFrame(rows)
+        curves += [{"scale": scale_name(params), "trial_number": number, "tokens_seen": seen, "loss": loss}
+                   for seen, loss in curve]
+    return pd.DataFrame(rows), pd.DataFrame(curves, columns=["scale", "trial_number", "tokens_seen", "loss"])
 
 
 # ---------------------------------------------------------------- one method, one repetition
@@ -258,7 +279,7 @@ def search_ladder(truth: Truth, method: str, trials: int, seed: int,
                   ladder: Ladder = SURROGATE_LADDER, transfer: ScaleAware = TRANSFER
                   ) -> tuple[pd.DataFrame, int]:
     """Every scale of `ladder`, smallest first, searched by `method`; all trial rows and the broken laws."""
-    history = pd.DataFrame()
+    history, curves = pd.DataFrame(), pd.DataFrame()
     broken, n_broken = False, 0
     for params in ladder.params:
         scale_seed = study_seed(method, seed, params)
@@ -267,17 +288,20 @@ def search_ladder(truth: Truth, method: str, trials: int, seed: int,
             plan = plan_scale(history, scale=scale_name(params), params=params,
                               tokens=ladder.budget(params), space=ladder.space, trials=trials,
                               settings=transfer, seed=seed, law_broken=broken,
-                              cost_ratio=ladder.cost_ratio(params))
+                              cost_ratio=ladder.cost_ratio(params), curves=curves)
             space, n_trials = plan.space, plan.trials
-            enqueued += [(fixed_params(setting, within), {"origin": origin})
+            enqueued += [(fixed_params(setting, within),
+                          {"origin": origin, **({"seed": int(setting["seed"])} if "seed" in setting else {})})
                          for origin, setting, within in plan.enqueued()]
-        rows = run_scale(truth, params, sampler=sampler_for(method, scale_seed, n_trials),
-                         pruner=pruner_for(method), space=space, trials=n_trials, enqueued=enqueued,
-                         seed=scale_seed, ladder=ladder)
+        rows, scale_curves = run_scale(truth, params, sampler=sampler_for(method, scale_seed, n_trials),
+                                       pruner=pruner_for(method), space=space, trials=n_trials,
+                                       enqueued=enqueued, seed=scale_seed, ladder=ladder,
+                                       judge_from=None if plan is None else plan.judge_from)
         if plan is not None:
             broken = check_law(plan, rows, seed=seed).broken
             n_broken += broken
         history = pd.concat([history, rows], ignore_index=True)
+        curves = pd.concat([curves, scale_curves], ignore_index=True)
     return history, n_broken
 
 
@@ -544,6 +568,9 @@ def table_benchmark(name: str, seeds: int, budgets: tuple[int, ...], peer_budget
     """The same methods on the real ladder table `name` (`tabular_ladder.TABLES`), replayed."""
     global _TABLE
     started = time.perf_counter()
+    if not TABLES[name].exists():
+        raise SystemExit(f"no {name} table at {TABLES[name]}: make it with "
+                         f"`python benchmarks/real_{name}_ladder.py{' grid' if name == 'gpt' else ''}`")
     _TABLE = truth = TabularLadder.from_csv(TABLES[name])
     ladder = table_ladder(truth)
     best, best_loss = truth.best(truth.target_scale)

@@ -24,7 +24,8 @@ a table, as HPOBench's and LCBench's tabular benchmarks do:
   `rng` when the trial first asks: a trial asks at increasing tokens seen
   (its rungs), so an ask for a grid point at or below the tokens of the
   previous ask for that point starts a new trial, which draws its seed. Two
-  trials of one grid point may so read different seeds, as two real runs would;
+  trials of one grid point may so read different seeds, as two real runs would. A trial
+  with its own seed k (a plan's repeated setting) reads the grid's k-th seed instead;
 * ``loss(N, D, setting, t, rng)`` is the eval loss of the first evaluation at
   or after t tokens of that run's curve (the rungs D/27, D/9, D/3, D are
   evaluations), NaN if the run diverged before t;
@@ -316,20 +317,28 @@ class TabularLadder:
         return self._curves[(scale, point["lr"], point["batch_size"], point["weight_decay"], seed)]
 
     def loss(self, params: float, tokens: float, setting: Setting, tokens_seen: float,
-             rng: np.random.Generator) -> float:
+             rng: np.random.Generator, seed: int | None = None) -> float:
         """Eval loss of the trial's run at the first evaluation at or after `tokens_seen` (NaN once it
-        diverged). The trial's seed is drawn from the grid's seeds with `rng` when it first asks."""
+        diverged). The trial's seed is drawn from the grid's seeds with `rng` when it first asks, unless
+        the trial has its own `seed` k: then it reads the grid's k-th seed (the table holds only so many;
+        a trial asking for more raises `ValueError` rather than replay one seed as another)."""
         scale = self.scale(params)
         if int(tokens) != self._tokens[scale]:
             raise ValueError(f"scale {scale} was tabled at D = {self._tokens[scale]} tokens, not {tokens}")
         point = self.snap(scale, setting)
-        run = (scale, *point.values())
-        seed, last = self._trials.get(run, (0, math.inf))
-        if tokens_seen <= last:  # a new trial of this grid point: its seed
-            seeds = self._grid[scale]["seed"]
-            seed = int(seeds[int(rng.integers(len(seeds)))])
-        self._trials[run] = (seed, tokens_seen)
-        seen, losses, status = self.curve(scale, point, seed)
+        seeds = self._grid[scale]["seed"]
+        if seed is not None:
+            if not 0 <= seed < len(seeds):
+                raise ValueError(f"scale {scale} holds {len(seeds)} seeds per grid point; a trial asked for "
+                                 f"seed index {seed}")
+            run_seed = int(seeds[seed])
+        else:
+            run = (scale, *point.values())
+            run_seed, last = self._trials.get(run, (0, math.inf))
+            if tokens_seen <= last:  # a new trial of this grid point: its seed
+                run_seed = int(seeds[int(rng.integers(len(seeds)))])
+            self._trials[run] = (run_seed, tokens_seen)
+        seen, losses, status = self.curve(scale, point, run_seed)
         index = int(np.searchsorted(seen, tokens_seen - 1e-9))
         if index < len(seen):
             return float(losses[index])

@@ -131,3 +131,20 @@ def test_written_tables_read_back(tmp_path: Path) -> None:
     written = tab.write_table(table.to_dict("records"), tmp_path / "toy.csv.gz")
     back = tab.load_table(tmp_path / "toy.csv.gz")
     pd.testing.assert_frame_equal(back, written, check_exact=False, rtol=1e-6)
+
+
+def test_a_trial_with_its_own_seed_reads_that_seed_and_the_table_holds_no_more() -> None:
+    """A plan's repeated setting names its seed: index k reads the grid's k-th seed at every rung, and an
+    index the table does not hold is refused rather than replayed from another seed."""
+    table = synthetic_table()
+    truth = tab.TabularLadder(table)
+    setting = {"lr": 1.778e-3, "batch_size": 8, "weight_decay": 0.1}
+    rng = np.random.default_rng(0)
+    for index, seed in enumerate(SEEDS):
+        curve = table[(table["scale"] == "s") & (table["lr"] == 1.778e-3) & (table["batch_size"] == 8)
+                      & (table["weight_decay"] == 0.1) & (table["seed"] == seed)]
+        for k in (1, 3, 9, 27):
+            expected = float(curve.loc[curve["tokens_seen"] == D["s"] // 27 * k, "loss"].iloc[0])
+            assert truth.loss(100, D["s"], setting, D["s"] / 27 * k, rng, seed=index) == expected
+    with pytest.raises(ValueError, match="seeds per grid point"):
+        truth.loss(100, D["s"], setting, D["s"], rng, seed=len(SEEDS))
