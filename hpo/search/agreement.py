@@ -14,11 +14,14 @@ a threshold; a check's probes are not stopped before it.
 
 The correlation is read on the largest smaller scale with `MIN_TRIALS`
 complete trials whose curves are known (the one most like the scale planned),
-at every share of the budget at which `MIN_TRIALS` of them were evaluated. On
-the committed `mlp` ladder no rung reaches 0.9 (about 0.6 at D/27 and D/3,
-0.75-0.9 at D/9: a probe is never stopped there); on the surrogate of
-``benchmarks/search_efficiency.py`` the rungs reach it from D/27 at the cheap
-scales and from D/3 at 16M.
+at every share of the budget at which `MIN_TRIALS` of them were evaluated.
+Replaying the committed `mlp` table (``benchmarks/search_efficiency.py``, 10
+searches): read on a check's lr sweep (w16) no rung reaches 0.8 (D/9 0.26,
+D/3 -0.36: a short run favours a lower lr), so the next check's probes run to
+the end; read on w8's full-space design, D/27 reads 0.6-0.75 (inside the warmup)
+and D/9 0.85-0.93, so probes are judged from D/9 there. On the surrogate the
+16M design reads 0.7-0.8 at D/27 and D/9 and about 0.88 at D/3: the 64M probes
+are judged from D/3 in most searches.
 
 Pure: pandas and scipy in, a share out.
 """
