@@ -148,8 +148,9 @@ def test_a_scale_whose_trials_all_fail_exits_1_with_one_line_and_a_log(flaky_fam
 
 
 def test_a_plan_a_killed_driver_half_enqueued_runs_in_full(ray_runtime: None, tmp_path: Path) -> None:
-    """A driver killed while it enqueued a design left the plan stored and 2 of its 6 trials queued (or,
-    before plans were stored first, the trials without the plan): the resumed scale runs all 6."""
+    """A driver killed while it enqueued a design left the plan stored and 2 of its 30 trials queued (or,
+    before plans were stored first, the trials without the plan): the resumed scale runs all 30 (the
+    bowl in lr, batch size and weight decay a cheap first scale's design holds at least)."""
     for stored_plan in (True, False):
         folder = tmp_path / str(stored_plan)
         folder.mkdir()
@@ -163,7 +164,7 @@ def test_a_plan_a_killed_driver_half_enqueued_runs_in_full(ray_runtime: None, tm
             name=study.study_name, scale="w8", params=spec.params("w8"), tokens=spec.tokens("w8"),
             space=spec.variant("default").space, trials=2, history=load_trials(spec, scales=[]),
             previous_law_broken=False, cost_ratio=spec.cost_ratio("w8"), seed=spec.seed))
-        assert plan.trials == 6 and len(plan.enqueued()) == 6
+        assert plan.trials == 30 and len(plan.enqueued()) == 30
         if stored_plan:
             study.set_user_attr(PLAN, plan.to_dict())
         for origin, setting, within in plan.enqueued()[:2]:
@@ -172,9 +173,9 @@ def test_a_plan_a_killed_driver_half_enqueued_runs_in_full(ray_runtime: None, tm
         outcome = run_study(spec, scales=["w8"])
 
         (w8,) = outcome.scales
-        assert w8.plan == plan and w8.finished == 6
+        assert w8.plan == plan and w8.finished == 30
         trials = study.get_trials()
-        assert [t.user_attrs["origin"] for t in trials] == ["design"] * 6
+        assert [t.user_attrs["origin"] for t in trials] == ["design"] * 30
         assert audit(folder / "half.yaml", scales=("w8",)).clean()
 
 

@@ -1,4 +1,4 @@
-"""The real `mlp` ladder's ground truth (benchmarks/real_mlp_ladder.py) reads what real training gives.
+"""The `mlp` ladder table's runs (benchmarks/real_mlp_ladder.py) are what real training gives, cached once.
 
 A few tiny runs of the smallest student (w8, 27 steps of 128 examples): a few seconds.
 """
@@ -9,49 +9,54 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
+import pytest
 
 import models
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import real_mlp_ladder as real
+import tabular_ladder as tab
 
 SCALE = "w8"
 TOKENS = 27 * 128
 """Examples per run: one step of batch 128 between evaluations (few, cheap evaluations)."""
-SETTING = {"lr": 1e-2, "batch_size": 128, "weight_decay": 0.0}
 
 
-def test_learning_curve_is_a_direct_run_read_at_each_rung(tmp_path: Path) -> None:
-    truth = real.RealMLPLadder(tmp_path)
-    params = truth.params(SCALE)
-    rungs = [TOKENS / 27 * k for k in (1, 3, 9, 27)]
-    # Rung by rung, as the benchmark asks: the first stops the run early, the next ones train it to the end.
-    losses = [truth.loss(params, TOKENS, SETTING, seen, np.random.default_rng(0)) for seen in rungs]
-    seed = int(np.random.default_rng(0).integers(2**31))
+def test_a_run_is_a_direct_training_run_read_at_every_evaluation() -> None:
+    run = real.run_of(SCALE, 1e-2, 128, 0.0, seed=3, tokens=TOKENS)
+    result = real.train(run)
     direct = models.train(models.get_family("mlp"), SCALE, models.TrainConfig(
-        lr=SETTING["lr"], batch_size=SETTING["batch_size"], tokens=TOKENS, eval_every_tokens=TOKENS // 27,
-        seed=seed))
-    curve = {p.tokens_seen: p.eval_loss for p in direct.curve}
-    assert direct.status == "complete"
-    assert losses == [curve[int(seen)] for seen in rungs]
-    # The same setting in another study is another trial, with its own seed: real noise, not a replay.
-    other = real.RealMLPLadder(tmp_path).loss(params, TOKENS, SETTING, TOKENS, np.random.default_rng(1))
-    assert math.isfinite(other) and other != losses[-1]
+        lr=1e-2, batch_size=128, tokens=TOKENS, eval_every_tokens=TOKENS // 27, seed=3))
+    assert result.status == direct.status == "complete"
+    assert result.curve == [(p.tokens_seen, p.eval_loss, p.train_loss) for p in direct.curve]
+    assert [seen for seen, _, _ in result.curve] == [TOKENS // 27 * k for k in range(1, 28)]
+    rows = tab.curve_rows(run, result)
+    assert [row["loss"] for row in rows] == [p.eval_loss for p in direct.curve]
+    assert {row["params"] for row in rows} == {models.get_family("mlp").param_count(SCALE).total}
 
 
-def test_diverged_runs_read_as_nan(tmp_path: Path) -> None:
-    truth = real.RealMLPLadder(tmp_path)
-    exploding = {"lr": 30.0, "batch_size": 128, "weight_decay": 0.0}
-    assert math.isnan(truth.loss(truth.params(SCALE), TOKENS, exploding, TOKENS, np.random.default_rng(0)))
-    run = real.train_run(SCALE, TOKENS, exploding, seed=0)
-    assert run.status == "diverged"
-    assert math.isnan(run.loss_at(TOKENS))
+def test_a_diverged_run_ends_its_curve_where_it_diverged() -> None:
+    result = real.train(real.run_of(SCALE, 30.0, 128, 0.0, seed=0, tokens=TOKENS))
+    assert result.status == "diverged"
+    assert len(result.curve) < 27
 
 
-def test_final_runs_are_cached(tmp_path: Path) -> None:
-    first = real.final_loss(SCALE, SETTING, 0, tmp_path, tokens=TOKENS)
-    files = list(tmp_path.rglob("*.json"))
-    assert len(files) == 1 and math.isfinite(first)
-    assert real.final_loss(SCALE, SETTING, 0, tmp_path, tokens=TOKENS) == first
-    assert list(tmp_path.rglob("*.json")) == files
+def test_runs_are_cached_and_never_retrained(tmp_path: Path) -> None:
+    run = real.run_of(SCALE, 1e-2, 128, 0.01, seed=0, tokens=TOKENS)
+    first = tab.cached_result(run, real.train, tmp_path, real.CACHE_VERSION)
+    assert len(list(tmp_path.rglob("*.json"))) == 1 and math.isfinite(first.curve[-1][1])
+
+    def refuse(run: tab.Run) -> tab.Result:
+        raise AssertionError("trained again")
+
+    assert tab.cached_result(run, refuse, tmp_path, real.CACHE_VERSION) == first
+    with pytest.raises(LookupError):
+        tab.cached_results([real.run_of(SCALE, 2e-2, 128, 0.01, seed=0, tokens=TOKENS)], tmp_path,
+                           real.CACHE_VERSION)
+
+
+def test_the_grid_is_the_documented_product() -> None:
+    runs = real.grid_runs("w64")
+    assert len(runs) == 9 * 5 * 3 * 2
+    assert sorted({r.lr for r in runs}) == [tab.lattice_lr(k) for k in range(-12, -3)]
+    assert {r.tokens for r in runs} == {real.TOKENS} and {r.eval_every for r in runs} == {real.TOKENS // 27}

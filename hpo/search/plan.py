@@ -31,10 +31,13 @@ class ScalePlan:
     `first` the predicted optimum, run first; `design` settings of `space` and
     `explore` settings of the full space, each trained to its full budget;
     `probes` the prediction at other learning rates, which early stopping
-    judges like any trial; `verify` the settings `hpo verify` trains, each to its
-    full budget; `predicted` the law's prediction per hyperparameter; `reason`
-    one line for logs and `hpo status`. Trials beyond those listed (``trials``
-    minus them) are the sampler's, in `space`.
+    judges like any trial, but not before `judge_from` (a share of the
+    budget: before it, a rung's ranking did not agree with the final one on
+    the smaller scales; 1 never stops them, None judges them from the first
+    rung); `verify` the settings `hpo verify` trains, each to its full budget;
+    `predicted` the law's prediction per hyperparameter; `reason` one line for
+    logs and `hpo status`. Trials beyond those listed (``trials`` minus them)
+    are the sampler's, in `space`. A setting may carry its own ``seed``.
     """
 
     scale: str
@@ -49,6 +52,7 @@ class ScalePlan:
     design: tuple[Setting, ...] = ()
     probes: tuple[Setting, ...] = ()
     verify: tuple[Setting, ...] = ()
+    judge_from: float | None = None
 
     def enqueued(self) -> list[tuple[str, Setting, SearchSpace]]:
         """The trials the plan lists, in the order they run: (``origin``, setting, the space whose
@@ -65,20 +69,21 @@ class ScalePlan:
             "scale": self.scale, "transferred": self.transferred, "space": space_to_dict(self.space),
             "full_space": space_to_dict(self.full_space), "trials": self.trials, "reason": self.reason,
             "first": self.first, "explore": list(self.explore), "design": list(self.design),
-            "probes": list(self.probes), "verify": list(self.verify),
+            "probes": list(self.probes), "verify": list(self.verify), "judge_from": self.judge_from,
             "predicted": {name: [e.value, e.low, e.high, e.level] for name, e in self.predicted.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScalePlan:
-        """The plan `to_dict` wrote; a plan stored before designs and probes existed has none."""
+        """The plan `to_dict` wrote; a plan stored before designs, probes or `judge_from` existed has none."""
         predicted = {name: Estimate(*values) for name, values in dict(data["predicted"]).items()}
         return cls(scale=str(data["scale"]), transferred=bool(data["transferred"]),
                    space=space_from_dict(data["space"]), full_space=space_from_dict(data["full_space"]),
                    trials=int(data["trials"]),
                    reason=str(data["reason"]), first=data["first"], explore=tuple(data["explore"]),
                    predicted=predicted, design=tuple(data.get("design", ())),
-                   probes=tuple(data.get("probes", ())), verify=tuple(data.get("verify", ())))
+                   probes=tuple(data.get("probes", ())), verify=tuple(data.get("verify", ())),
+                   judge_from=data.get("judge_from"))
 
 
 @dataclass(frozen=True)

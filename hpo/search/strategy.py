@@ -11,7 +11,8 @@ A strategy answers four questions, in the order a run asks them:
 2. `sampler`: the Optuna sampler that suggests the trials the plan does not
    list (TPE by default, random for its first third).
 3. `scheduler`: the Ray Tune scheduler that stops weak trials early (ASHA on
-   tokens by default; trials of a `hpo.vocab.PROTECTED` origin run to the end).
+   tokens by default; trials of a `hpo.vocab.PROTECTED` origin run to the end,
+   probes until the plan's `ScalePlan.judge_from`).
 4. `check` (once the scale's trials have all ended): did the scale show what
    the plan assumed? A broken check widens the next scale's search.
 
@@ -56,7 +57,10 @@ class ScaleToPlan:
     `previous_law_broken` whether the scale below broke its check;
     `cost_ratio` ρ, the FLOPs of one full-budget trial here over one at the
     ladder's largest scale; `name` the scale's Optuna study name and `seed`
-    the study's seed.
+    the study's seed. `curves`, when the runner gives them, are the
+    evaluations of the `history` trials (columns ``scale``, ``trial_number``,
+    ``tokens_seen``, ``loss``: one row per evaluation), from which a strategy
+    learns at which rung early stopping ranks trials as their final losses do.
     """
 
     name: str
@@ -69,6 +73,7 @@ class ScaleToPlan:
     previous_law_broken: bool
     cost_ratio: float
     seed: int
+    curves: pd.DataFrame | None = None
 
 
 class SearchStrategy(ABC):
@@ -102,13 +107,17 @@ class SearchStrategy(ABC):
         mixed = (seed + zlib.crc32(name.encode()) + stored_trials) % 2**32
         return optuna.samplers.TPESampler(seed=mixed, n_startup_trials=max(2, plan.trials // 3))
 
-    def scheduler(self, *, budget_tokens: int, grace_tokens: int, reduction_factor: int) -> TrialScheduler:
+    def scheduler(self, *, budget_tokens: int, grace_tokens: int, reduction_factor: int,
+                  plan: ScalePlan | None = None) -> TrialScheduler:
         """ASHA on tokens (`hpo.search.scheduler.ProtectedASHA`): a trial is first judged after
-        `grace_tokens`, then after each `reduction_factor` times more, up to `budget_tokens`."""
+        `grace_tokens`, then after each `reduction_factor` times more, up to `budget_tokens`; a probe of
+        `plan` not before its `ScalePlan.judge_from` share of the budget."""
         from hpo.search.scheduler import ProtectedASHA
 
+        judge_from = None if plan is None or plan.judge_from is None else plan.judge_from * budget_tokens
         return ProtectedASHA(time_attr="tokens", metric="loss", mode="min", max_t=budget_tokens,
-                             grace_period=grace_tokens, reduction_factor=reduction_factor)
+                             grace_period=grace_tokens, reduction_factor=reduction_factor,
+                             judge_from_tokens=judge_from)
 
     def problems(self) -> list[tuple[str, str, str]]:
         """What is wrong with the settings: ``(field, what is wrong, fix)`` each; none by default."""

@@ -22,6 +22,7 @@ import pytest
 from hpo.analysis import find_optimum, fit_scaling, normalize_trials
 from hpo.evaluation.surrogate import Surrogate
 from hpo.search.scale_aware import (
+    BOWL_TRIALS_PER_COEFFICIENT,
     DESIGN_TRIALS_PER_COEFFICIENT,
     ScaleAware,
     ScalePlan,
@@ -152,15 +153,53 @@ def test_cheap_scale_runs_the_prediction_and_a_full_budget_design_of_the_narrowe
         "with the lr band a small part of the full range, some exploring trial falls outside it"
 
 
-def test_largest_scale_only_checks_the_law_with_the_prediction_and_probes_outside_its_band() -> None:
+def test_largest_scale_checks_the_law_with_the_prediction_and_probes_across_its_band_and_beyond() -> None:
+    """The probes differ from the prediction in lr alone, one per stratum of equal log width of the band
+    widened once more by the safety factor (the prediction stands for its own stratum): some inside the
+    band, where they measure the law, the outermost beyond it, where they show a broken one."""
     plan = plan_next(searched_ladder(Surrogate(), 0), 0, cost_ratio=CHECK)
 
     assert plan.transferred and plan.design == () and plan.explore == ()
     assert plan.trials == max(TRANSFER.min_trials, math.ceil(TRANSFER.trials_share * TRIALS)) < TRIALS
     assert len(plan.probes) == plan.trials - 1
-    band = plan.space
-    assert all(not (band.lr.low <= s["lr"] <= band.lr.high and s["batch_size"] in band.batch_size.choices)
-               for s in plan.probes), "a probe inside the band tests nothing the prediction does not"
+    assert plan.first is not None
+    assert all({**probe, "lr": plan.first["lr"]} == plan.first for probe in plan.probes)
+    band, factor = plan.space.lr, TRANSFER.safety_factor
+    low, high = max(SPACE.lr.low, band.low / factor), min(SPACE.lr.high, band.high * factor)
+    logs = sorted(math.log(lr) for lr in [plan.first["lr"], *(p["lr"] for p in plan.probes)])
+    steps = np.diff([math.log(p["lr"]) for p in sorted(plan.probes, key=lambda p: p["lr"])])
+    assert all(low <= math.exp(x) <= high for x in logs)
+    assert steps.min() > 0 and len(set(np.round(steps, 9))) <= 2, "evenly spaced but for the prediction's gap"
+    assert any(band.low <= p["lr"] <= band.high for p in plan.probes)
+    assert any(not band.low <= p["lr"] <= band.high for p in plan.probes)
+
+
+def test_check_judges_probes_from_where_the_smaller_scales_rungs_agree_with_their_ends() -> None:
+    """Without curves a check's probes are judged from the scheduler's first rung; with them, from the first
+    share of the budget whose rank correlation with the final losses (on the largest smaller scale) stays at
+    or above `rank_agreement`, or never (1) when no rung reaches it."""
+    history = searched_ladder(Surrogate(), 0)
+    history = history.assign(trial_number=range(len(history)))
+    finals = history.set_index("trial_number")["loss"]
+
+    def curves(early: float, late: float = 1e-4) -> pd.DataFrame:
+        """Each trial's loss at D/27, D/9 and D/3: its final loss times 1 + noise (relative), `early` before
+        D/3 and `late` there."""
+        rng = np.random.default_rng(0)
+        rows = [{"scale": history.loc[number, "scale"], "trial_number": number,
+                 "tokens_seen": history.loc[number, "tokens"] * step / 27,
+                 "loss": loss * (1 + (early if step < 9 else late) * rng.standard_normal())}
+                for number, loss in finals.items() for step in (1, 3, 9)]
+        return pd.DataFrame(rows)
+
+    def check(transfer: ScaleAware, curve_table: pd.DataFrame | None) -> ScalePlan:
+        return plan_scale(history, scale="16M", params=NEXT, tokens=TOKENS_PER_PARAM * NEXT, space=SPACE,
+                          trials=TRIALS, settings=transfer, seed=0, cost_ratio=CHECK, curves=curve_table)
+
+    assert check(TRANSFER, None).judge_from is None
+    assert check(TRANSFER, curves(0.5)).judge_from == pytest.approx(1 / 3, abs=1e-3)
+    assert check(TRANSFER, curves(1e-4)).judge_from == pytest.approx(1 / 27, abs=1e-3)
+    assert check(TRANSFER, curves(0.5, 0.5)).judge_from == 1.0
 
 
 def test_design_is_as_large_as_design_cost_affords_and_below_its_minimum_the_scale_only_checks() -> None:
@@ -229,19 +268,22 @@ def test_with_first_scales_factor_1_the_first_two_scales_are_ordinary_full_searc
 
 
 @pytest.mark.parametrize("cost_ratio", [DESIGN, CHECK], ids=["design", "check"])
-def test_after_a_broken_law_the_next_scale_searches_the_full_space(cost_ratio: float) -> None:
-    """Where a design is affordable, a full-space Latin hypercube trained to full budget; else an ordinary
-    search of all its trials."""
+def test_after_a_broken_law_the_next_scale_searches_the_full_space_or_a_wider_band(cost_ratio: float) -> None:
+    """Where a design is affordable, a full-space Latin hypercube trained to full budget; else a check of the
+    prediction over the band widened by the safety factor squared."""
     history = searched_ladder(Surrogate().with_lr_break(NEXT, 10.0), 0)
 
     plan = plan_next(history, 0, law_broken=True, cost_ratio=cost_ratio)
 
-    assert not plan.transferred and plan.space == SPACE and plan.first is None
-    assert plan.explore == plan.probes == ()
+    assert plan.explore == ()
     if cost_ratio == DESIGN:
+        assert not plan.transferred and plan.space == SPACE and plan.first is None and plan.probes == ()
         assert plan.trials == len(plan.design) == design_size(SPACE, TRIALS, TRANSFER, DESIGN)
     else:
-        assert plan.trials == TRIALS and plan.design == ()
+        holds = plan_next(history, 0, cost_ratio=cost_ratio)
+        assert plan.transferred and plan.design == () and len(plan.probes) == plan.trials - 1
+        assert plan.space.lr.high / plan.space.lr.low > holds.space.lr.high / holds.space.lr.low
+        assert "widened" in plan.reason
 
 
 @pytest.mark.parametrize("cost_ratio", [DESIGN, CHECK], ids=["design", "check"])
@@ -327,12 +369,27 @@ def test_cell_whose_optimum_is_its_best_trial_has_the_near_best_trials_spread() 
 
 @pytest.mark.parametrize("scales_measured", [0, 1])
 def test_first_scales_design_costs_at_most_design_cost_largest_scale_trials(scales_measured: int) -> None:
-    """At 1/16 of the largest scale's trial cost, 1.5 largest-scale trials buy 24 of the 72 wanted;
-    where they buy fewer than the scale's trials, the scale is an ordinary search."""
+    """At 1/16 of the largest scale's trial cost, 1.5 largest-scale trials buy 24 of the 72 wanted; where
+    they buy fewer than the scale's trials, the first scale is an ordinary search and the second checks the
+    first scale's optimum with as many trials as it affords (at least a check's)."""
     history = first_scales(scales_measured)
 
     capped = plan_next(history, 0, cost_ratio=DESIGN)
     dear = plan_next(history, 0, cost_ratio=4 / 16)
 
     assert capped.trials == len(capped.design) == math.floor(TRANSFER.design_cost * 16) == TRIALS
-    assert dear.trials == TRIALS and dear.design == () and dear.space == SPACE
+    if scales_measured == 0:
+        assert dear.trials == TRIALS and dear.design == () and dear.space == SPACE
+    else:
+        assert dear.transferred and dear.design == () and dear.first is not None
+        assert dear.trials == max(math.floor(TRANSFER.design_cost * 4), 10) == 1 + len(dear.probes)
+        assert "one scale measured" in dear.reason
+
+
+def test_cheap_first_scale_runs_at_least_the_trials_a_bowl_needs() -> None:
+    """Three searched hyperparameters make a quadratic of 10 coefficients; the analysis fits a bowl to 3 per
+    coefficient, so a cheap first scale runs 30 trials even for T = 6 (3·T = 18)."""
+    plan = plan_scale(first_scales(0), scale="250K", params=2.5e5, tokens=5e6, space=SPACE, trials=6,
+                      settings=TRANSFER, seed=0, cost_ratio=CHEAP)
+
+    assert plan.trials == len(plan.design) == BOWL_TRIALS_PER_COEFFICIENT * 10 == 30

@@ -1,11 +1,15 @@
-"""`hpo.search.scheduler`: the rungs a trial reports at are the rungs Ray Tune's ASHA judges at."""
+"""`hpo.search.scheduler`: the rungs a trial reports at are the rungs Ray Tune's ASHA judges at, and a probe
+is judged from its plan's `judge_from` on."""
 
 from __future__ import annotations
 
-import pytest
-from ray.tune.schedulers import ASHAScheduler
+from types import SimpleNamespace
 
-from hpo.search.scheduler import rung_tokens
+import pytest
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from hpo.search.scheduler import ProtectedASHA, rung_tokens
+from hpo.vocab import PREDICTED, PROBE
 
 
 @pytest.mark.parametrize(("grace", "budget", "reduction_factor"), [
@@ -18,3 +22,29 @@ def test_rung_tokens_are_the_rungs_of_ray_tunes_asha(grace: int, budget: int, re
     (bracket,) = asha._brackets  # Ray keeps its rungs private; this test guards against them moving
     assert list(rung_tokens(grace, budget, reduction_factor)) == sorted(
         milestone for milestone, _ in bracket._rungs)
+
+
+@pytest.mark.parametrize(("judge_from", "decisions"), [
+    (None, ["STOP"]),
+    (900, ["CONTINUE", "CONTINUE", "STOP"]),
+    (2700, ["CONTINUE", "CONTINUE", "CONTINUE"]),
+])
+def test_a_probe_behind_the_prediction_is_stopped_at_the_first_rung_from_judge_from_on(
+    judge_from: int | None, decisions: list[str]
+) -> None:
+    """Rungs at 100, 300 and 900 tokens; a probe whose loss is twice the prediction's is stopped at the first
+    rung it is judged at, and runs on before `judge_from_tokens` (its losses still enter the rungs)."""
+    asha = ProtectedASHA(time_attr="tokens", metric="loss", mode="min", max_t=2700, grace_period=100,
+                         reduction_factor=3, judge_from_tokens=judge_from)
+    predicted = SimpleNamespace(trial_id="predicted", config={"origin": PREDICTED})
+    probe = SimpleNamespace(trial_id="probe", config={"origin": PROBE})
+    for trial in (predicted, probe):
+        asha.on_trial_add(None, trial)
+    seen = []
+    for tokens in (100, 300, 900):
+        kept = asha.on_trial_result(None, predicted, {"tokens": tokens, "loss": 1.0})
+        assert kept == TrialScheduler.CONTINUE
+        seen.append(asha.on_trial_result(None, probe, {"tokens": tokens, "loss": 2.0}))
+        if seen[-1] == TrialScheduler.STOP:
+            break
+    assert seen == decisions

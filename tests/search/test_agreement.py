@@ -1,0 +1,61 @@
+"""`hpo.search.agreement`: from which share of the budget a rung ranks trials as their final losses do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpo.search.agreement import MIN_TRIALS, judge_from, rung_agreement
+
+SHARES = (1 / 27, 1 / 9, 1 / 3)
+
+
+def ladder(sizes: dict[str, int], noise: dict[float, float], seed: int = 0
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trials of scales named by their number of complete trials, N growing in that order; their losses at
+    each share of the budget are the final loss times 1 + `noise[share]` · a standard normal draw."""
+    rng = np.random.default_rng(seed)
+    rows, curves = [], []
+    for index, (scale, complete) in enumerate(sizes.items()):
+        for number in range(complete + 2):
+            loss, status = 3.0 + rng.uniform(), "complete" if number < complete else "pruned"
+            rows.append({"scale": scale, "params": 10.0**(index + 3), "tokens": 2700, "trial_number": number,
+                         "loss": loss, "status": status})
+            curves += [{"scale": scale, "trial_number": number, "tokens_seen": 2700 * share,
+                        "loss": loss * (1 + noise[share] * rng.standard_normal())} for share in SHARES]
+    return pd.DataFrame(rows), pd.DataFrame(curves)
+
+
+def test_no_curves_or_too_few_complete_trials_measure_nothing() -> None:
+    history, curves = ladder({"a": MIN_TRIALS - 1}, dict.fromkeys(SHARES, 0.0))
+
+    assert rung_agreement(history, None) == ("", {})
+    assert rung_agreement(history, curves) == ("", {})
+    assert judge_from({}, 0.8) is None
+
+
+def test_agreement_is_read_on_the_largest_scale_with_enough_complete_trials() -> None:
+    """The largest scale has too few complete trials (its pruned ones do not count); the next one is read,
+    its losses at D/27 reshuffled, at D/9 and D/3 nearly the final ones."""
+    history, curves = ladder({"small": 12, "middle": 12, "large": MIN_TRIALS - 1},
+                             {SHARES[0]: 1.0, SHARES[1]: 1e-4, SHARES[2]: 1e-4})
+
+    scale, agreement = rung_agreement(history, curves)
+
+    assert scale == "middle"
+    assert sorted(agreement) == pytest.approx(SHARES, abs=1e-3)
+    low, high = agreement[min(agreement)], min(agreement[s] for s in agreement if s > 0.05)
+    assert low < 0.8 <= high
+    assert judge_from(agreement, 0.8) == pytest.approx(1 / 9, abs=1e-3)
+
+
+@pytest.mark.parametrize(("agreement", "start"), [
+    ({0.037: 0.95, 0.111: 0.97, 0.333: 0.99}, 0.037),
+    ({0.037: 0.95, 0.111: 0.70, 0.333: 0.90}, 0.333),
+    ({0.037: 0.95, 0.111: 0.90, 0.333: 0.70}, 1.0),
+])
+def test_probes_are_judged_from_the_first_share_after_which_every_share_agrees(
+    agreement: dict[float, float], start: float
+) -> None:
+    assert judge_from(agreement, 0.8) == start
