@@ -42,14 +42,43 @@ def free_port() -> int:
 def listening_addresses(port: int) -> set[str]:
     """The local addresses that TCP sockets listen on at `port` (from /proc/net/tcp and tcp6), e.g.
     ``{"127.0.0.1"}``; ``0.0.0.0`` or ``::`` means every interface."""
-    found = set()
+    return {address for address, listening_port, _ in _listening() if listening_port == port}
+
+
+def listening_sockets(pids: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket that the processes `pids` listen on."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(int(target[8:-1]))
+    return {(address, port) for address, port, inode in _listening() if inode in inodes}
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (Linux /proc: the children of each of its threads)."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    found |= {int(child)} | descendants(int(child))
+    return found
+
+
+def _listening() -> list[tuple[str, int, int]]:
+    """(address, port, socket inode) of every listening TCP socket of this machine's network namespace."""
+    found = []
     for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
         with contextlib.suppress(FileNotFoundError), open(table) as rows:
             for row in list(rows)[1:]:
-                local, state = row.split()[1], row.split()[3]
-                address, hex_port = local.split(":")
-                if state == "0A" and int(hex_port, 16) == port and len(address) == width:
-                    found.add(_address(address))
+                fields = row.split()
+                address, hex_port = fields[1].split(":")
+                if fields[3] == "0A" and len(address) == width:
+                    found.append((_address(address), int(hex_port, 16), int(fields[9])))
     return found
 
 
