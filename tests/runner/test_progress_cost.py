@@ -57,8 +57,8 @@ def test_each_trial_end_reports_from_that_trial_alone(ray_runtime: None, tmp_pat
     assert list(range(1, TRIALS + 1)) == sorted(set(counts) - {0})  # one more after each trial's end
     trials = optuna.load_study(study_name=optuna_study_name(spec.name, "default", "w8"),
                                storage=optuna_storage(spec.storage.optuna)).get_trials()
-    complete = [t.value for t in trials
-                if t.state == TrialState.COMPLETE and t.user_attrs["status"] == "complete"]
+    complete = [t.value for t in trials if t.value is not None
+                and t.state == TrialState.COMPLETE and t.user_attrs["status"] == "complete"]
     assert complete and updates[-1].best_loss == min(complete)
     best_so_far = [update.best_loss for update in updates if update.best_loss is not None]
     assert best_so_far == sorted(best_so_far, reverse=True)
