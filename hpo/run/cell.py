@@ -104,6 +104,10 @@ class Cell:
         self.done_before = 0
         self.to_suggest = 0
         self.outcome: ScaleOutcome | None = None
+        # What the progress callback was last told: the counted trials' numbers and the best loss.
+        self._counted_numbers: set[int] = set()
+        self._best_loss: float | None = None
+        self._study_id: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -210,17 +214,34 @@ class Cell:
         if self.record is not None:
             self.tracker.end_scale(self.record, None)
 
-    def report(self) -> None:
-        """Tell the progress callback how the cell stands."""
-        if self.progress is not None and self.study is not None:
-            self._report(self.study.get_trials(deepcopy=False))
+    def trial_ended(self, number: int) -> None:
+        """Tell the progress callback how the cell stands now that trial `number` has ended and been told
+        to Optuna. Reads that one trial: reading them all (and Optuna's cache reads every running trial
+        again) after each trial made the driver's cost per trial grow with the trials of the cell."""
+        if self.progress is None or self.study is None:
+            return
+        if self._study_id is None:
+            self._study_id = self.storage.get_study_id_from_name(self.name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, number)
+        trial = self.storage.get_trial(trial_id)
+        self._count([trial])
+        self.progress(ScaleProgress(self.variant, self.scale, len(self._counted_numbers), self.planned,
+                                    self._best_loss))
 
     def _report(self, trials: Sequence[FrozenTrial]) -> None:
         if self.progress is None:
             return
+        self._counted_numbers, self._best_loss = set(), None
+        self._count(trials)
+        self.progress(ScaleProgress(self.variant, self.scale, len(self._counted_numbers), self.planned,
+                                    self._best_loss))
+
+    def _count(self, trials: Sequence[FrozenTrial]) -> None:
+        """Add `trials` to what the progress callback is told: the counted ones, the best loss."""
+        self._counted_numbers.update(trial.number for trial in _counted(trials))
         best = _best(trials)
-        self.progress(ScaleProgress(self.variant, self.scale, len(_counted(trials)), self.planned,
-                                    None if best is None else best.value))
+        if best is not None and (self._best_loss is None or cast(float, best.value) < self._best_loss):
+            self._best_loss = best.value
 
     def _load_or_make_plan(self) -> ScalePlan:
         """The plan stored with the Optuna study (a resumed scale keeps its plan), else one made now and
@@ -322,13 +343,14 @@ def _best(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
 
 
 class _Reporter(Callback):
-    """Reports the cell's progress after each of its trials ends."""
+    """Reports the cell's progress after each of its trials ends (Ray Tune tells the searcher first,
+    so the trial's final state is in the Optuna store)."""
 
     def __init__(self, cell: Cell) -> None:
         self.cell = cell
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.cell.report()
+        self.cell.trial_ended(int(trial.config["trial_number"]))
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self.cell.report()
+        self.cell.trial_ended(int(trial.config["trial_number"]))

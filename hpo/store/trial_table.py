@@ -45,7 +45,9 @@ def load_trials(study: StudySpec | str | Path, *, variants: Sequence[str] | None
     spec = study if isinstance(study, StudySpec) else load_spec(study)
     family = spec.load_family() if compute else None
     storage = storage or optuna_storage(spec.storage.optuna)
-    existing = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+    # The names only: Optuna's study summaries read every trial of every study in the store (a driver
+    # loads a table when each (variant, scale) opens and closes: its cost grew with the whole store).
+    existing = {frozen.study_name for frozen in storage.get_all_studies()}
     rows = []
     for variant in spec.variants:
         if variants is not None and variant.name not in variants:

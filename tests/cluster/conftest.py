@@ -1,8 +1,10 @@
 """Fixtures of the cluster tests: a Ray cluster of a head and two worker nodes on
-this machine (`ray.cluster_utils.Cluster`) and a throwaway PostgreSQL server."""
+this machine (`ray.cluster_utils.Cluster`), one of real ``ray start`` processes
+(`ray_start.start_cluster`), and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
@@ -13,6 +15,7 @@ import pytest
 from cluster_helpers import HERE, LocalCluster
 from pg_server import PostgresServer, postgres_server, server_binaries
 from ray.cluster_utils import Cluster
+from ray_start import RayStartCluster, start_cluster
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,19 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.skip(message)
     with postgres_server(password=f"pw-{secrets.token_hex(8)}") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def ray_start_cluster() -> Iterator[RayStartCluster]:
+    """A head and one worker node started with ``ray start``, stopped at the end of the module.
+    Without Ray's job server (``pip install -e '.[cluster]'``) the test skips, except under CI."""
+    if importlib.util.find_spec("aiohttp_cors") is None:
+        message = "Ray's dashboard and job server are not installed: pip install -e '.[cluster]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

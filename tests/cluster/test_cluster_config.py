@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,41 @@ def test_every_node_gets_this_project_and_its_studies() -> None:
     assert Path(config["file_mounts"]["~/hpo"]) == Path(".")
     assert (CONFIG.parent / "studies").is_dir()
     setup = " ".join(config["setup_commands"])
-    assert 'pip install -q -c ~/hpo/constraints.txt -e "$HOME/hpo[postgres]"' in setup
+    assert 'pip install -q -c ~/hpo/constraints.txt -e "$HOME/hpo[postgres,cluster]"' in setup
     assert "/mnt/shared" in setup
     assert ".venv" in config["rsync_exclude"]
+
+
+def test_every_node_gets_the_job_server_and_token_authentication() -> None:
+    """The `cluster` extra brings Ray's dashboard and job server (without it the head runs in minimal
+    mode and `ray job submit` fails); every node starts Ray with the token `ray up` copies to it."""
+    pyproject = tomllib.loads((CONFIG.parent / "pyproject.toml").read_text())
+    cluster = pyproject["project"]["optional-dependencies"]["cluster"]
+    assert any(requirement.startswith("ray[default") for requirement in cluster)
+    config = raw()
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        starts = [command for command in config[key] if "ray start" in command]
+        assert starts and all("RAY_AUTH_MODE=token ray start" in command for command in starts)
+
+
+def test_readme_runs_the_commands_of_the_job_submission_test() -> None:
+    """README "Run on a cluster" shows the commands tests/cluster/test_job_submission.py runs."""
+    readme = (CONFIG.parent / "README.md").read_text()
+    section = readme[readme.index("## Run on a cluster"):readme.index("## Train one model from Python")]
+    lines = " ".join(section.replace("\\\n", " ").split())
+    for command in (
+        "ray get-auth-token --generate", "export RAY_AUTH_MODE=token",
+        "ray start --head --node-ip-address 127.0.0.1 --num-cpus 0 --dashboard-host 127.0.0.1 --temp-dir",
+        "ray start --address 127.0.0.1:6379 --node-ip-address 127.0.0.1 --num-cpus 2 --temp-dir",
+        "ray job submit --address http://127.0.0.1:8265 --working-dir . --submission-id quickstart-1 "
+        "--no-wait -- hpo run",
+        "ray job logs --address http://127.0.0.1:8265 --follow quickstart-1",
+        "ray job status --address http://127.0.0.1:8265 quickstart-1",
+        "ray job submit --address http://127.0.0.1:8265 --working-dir . -- hpo status",
+        'pip install -c constraints.txt -e ".[cluster,postgres]"',
+    ):
+        assert command in lines, command
 
 
 def test_dashboard_listens_on_the_heads_loopback_only() -> None:

@@ -3,11 +3,13 @@ loaded by anything that can run code (pickle, unsafe YAML)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import ray
 import yaml
+from ray_start import descendants, listening_sockets
 
 from hpo import cli
 from hpo.run.runner import start_ray
@@ -22,6 +24,20 @@ def test_a_local_ray_runtime_binds_its_dashboard_to_loopback() -> None:
         node = ray._private.worker._global_node  # Ray has no public accessor for the bind address
         assert node._ray_params.dashboard_host == "127.0.0.1"
         assert not node._ray_params.include_dashboard
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def test_every_process_of_a_local_ray_runtime_listens_on_loopback_only() -> None:
+    """With Ray's dashboard package installed (the `cluster` extra) a runtime also starts its dashboard
+    agent and metrics exporter: `hpo run`'s local runtime keeps every listener on 127.0.0.1."""
+    started = start_ray(num_cpus=1)
+    try:
+        ray.get(ray.remote(lambda: None).remote())  # a worker process too
+        sockets = listening_sockets(descendants(os.getpid()))
+        assert sockets, "no listening socket found: the runtime's processes are not children of this one"
+        assert {address for address, _ in sockets} == {"127.0.0.1"}, sorted(sockets)
     finally:
         if started:
             ray.shutdown()
