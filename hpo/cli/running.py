@@ -112,7 +112,10 @@ def verify(args: argparse.Namespace) -> int:
     say(f"verification at {args.scale} (N = {verifying.spec.params(args.scale):,}, D = {tokens:,} tokens), "
          f"variant {predicted.variant}, {report.seeds} seeds; log {log}")
     loss = predicted.loss
-    say(f"predicted loss {loss.value:.4f} [{loss.low:.4f}, {loss.high:.4f}] at lr "
+    predicted_loss = "no predicted loss (no loss law fitted; `hpo analyze` says why)"
+    if math.isfinite(loss.value):
+        predicted_loss = f"predicted loss {loss.value:.4f} [{loss.low:.4f}, {loss.high:.4f}]"
+    say(f"{predicted_loss} at lr "
          f"{format_number(predicted.lr.value)}, batch size {predicted.batch_size_power_of_two}, weight decay "
          f"{format_number(predicted.weight_decay.value)}")
     table = Table()
