@@ -9,7 +9,9 @@ is the search strategy that plans exactly those trials; `verdict` reads what
 they measured.
 
 The verdict compares mean final losses over the seeds. The seed noise σ is
-the pooled standard deviation between the seeds of each setting, so the
+read from the spread between the seeds of each setting (`seed_noise`: the
+median over settings, so that one setting with an unstable seed does not
+make every difference look like noise), so the
 difference of two settings' means has standard error s = σ·√(2/seeds); the
 recommendation is *within noise* of the best setting when its mean is at
 most 2·s above the best's. Units: loss in nats per token (the family's eval
@@ -24,13 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from hpo.search.plan import ScalePlan, Setting
 from hpo.search.strategy import ScaleToPlan, SearchStrategy
 from hpo.study.space import LogRange, PowerOfTwoRange, SearchSpace
 from hpo.vocab import DIVERGED, HYPERPARAMETERS
 
-__all__ = ["Measured", "Verification", "VerifyReport", "label", "neighbourhood", "verdict"]
+__all__ = ["Measured", "Verification", "VerifyReport", "label", "neighbourhood", "seed_noise", "verdict"]
 
 NOISE_MULTIPLE = 2.0
 """How many standard errors of a difference of means count as noise."""
@@ -89,7 +92,7 @@ class Measured:
 @dataclass(frozen=True)
 class VerifyReport:
     """What a verification measured: every setting (the recommendation first), the best of them, the
-    seed noise σ (pooled standard deviation of one loss), and whether the recommendation is within
+    seed noise σ (standard deviation of one loss, `seed_noise`), and whether the recommendation is within
     `NOISE_MULTIPLE` standard errors of the best (`within_noise`)."""
 
     measured: tuple[Measured, ...]
@@ -132,9 +135,20 @@ def verdict(trials: pd.DataFrame, settings: Sequence[Setting]) -> VerifyReport:
     measured = tuple(Measured(label(setting, distinct[0]), setting, _losses(trials, setting))
                      for setting in distinct)
     seeds = max(len(m.losses) for m in measured)
-    spreads = [np.var(m.losses, ddof=1) for m in measured
-               if len(m.losses) > 1 and all(math.isfinite(loss) for loss in m.losses)]
-    return VerifyReport(measured, float(math.sqrt(np.mean(spreads))) if spreads else math.nan, seeds)
+    return VerifyReport(measured, seed_noise([m.losses for m in measured]), seeds)
+
+
+def seed_noise(losses: Sequence[Sequence[float]]) -> float:
+    """σ of one loss from the spread between seeds of each setting (each of the same number of seeds
+    k ≥ 2, all finite; the others are left out), robust to a setting whose seeds disagree by far more
+    (an unstable lr): σ² = median over settings of s² / (median of χ²(k − 1) / (k − 1)), s² a setting's
+    sample variance, which is σ²·χ²(k − 1)/(k − 1) for normal noise. nan when no setting qualifies."""
+    usable = [values for values in losses if len(values) > 1 and all(math.isfinite(v) for v in values)]
+    if not usable:
+        return math.nan
+    k = max(len(values) for values in usable)
+    variances = [float(np.var(values, ddof=1)) for values in usable if len(values) == k]
+    return math.sqrt(float(np.median(variances)) / (stats.chi2.median(k - 1) / (k - 1)))
 
 
 def _losses(trials: pd.DataFrame, setting: Setting) -> tuple[float, ...]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from hpo.search.verification import verdict
+from hpo.search.verification import seed_noise, verdict
 from hpo.vocab import COMPLETE, DIVERGED
 
 RECOMMENDED = {"lr": 1e-2, "batch_size": 32.0, "weight_decay": 0.0}
@@ -37,3 +39,16 @@ def test_nothing_trained_when_every_setting_diverged() -> None:
                             (LR_TWICE, math.inf, DIVERGED), (LR_TWICE, math.inf, DIVERGED)]),
                      [RECOMMENDED, LR_TWICE])
     assert not report.trained and not report.within_noise and math.isnan(report.noise)
+
+
+def test_one_setting_with_an_unstable_seed_does_not_make_every_gap_noise() -> None:
+    steady = [[2.4585, 2.4568], [2.4900, 2.4854], [2.5401, 2.5252], [2.4382, 2.4417]]
+    with_unstable = [*steady, [2.4806, 2.6300]]
+    assert seed_noise(with_unstable) < 2 * seed_noise(steady)
+    assert seed_noise(with_unstable) < 0.02
+
+
+def test_seed_noise_of_normal_losses_is_unbiased_on_average() -> None:
+    rng = np.random.default_rng(0)
+    estimates = [seed_noise(rng.normal(2.0, 0.01, size=(5, 2)).tolist()) for _ in range(2000)]
+    assert np.median(estimates) == pytest.approx(0.01, rel=0.1)
