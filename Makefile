@@ -1,5 +1,5 @@
 # Set-up and everyday commands. Each target installs what it needs into .venv.
-#   make quickstart   install, then run the quickstart study and analyze it (2 CPU cores)
+#   make quickstart   install, run the quickstart study, analyze it, verify its answer at 793k (2 CPU cores)
 #   make test         install, then ruff, pyright and the whole test suite (what CI runs)
 #   make test-fast    the suite without the slow end-to-end tests
 #   make findings     run the four question studies (about 45 min on 2 cores), write docs/findings.md
@@ -25,6 +25,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 quickstart: install
 	$(BIN)/hpo run studies/quickstart.yaml
 	$(BIN)/hpo analyze studies/quickstart.yaml --plots runs/quickstart/plots
+	$(BIN)/hpo verify studies/quickstart.yaml --scale 793k
 
 findings: install
 	for study in $(FINDINGS); do nice -n 5 $(BIN)/hpo run studies/$$study.yaml || exit 1; done

@@ -214,12 +214,12 @@ def test_validate_shows_the_plan(tmp_path: Path) -> None:
 
 
 def test_validate_shows_the_trials_a_scale_aware_study_plans(tmp_path: Path) -> None:
-    """The quickstart's ladder: a design at 13k (the 30 trials a bowl in three hyperparameters needs), a
-    check of 13k's optimum at 100k with the 5 full-budget trials design_cost affords there (a design would
-    cost more), a check at 336k: the plan `hpo run` makes, not trials_per_scale."""
+    """The quickstart's ladder: a design at 13k (more than its 16 trials: they are cheap there), a check
+    of 13k's optimum at 100k and at 336k with half their trials (trials_share): the plan `hpo run` makes,
+    not trials_per_scale."""
     result = hpo("validate", str(Path(__file__).parents[1] / "studies" / "quickstart.yaml"), cwd=tmp_path,
                  timeout=120)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
-    assert "30 (design)" in rows["13k"] and "5 (check: prediction + probes)" in rows["100k"]
-    assert "4 (check: prediction + probes)" in rows["336k"]
+    assert "39 (design)" in rows["13k"] and "8 (check: prediction + probes)" in rows["100k"]
+    assert "8 (check: prediction + probes)" in rows["336k"]

@@ -158,10 +158,10 @@ def test_every_study_file_parses(path: Path) -> None:
 
 def test_the_quickstart_is_the_study_the_docs_describe() -> None:
     spec = load_spec(Path(__file__).parents[1] / "studies" / "quickstart.yaml")
-    assert spec.scales == ("13k", "100k", "336k") and spec.target_scale == "98M"
-    assert set(spec.budget_tokens.values()) == {300_000}
-    assert [v.name for v in spec.variants] == ["baseline", "no_wd"]
-    assert set(spec.trials_per_scale.values()) == {8} and spec.max_concurrent == 2
+    assert spec.scales == ("13k", "100k", "336k") and spec.target_scale == "793k"
+    assert set(spec.budget_tokens.values()) == {200_000}
+    assert [v.name for v in spec.variants] == ["baseline"]
+    assert set(spec.trials_per_scale.values()) == {16} and spec.max_concurrent == 2
     assert isinstance(spec.search, ScaleAware) and spec.search.trials_share == 0.5
 
 
