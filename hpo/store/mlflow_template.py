@@ -38,13 +38,11 @@ _SQLITE = "sqlite:///"
 
 def open_tracking_store(tracking_uri: str) -> MlflowClient:
     """A client of the MLflow store at `tracking_uri`, its tables made: a new sqlite file from the
-    template, a fresh PostgreSQL database migrated under `creating_schema` (MLflow keeps the opened
-    store for the rest of the process)."""
+    template, a fresh PostgreSQL database migrated under `creating_schema` (the client opens the store,
+    migrating an empty one, when it is made; MLflow keeps it for the rest of the process)."""
     prepare_sqlite_store(tracking_uri)
-    client = MlflowClient(tracking_uri)
     with creating_schema(tracking_uri):
-        client.search_experiments(max_results=1)
-    return client
+        return MlflowClient(tracking_uri)
 
 
 def prepare_sqlite_store(tracking_uri: str) -> None:
