@@ -30,7 +30,7 @@ everything downstream (intervals, crossovers, plots) reads one representation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -160,6 +160,53 @@ def fit_power_law(
         coefficient_replicates=coefficient_replicates,
         scatter_draws=rng.standard_normal(len(coefficient_replicates)),
         level=level,
+    )
+
+
+def shrink_exponents(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | None = None) -> PowerLaw:
+    """`law` with each exponent shrunk towards 0 by what its own noise leaves of it.
+
+    An exponent b estimated with spread s (the robust standard deviation of its
+    draws) becomes κ·b, ``κ = b² / (b² + s²)``: the linear shrinkage of least
+    expected squared error for an estimate of b with noise s, b read off the
+    fit. A well-resolved exponent (s ≪ |b|) keeps its value; one lost in its
+    noise (s ≳ |b|) tends to 0, the hyperparameter held constant, whose
+    extrapolation error does not grow with the distance to the target as a
+    noisy slope's does; a slope as large as its noise keeps half its value,
+    where dropping it would hold the hyperparameter at the cells' mean even
+    when every cell says it falls with N. The law pivots about the cells' mean
+    ln N (and ln D): there its prediction does not move, and with κ = 0 it is
+    the cells' mean. Every draw is moved by the same amount, so the interval
+    keeps its width and covers the shrunk law's bias too.
+
+    Args:
+        law: a fitted law (`fit_power_law`, `power_law_about`).
+        params: model size N of the cells it was fitted to.
+        tokens: their token budgets D, for an (N, D) law.
+    """
+    coefficients = np.array([law.log_a, law.b] + ([] if law.c is None else [law.c]))
+    draws = law.coefficient_replicates.copy()
+    pivots = [float(np.mean(np.log(params)))]
+    if law.c is not None:
+        if tokens is None:
+            raise ValueError(f"{law.name} law depends on tokens; pass the cells' tokens")
+        pivots.append(float(np.mean(np.log(tokens))))
+    for column, pivot in enumerate(pivots, start=1):
+        b = coefficients[column]
+        spread = robust_std(draws[:, column]) if len(draws) > 1 else 0.0
+        if b == 0 or spread == 0:
+            continue
+        shift = b * spread**2 / (b**2 + spread**2)
+        coefficients[column] -= shift
+        coefficients[0] += shift * pivot
+        draws[:, column] -= shift
+        draws[:, 0] += shift * pivot
+    return replace(
+        law,
+        log_a=float(coefficients[0]),
+        b=float(coefficients[1]),
+        c=None if law.c is None else float(coefficients[2]),
+        coefficient_replicates=draws,
     )
 
 

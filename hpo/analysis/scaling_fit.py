@@ -21,15 +21,17 @@ and ``"surface"`` otherwise:
 * ``"joint"``: one surface over all trials of all cells at once, its centre a
   power law in N and D (`joint_surface`).
 
-Whatever the method, a law fitted to more cells than it has coefficients none
-of whose exponents' intervals excludes 0 is dropped and the hyperparameter
-held constant (extrapolating a slope lost in the noise multiplies the noise
-by the distance to the target), at the cells' weighted mean
-(`power_law.fit_constant`); the learning-rate stability edge gets a law when
-trials diverged in two or more sizes; the loss law L(N), or L(N, D), is
-fitted to the cells' tuned losses (`loss_law`); and how much steeper the
-cells' loss rises above the lr (batch size) optimum than below is measured
-(`asymmetry`), for `extrapolate` to set each at its point of least expected loss.
+Whatever the method, every exponent is shrunk towards 0 by its
+signal-to-noise (`power_law.shrink_exponents`: κ = b²/(b² + s²)): a resolved
+slope keeps its value, one lost in the noise tends to a constant
+(extrapolating it would multiply the noise by the distance to the target),
+and one in between is neither dropped nor trusted whole (for the
+recommendation; a search centres its regions on the laws as fitted); the
+learning-rate stability edge gets a law when trials diverged in two or more
+sizes; the loss law L(N), or L(N, D), is fitted to the cells' tuned losses
+(`loss_law`); and how much steeper the cells' loss rises above the lr (batch
+size) optimum than below is measured (`asymmetry`), for `extrapolate` to set
+each at its point of least expected loss.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from hpo.analysis.joint_surface import fit_joint_laws
 from hpo.analysis.loss_law import HUBER_DELTA, LossLaw, fit_loss_law
 from hpo.analysis.near_best import DEFAULT_TOLERANCE, is_grid
 from hpo.analysis.optimum import Optimum, find_optimum, pooled_noise
-from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law
+from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law, shrink_exponents
 from hpo.analysis.trials import iter_cells, varies_tokens_independently
 from hpo.vocab import COMPLETE, HYPERPARAMETERS
 
@@ -111,7 +113,7 @@ def fit_scaling(
     level: float = 0.9,
     seed: int = 0,
     loss_law: bool = True,
-    untested_laws: bool = False,
+    shrink: bool = True,
 ) -> ScalingFit:
     """Fit optima and laws for every variant of a normalised trial table (`trials.normalize_trials`).
 
@@ -127,12 +129,10 @@ def fit_scaling(
         seed: seed of every random draw.
         loss_law: False skips the loss law (`VariantFit.loss_law` None), for a caller that reads only
             the hyperparameter laws (`hpo.search.scale_aware`).
-        untested_laws: keep a law fitted through as many cells as it has parameters (nothing left to
-            test it against) even when its exponents' intervals contain 0; by default its
-            hyperparameter is held at the cells' weighted mean, as a law of more cells is whose
-            exponents are not resolved from 0. A search may centre a region on such a law (its
-            interval is the region's width); a recommendation is a bet, and an exponent that two
-            noisy cells make up can put it orders of magnitude from any measured optimum.
+        shrink: shrink the laws' exponents towards 0 (`power_law.shrink_exponents`), for
+            the recommendation, a point bet whose expected squared error the shrinkage lowers; False
+            keeps the laws as fitted, for a search that centres a region on them (the law's interval is the
+            region's width, and the search measures where the optimum moved).
 
     Raises:
         ValueError: an unknown method, no complete trial at all, or a variant with complete trials at
@@ -148,7 +148,7 @@ def fit_scaling(
         raise ValueError("trials: no complete trial in any cell; status must be 'complete' for some rows")
     ranges = trials.groupby("variant")[list(HYPERPARAMETERS)].agg(["min", "max"])
     searched = {str(variant): _searched(row) for variant, row in ranges.iterrows()}
-    options = _Options(method, tolerance, n_bootstrap, window, level, seed, loss_law, untested_laws)
+    options = _Options(method, tolerance, n_bootstrap, window, level, seed, loss_law, shrink)
     variants = {
         variant: _fit_variant(variant, cells, noise, searched[variant], options)
         for variant, cells in cells_by_variant.items()
@@ -165,7 +165,7 @@ class _Options:
     level: float
     seed: int
     loss_law: bool
-    untested_laws: bool
+    shrink: bool
 
 
 def _searched(ranges: pd.Series) -> dict[str, tuple[float, float]]:
@@ -278,8 +278,10 @@ def _joint_laws(
     if not names or len({optima[k].params for k in usable}) < 2:
         return laws
     complete = [cells[k][cells[k]["status"] == COMPLETE] for k in usable]
+    params = np.array([optima[k].params for k in usable])
+    tokens = np.array([optima[k].tokens for k in usable]) if uses_tokens else None
     try:
-        return fit_joint_laws(
+        joint = fit_joint_laws(
             complete,
             [optima[k] for k in usable],
             names,
@@ -289,6 +291,9 @@ def _joint_laws(
             level=options.level,
             seed=options.seed,
         )
+        if not options.shrink:
+            return joint
+        return {name: shrink_exponents(law, params, tokens) for name, law in joint.items()}
     except (ValueError, np.linalg.LinAlgError) as error:
         notes.append(f"joint surface not fitted ({error}); the near-best laws are used")
         return laws
@@ -322,13 +327,21 @@ def _hyperparameter_law(
     except ValueError as error:
         notes.append(str(error))
         return None
-    exponents = [law.exponent("b")] + ([law.exponent("c")] if law.c is not None else [])
-    tested = len(cells) > len(exponents) + 1
-    if (tested or not options.untested_laws) and all(e.low <= 0 <= e.high for e in exponents):
-        shown = ", ".join(f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}]" for e in exponents)
-        notes.append(f"{name}: no exponent resolved from 0 ({shown}); held at the cells' weighted mean")
-        return None
-    return law
+    return _shrunk(law, params, tokens, notes) if options.shrink else law
+
+
+def _shrunk(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | None, notes: list[str]) -> PowerLaw:
+    """`law` with its exponents shrunk towards 0 (`power_law.shrink_exponents`); a note for each exponent
+    whose interval contains 0, which the shrinkage pulls most of the way to a constant."""
+    shrunk = shrink_exponents(law, params, tokens)
+    for which in ("b", "c"):
+        before, after = law.exponent(which), shrunk.exponent(which)
+        if before.value == before.value and before.low <= 0 <= before.high:
+            notes.append(
+                f"{law.name}: exponent of {'N' if which == 'b' else 'D'} not resolved from 0 "
+                f"({before.value:.3g} [{before.low:.3g}, {before.high:.3g}]); shrunk to {after.value:.3g}"
+            )
+    return shrunk
 
 
 def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:

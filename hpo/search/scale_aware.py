@@ -328,7 +328,7 @@ def _predict(history: pd.DataFrame, params: float, tokens: float, space: SearchS
         held = {name: optimum.value(name).value for name in HYPERPARAMETERS if name not in predicted}
         return ({name: _finite(e) for name, e in predicted.items()}, held,
                 f"the optimum of {optimum.scale}, held (one scale measured)")
-    (variant_fit,) = fit_scaling(trials, seed=seed, loss_law=False, untested_laws=True).variants.values()
+    (variant_fit,) = fit_scaling(trials, seed=seed, loss_law=False, shrink=False).variants.values()
     predicted = {name: law.estimate(params, tokens if variant_fit.uses_tokens else None)
                  for name, law in variant_fit.laws.items()}
     for name, value in variant_fit.fixed.items():

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import fit_power_law, fit_scaling, normalize_trials
-from hpo.analysis.power_law import fit_constant
+from hpo.analysis.power_law import fit_constant, shrink_exponents
 
 PARAMS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
 
@@ -47,6 +47,30 @@ def test_prediction_interval_includes_scatter_between_cells() -> None:
     assert law.tau > 0.1
     estimate = law.estimate(1e9)
     assert np.log(estimate.high / estimate.low) > 2 * 1.645 * 0.1
+
+
+def test_a_resolved_exponent_keeps_its_value_when_shrunk() -> None:
+    rng = np.random.default_rng(0)
+    optima = 30.0 * PARAMS**-0.5 * np.exp(0.02 * rng.standard_normal(PARAMS.size))
+    law = fit_power_law(PARAMS, optima)
+    shrunk = shrink_exponents(law, PARAMS)
+    assert shrunk.b == pytest.approx(law.b, rel=0.01)
+
+
+def test_a_slope_lost_in_the_noise_shrinks_towards_the_cells_mean_and_keeps_its_interval_width() -> None:
+    """Three noisy cells whose slope is about its own noise: the shrunk law keeps the fit's value at the
+    cells' mean ln N, moves most of the way to a constant, and its interval is as wide as the fitted one's."""
+    params = PARAMS[:3]
+    law = fit_power_law(params, np.array([1.0e-2, 4.0e-3, 9.0e-3]), name="lr")
+    shrunk = shrink_exponents(law, params)
+    centre = float(np.exp(np.mean(np.log(params))))
+    fitted_interval, shrunk_interval = law.estimate(1e10), shrunk.estimate(1e10)
+
+    assert law.exponent().low <= 0 <= law.exponent().high
+    assert abs(shrunk.b) < 0.7 * abs(law.b)
+    assert shrunk.predict(centre) == pytest.approx(law.predict(centre), rel=1e-9)
+    assert np.log(shrunk_interval.high / shrunk_interval.low) == pytest.approx(
+        np.log(fitted_interval.high / fitted_interval.low), rel=0.05)
 
 
 def test_too_few_cells_are_rejected() -> None:
