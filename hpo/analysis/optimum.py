@@ -135,7 +135,7 @@ def find_optimum(
     if method == "near_best":
         located = _near_best(settings, losses, searched, surface, tolerance, noise, level)
     else:
-        located = _surface(settings, losses, searched, surface, window, n_bootstrap, level, seed)
+        located = _surface(settings, losses, searched, surface, window, n_bootstrap, level, seed, tried)
     at_edge = dict(located.at_edge)
     optimal_lr = located.estimates["lr"].value
     stability_edge = float(diverged["lr"].min()) if not diverged.empty else None
@@ -226,12 +226,14 @@ def _surface(
     n_bootstrap: int,
     level: float,
     seed: int,
+    tried: np.ndarray,
 ) -> _Located:
-    """The surface's minimum with bootstrap intervals (the near-best settings' spread where no surface
-    fitted)."""
+    """The surface's minimum with bootstrap intervals (where no surface fitted, the near-best settings'
+    spread, at least the search's resolution around the best trial: `_bracket_draws`)."""
     replicates = bootstrap_surface(settings, losses, searched, window, n_bootstrap, seed)
     if not surface.fitted and searched:
         replicates[:, :3] = near_best_draws(settings, losses, window, n_bootstrap, seed)
+        _bracket_draws(replicates, settings[int(np.argmin(losses))], tried, searched, seed)
     replicates = clip_tails(replicates)
     estimates = {
         h: Estimate.from_draws(value, replicates[:, i], level, log_scale=value > 0)
@@ -239,6 +241,29 @@ def _surface(
     }
     loss = Estimate.from_draws(surface.loss, replicates[:, 3], level)
     return _Located(estimates, loss, _surface_edges(settings, surface, searched), replicates, {})
+
+
+def _bracket_draws(
+    replicates: np.ndarray, best: np.ndarray, tried: np.ndarray, searched: tuple[str, ...], seed: int
+) -> None:
+    """Where every near-best draw of a searched hyperparameter is the best trial's value (one complete
+    trial near the best: a check whose probes were stopped early), redraw it log-uniformly between the
+    values tried next to it on either side, whatever became of those trials: the optimum lies somewhere
+    between the best trial's neighbours, and a spread of zero would let this cell outweigh every
+    well-measured one in a law."""
+    rng = np.random.default_rng(seed)
+    for name in searched:
+        column = HYPERPARAMETERS.index(name)
+        value = best[column]
+        if value <= 0 or len(replicates) < 2 or np.unique(replicates[:, column]).size > 1:
+            continue
+        values = tried[:, column]
+        values = values[values > 0]
+        below, above = values[values < value], values[values > value]
+        low = np.log(below.max()) if below.size else np.log(value)
+        high = np.log(above.min()) if above.size else np.log(value)
+        if high > low:
+            replicates[:, column] = np.exp(rng.uniform(low, high, len(replicates)))
 
 
 def cell_noise(settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...]) -> float | None:

@@ -140,3 +140,20 @@ def test_hyperparameter_tried_by_pruned_trials_counts_as_searched() -> None:
     optimum = find_optimum(rows, n_bootstrap=20)
     assert optimum.searched == ("lr",)
     assert optimum.value("lr").value == pytest.approx(2e-3)
+
+
+def test_a_lone_complete_trial_has_the_interval_of_its_stopped_neighbours() -> None:
+    """A check whose probes were all stopped early holds one complete trial, the prediction: its optimum is
+    that trial, and its interval reaches the lr values tried next to it (the search's resolution), not a
+    point that would outweigh every well-measured cell in a law."""
+    rows = normalize_trials(pd.DataFrame({
+        "params": 1e6, "tokens": 1e8,
+        "lr": [5e-4, 1e-3, 2e-3, 4e-3, 8e-3],
+        "batch_size": 32,
+        "loss": [3.4, 3.3, 3.0, 3.3, 3.6],
+        "tokens_seen": [2e7, 2e7, 1e8, 2e7, 2e7],
+        "status": ["pruned", "pruned", "complete", "pruned", "pruned"],
+    }))
+    optimum = find_optimum(rows, n_bootstrap=50)
+    assert optimum.lr.value == pytest.approx(2e-3)
+    assert 5e-4 < optimum.lr.low <= 1.1e-3 and 3.6e-3 <= optimum.lr.high < 8e-3
