@@ -21,14 +21,15 @@ and ``"surface"`` otherwise:
 * ``"joint"``: one surface over all trials of all cells at once, its centre a
   power law in N and D (`joint_surface`).
 
-Whatever the method, every exponent is shrunk towards 0 by its
-signal-to-noise (`power_law.shrink_exponents`: κ = b²/(b² + s²)): a resolved
-slope keeps its value, one lost in the noise tends to a constant
-(extrapolating it would multiply the noise by the distance to the target),
-and one in between is neither dropped nor trusted whole (for the
-recommendation; a search centres its regions on the laws as fitted); the
-learning-rate stability edge gets a law when trials diverged in two or more
-sizes; the loss law L(N), or L(N, D), is fitted to the cells' tuned losses
+Whatever the method, a law none of whose exponents' intervals excludes 0 is
+shrunk towards a constant by its signal-to-noise (`power_law.shrink_exponents`:
+each exponent b times κ = b²/(b² + s²)): one lost in the noise tends to the
+cells' mean (extrapolating it would multiply the noise by the distance to the
+target), one nearly resolved keeps most of its value, where dropping it held
+the hyperparameter at the cells' mean even when every cell said it moves with N
+(for the recommendation; a search centres its regions on the laws as fitted);
+the learning-rate stability edge gets a law when trials diverged in two or
+more sizes; the loss law L(N), or L(N, D), is fitted to the cells' tuned losses
 (`loss_law`); and how much steeper the cells' loss rises above the lr (batch
 size) optimum than below is measured (`asymmetry`), for `extrapolate` to set
 each at its point of least expected loss.
@@ -129,10 +130,11 @@ def fit_scaling(
         seed: seed of every random draw.
         loss_law: False skips the loss law (`VariantFit.loss_law` None), for a caller that reads only
             the hyperparameter laws (`hpo.search.scale_aware`).
-        shrink: shrink the laws' exponents towards 0 (`power_law.shrink_exponents`), for
-            the recommendation, a point bet whose expected squared error the shrinkage lowers; False
-            keeps the laws as fitted, for a search that centres a region on them (the law's interval is the
-            region's width, and the search measures where the optimum moved).
+        shrink: shrink a law whose exponents are all unresolved towards a constant
+            (`power_law.shrink_exponents`), for the recommendation, a point bet whose expected squared
+            error the shrinkage lowers; False keeps the laws as fitted, for a search that centres a
+            region on them (the law's interval is the region's width, and the search measures where
+            the optimum moved).
 
     Raises:
         ValueError: an unknown method, no complete trial at all, or a variant with complete trials at
@@ -293,7 +295,7 @@ def _joint_laws(
         )
         if not options.shrink:
             return joint
-        return {name: shrink_exponents(law, params, tokens) for name, law in joint.items()}
+        return {name: _shrunk(law, params, tokens, notes) for name, law in joint.items()}
     except (ValueError, np.linalg.LinAlgError) as error:
         notes.append(f"joint surface not fitted ({error}); the near-best laws are used")
         return laws
@@ -331,16 +333,16 @@ def _hyperparameter_law(
 
 
 def _shrunk(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | None, notes: list[str]) -> PowerLaw:
-    """`law` with its exponents shrunk towards 0 (`power_law.shrink_exponents`); a note for each exponent
-    whose interval contains 0, which the shrinkage pulls most of the way to a constant."""
+    """`law`, or, when none of its exponents is resolved from 0 (every interval contains 0), `law` with its
+    exponents shrunk towards 0 (`power_law.shrink_exponents`) and a note saying so."""
+    exponents = [law.exponent("b")] + ([law.exponent("c")] if law.c is not None else [])
+    if not all(e.low <= 0 <= e.high for e in exponents):
+        return law
     shrunk = shrink_exponents(law, params, tokens)
-    for which in ("b", "c"):
-        before, after = law.exponent(which), shrunk.exponent(which)
-        if before.value == before.value and before.low <= 0 <= before.high:
-            notes.append(
-                f"{law.name}: exponent of {'N' if which == 'b' else 'D'} not resolved from 0 "
-                f"({before.value:.3g} [{before.low:.3g}, {before.high:.3g}]); shrunk to {after.value:.3g}"
-            )
+    after = [shrunk.exponent("b")] + ([shrunk.exponent("c")] if shrunk.c is not None else [])
+    shown = ", ".join(f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}] to {a.value:.3g}"
+                      for e, a in zip(exponents, after, strict=True))
+    notes.append(f"{law.name}: no exponent resolved from 0; shrunk towards a constant ({shown})")
     return shrunk
 
 
