@@ -23,20 +23,24 @@ import argparse
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
 
-from hpo.analysis import TRIAL_COLUMNS, Estimate, Recommendation, extrapolate
+from hpo.analysis import TRIAL_COLUMNS, Estimate, Recommendation, extrapolate, normalize_trials
+from hpo.analysis.optimum import pooled_noise
 from hpo.analysis.plots import write_plots
 from hpo.analysis.report import format_recommendation
+from hpo.analysis.trials import iter_cells
 from hpo.store.trial_table import load_trials
 from hpo.study.compute import StudyCompute, study_compute, target_flops
 from hpo.study.spec import StudySpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE: dict[str, float] = {}
-"""``floor``: the search noise in % of loss, measured by the crossover study (`noise_floor`), once loaded."""
+"""``floor``: the noise in % of loss a gap must beat, measured by the crossover study (`noise_floor`), once
+loaded."""
 STUDIES = ("weight_decay", "batch_size", "learning_rate", "lr_width_crossover")
 """The question studies, in the order the page presents them (studies/<name>.yaml)."""
 
@@ -238,9 +242,8 @@ def weight_decay_verdict(result: StudyResult) -> list[str]:
             lines.append("- The tuned variant's fitted optimum is wd = 0 at " + ", ".join(zero_cells) + ".")
     floor = NOISE.get("floor")
     if floor is not None and all(abs(g) < floor for g in gaps.values()):
-        lines.append(f"- Every gap is under {floor:.2f}%, the search noise measured in lr_width_crossover "
-                     "(two identical set-ups tuned with the same budget): at these scales and budgets "
-                     "the study cannot tell whether weight decay helps.")
+        lines.append(f"- Every gap is under {floor:.2f}%, the noise measured in lr_width_crossover: at "
+                     "these scales and budgets the study cannot tell whether weight decay helps.")
     elif all(g > 0 for g in gaps.values()):
         lines.append("- Tuned weight decay is ahead at every scale measured.")
     elif all(g < 0 for g in gaps.values()):
@@ -248,8 +251,13 @@ def weight_decay_verdict(result: StudyResult) -> list[str]:
     else:
         lines.append("- The sign of the gap changes across scales: no consistent benefit of weight decay.")
     if floor is not None and any(abs(g) >= floor for g in gaps.values()):
-        lines.append(f"- For comparison, the search noise measured in lr_width_crossover is {floor:.2f}%; "
+        lines.append(f"- For comparison, the noise measured in lr_width_crossover is {floor:.2f}%; "
                      "only gaps beyond it are more than noise.")
+    if floor is not None and not all(abs(g) >= floor and g > 0 for g in gaps.values()):
+        lines.append("- What it would take: gaps this small need less noise than one trial has; k seeds of "
+                     "each setting cut it by √k (four seeds halve it), and weight decay acts late in a run, "
+                     "so budgets nearer 20 tokens per parameter (the study file's GPU ladder) would show "
+                     "more of it.")
     lines += _crossover_lines(result)
     return lines
 
@@ -282,6 +290,10 @@ def batch_size_verdict(result: StudyResult) -> list[str]:
                        sign, "every cell's optimum is a single best trial, so the direction is not "
                        "established")
         lines.append(f"- Law B\\*(N) ∝ N^{b.value:+.2f}, 90% interval of the exponent {sign}: {reading}.")
+        if sign not in ("> 0", "< 0"):
+            lines.append("- What it would take: budgets long enough that more optimizer steps stop paying "
+                         "for a smaller batch (the study file's GPU ladder, 20 tokens per parameter), and a "
+                         "second study at another tokens_per_param to separate N from D.")
     return lines
 
 
@@ -315,6 +327,10 @@ def learning_rate_verdict(result: StudyResult) -> list[str]:
                    "spans 0": "too weak to say whether it shrinks with N"}.get(
                        sign, "every cell's optimum is a single best trial, so the trend is not established")
         lines.append(f"- lr\\*(N) ∝ N^{b.value:+.2f}, 90% interval of the exponent {sign}: {reading}.")
+        if sign not in ("> 0", "< 0"):
+            lines.append(f"- What it would take: more sizes ({len(fit.optima)} cells leave the exponent "
+                         f"{len(fit.optima) - 2} degree(s) of freedom) and more complete trials near each "
+                         "optimum, where early stopping now spends most of them past the edge.")
     if fit.stability_edge is not None:
         edge = fit.stability_edge.exponent("b")
         lines.append(f"- The edge moves as N^{edge.value:+.2f} (interval {interval_sign(edge)}).")
@@ -338,9 +354,8 @@ def crossover_verdict(result: StudyResult) -> list[str]:
                      f"plus 1/3 (here the difference is {b_scaled.value - b_constant.value:+.2f}).")
     floor = noise_floor(result)
     if floor is not None:
-        lines.append(f"- At {floor[0]} the two variants train identically (width = reference width, factor "
-                     f"1), yet their best losses differ by {floor[1]:.2f}%: that is the search noise of "
-                     "this trial budget, and gaps of that size at other scales say nothing.")
+        lines.append(f"- Noise a gap must beat: {floor[1]:.2f}%, {floor[0]}; gaps of that size at other "
+                     "scales say nothing.")
     lines += _crossover_lines(result)
     return lines
 
@@ -368,12 +383,36 @@ def _crossover_lines(result: StudyResult) -> list[str]:
                          "uncertainty; the loss laws' fit warnings below say the same.")
         elif 0.2 < c.p_flip < 0.8:
             lines.append("- P(ranking flips) between 0.2 and 0.8: the bootstrap cannot settle the ranking.")
+        if thin or 0.2 < c.p_flip < 0.8:
+            lines.append(_loss_law_needs(result, (c.variant_a, c.variant_b)))
     return lines
 
 
+def _loss_law_needs(result: StudyResult, variants: tuple[str, str]) -> str:
+    """What a crossover verdict would need: a tuned loss that falls with N, and cells that locate it."""
+    rising = []
+    for name in variants:
+        best = best_losses(result, name)
+        losses = [best[s] for s in result.spec.scales if s in best]
+        if any(later > earlier for earlier, later in pairwise(losses)):
+            rising.append(name)
+    if rising:
+        return ("- What it would take: a tuned loss that falls with N: here the best loss of "
+                + ", ".join(f"`{n}`" for n in rising) + " rises from one size to the next at this budget, "
+                "which no L(N) = E + A·N^-α fits; budgets that grow with N (D ∝ N, the study file's GPU "
+                "ladder) and a located optimum in every cell.")
+    return ("- What it would take: more sizes and seeds, so that the loss laws' bootstrap separates the "
+            "variants; or a target nearer the measured span.")
+
+
 def noise_floor(result: StudyResult) -> tuple[str, float] | None:
-    """In the crossover study the variants coincide at the reference width (lr factor 1): the gap
-    between their best losses there is pure search noise. The scale and that gap in %, if measured."""
+    """The noise a gap between two variants' best losses must beat, in %, and where it was measured.
+
+    In the crossover study the variants coincide at the reference width (lr factor 1): the gap between
+    their best losses there is search noise. Where the two ran the very same trials there (one design,
+    one seed: training is deterministic), that gap is 0 and measures nothing; the floor is then the
+    run-to-run noise σ of one trial's loss that the analysis estimates from the scatter of the study's
+    trials about each cell's surface (`pooled_noise`), the lower of the two variants' estimates."""
     if result.spec.name != "lr_width_crossover":
         return None
     family = result.spec.load_family()
@@ -383,15 +422,25 @@ def noise_floor(result: StudyResult) -> tuple[str, float] | None:
     constant, scaled = best_losses(result, "constant"), best_losses(result, "c_over_width")
     if not same or same[0] not in constant or same[0] not in scaled:
         return None
-    return same[0], 100 * abs(constant[same[0]] - scaled[same[0]]) / constant[same[0]]
+    gap = 100 * abs(constant[same[0]] - scaled[same[0]]) / constant[same[0]]
+    if gap > 0:
+        return f"the gap at {same[0]}, where the two variants train identically", gap
+    cells: dict[str, list[pd.DataFrame]] = {}
+    for name, _, _, rows in iter_cells(normalize_trials(result.trials)):
+        cells.setdefault(name, []).append(rows)
+    sigmas = [s for rows in cells.values() if (s := pooled_noise(rows)) is not None]
+    if not sigmas:
+        return None
+    return (f"the run-to-run noise of one trial's loss estimated from its trials (at {same[0]} the two "
+            "variants ran the very same trials, a gap of 0 that measures nothing)"), 100 * min(sigmas)
 
 
 DESIGNS: dict[str, str] = {
     "weight_decay": (
         "Two variants, each tuned at every scale over lr: `tuned` also searches AdamW's decoupled weight "
         "decay (log range plus an exact 0), `zero` holds it at 0; batch size is fixed. Weight decay "
-        "helping means `tuned` reaching a lower loss than `zero`; a crossover would need a loss law "
-        "per variant, hence four sizes, and this CPU ladder has three."),
+        "helping means `tuned` reaching a lower loss than `zero`; a crossover verdict needs a loss law "
+        "per variant, hence four sizes."),
     "batch_size": (
         "One variant searching lr and batch size together. A study has one budget rule and variants "
         "cannot override it, so D moves with the rule D = tokens_per_param·N (the table above): the "
@@ -452,10 +501,12 @@ the Python standard library's sources, at the CPU scales that finish here
 losses in nats per byte. Each study file also carries, commented, the ladder
 for a GPU cluster (2.7M to 98M, 20 tokens per parameter, 1B target).
 
-Read these as what the service concludes from a few minutes of CPU per study:
-trials are few and budgets short, so the page states where the evidence is too
-weak to say, and the 98M target lies far beyond the measured span (every
-recommendation carries that warning).
+Read these as what the service concludes from about ten minutes of two CPU
+cores per study (each study's Compute section gives its time): every scale runs
+16 to 24 trials, most of them to their full budget, so each cell's optimum is
+located, but the budgets are short and the 98M target lies far beyond the
+measured span (every recommendation carries that warning). Where the evidence
+is still too weak to answer, the page says what it would take.
 """
 
 
