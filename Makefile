@@ -2,7 +2,7 @@
 #   make quickstart   install, run the quickstart study, analyze it, verify its answer at 793k (2 CPU cores)
 #   make test         install, then ruff, pyright and the whole test suite (what CI runs)
 #   make test-fast    the suite without the slow end-to-end tests
-#   make findings     run the four question studies (about 45 min on 2 cores), write docs/findings.md
+#   make findings     run the four question studies (about 30 min on 2 cores), write docs/findings.md
 PYTHON ?= python3
 VENV ?= .venv
 # A CPU wheel on these machines; override for a CUDA build, e.g.
