@@ -291,6 +291,14 @@ def _check_ranges(argument: str, ranges: Ranges | None) -> None:
             raise ValueError(f"{argument}: {name} range ({low!r}, {high!r}) is invalid; use 0 <= low <= high")
 
 
+def _held(variant_fit: VariantFit, name: str, value: float) -> Estimate:
+    """A hyperparameter without a law at its held `value`: with the interval of the one cell that
+    searched it, where one did (a scale-aware search's first scale; its checks vary lr alone), else
+    exact (held fixed, or the cells' constant)."""
+    searched = [o for o in variant_fit.optima if name in o.searched and o.value(name).value > 0]
+    return searched[0].value(name) if len(searched) == 1 else Estimate.exact(value)
+
+
 def _setting(
     variant_fit: VariantFit,
     target_params: float,
@@ -306,7 +314,7 @@ def _setting(
             law, target_params, tokens, variant_fit.steepness.get(name, 1.0)
         )
     for name, value in variant_fit.fixed.items():
-        estimates[name] = Estimate.exact(value)
+        estimates[name] = _held(variant_fit, name, value)
     cap = _stability_cap(variant_fit, target_params, target_tokens)
     estimates["lr"] = _below_stability_edge(variant_fit.variant, estimates["lr"], cap, warnings)
     out_of_range = []

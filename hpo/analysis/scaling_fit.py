@@ -348,10 +348,13 @@ def _shrunk(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | None, notes:
 
 def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:
     """The value of a hyperparameter without a law: over the cells that searched it (two or more),
-    their optima weighted by how well each is located (`fit_constant`, the law's own weighting);
-    else (held fixed, or searched in one cell) the median of the cells' values."""
+    their optima weighted by how well each is located (`fit_constant`, the law's own weighting); the
+    optimum of the one cell that searched it (the others ran it at a value a search chose for them,
+    which measures nothing); else (held fixed) the median of the cells' values."""
     cells = [o for o in optima if name in o.searched and o.value(name).value > 0]
-    if len(cells) < 2:
+    if len(cells) == 1:
+        return cells[0].value(name).value
+    if not cells:
         return float(np.median([o.value(name).value for o in optima]))
     replicates = np.column_stack([o.replicates[:, column] for o in cells])
     return fit_constant(

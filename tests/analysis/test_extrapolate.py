@@ -116,3 +116,21 @@ def test_target_must_be_positive(synthetic_trials: pd.DataFrame, target: float) 
 def test_one_model_size_cannot_be_extrapolated(synthetic_trials: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="one model size"):
         extrapolate(synthetic_trials[synthetic_trials["params"] == 1e8], target_params=TARGET)
+
+
+def test_a_batch_size_searched_at_one_size_only_is_that_cells_optimum_with_its_interval(
+    synthetic_trials: pd.DataFrame,
+) -> None:
+    """A scale-aware search varies batch size at its first scale and lr alone at its checks, which run
+    batch 512 as the plan said: the checks measure nothing about batch size, so the recommendation is
+    the first cell's optimum and interval, not the median of the values the plan carried."""
+    sizes = sorted(synthetic_trials["params"].unique())
+    first = synthetic_trials[synthetic_trials["params"] == sizes[0]]
+    checks = synthetic_trials[synthetic_trials["params"] != sizes[0]].assign(batch_size=512)
+    trials = pd.concat([first, checks], ignore_index=True)
+
+    recommendation = extrapolate(trials, target_params=TARGET, n_bootstrap=30)
+
+    (optimum,) = [o for o in recommendation.fit.variants["default"].optima if "batch_size" in o.searched]
+    assert recommendation.batch_size == optimum.batch_size
+    assert recommendation.batch_size.low < recommendation.batch_size.value < recommendation.batch_size.high
