@@ -126,17 +126,20 @@ def test_rows_of_several_cells_are_rejected() -> None:
         find_optimum(pd.concat([trials, trials.assign(params=2e8)]))
 
 
+def lr_sweep(lrs: list[float], losses: list[float], complete: list[bool]) -> pd.DataFrame:
+    """One cell's lr sweep at batch 32: complete trials ran 1e8 tokens, the others were pruned at 2e7."""
+    return normalize_trials(pd.DataFrame({
+        "params": 1e6, "tokens": 1e8, "lr": lrs, "batch_size": 32, "loss": losses,
+        "tokens_seen": [1e8 if done else 2e7 for done in complete],
+        "status": ["complete" if done else "pruned" for done in complete],
+    }))
+
+
 def test_hyperparameter_tried_by_pruned_trials_counts_as_searched() -> None:
     """ASHA leaves few complete trials; the values the pruned ones tried still
     show the hyperparameter was searched, so it is scaled, not held fixed."""
-    rows = normalize_trials(pd.DataFrame({
-        "params": 1e6, "tokens": 1e8,
-        "lr": [1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2],
-        "batch_size": 32,
-        "loss": [3.1, 3.0, 3.4, 3.6, 3.9],
-        "tokens_seen": [1e8, 1e8, 2e7, 2e7, 2e7],
-        "status": ["complete", "complete", "pruned", "pruned", "pruned"],
-    }))
+    rows = lr_sweep([1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2], [3.1, 3.0, 3.4, 3.6, 3.9],
+                    [True, True, False, False, False])
     optimum = find_optimum(rows, n_bootstrap=20)
     assert optimum.searched == ("lr",)
     assert optimum.value("lr").value == pytest.approx(2e-3)
@@ -146,14 +149,8 @@ def test_a_lone_complete_trial_has_the_interval_of_its_stopped_neighbours() -> N
     """A check whose probes were all stopped early holds one complete trial, the prediction: its optimum is
     that trial, and its interval reaches the lr values tried next to it (the search's resolution), not a
     point that would outweigh every well-measured cell in a law."""
-    rows = normalize_trials(pd.DataFrame({
-        "params": 1e6, "tokens": 1e8,
-        "lr": [5e-4, 1e-3, 2e-3, 4e-3, 8e-3],
-        "batch_size": 32,
-        "loss": [3.4, 3.3, 3.0, 3.3, 3.6],
-        "tokens_seen": [2e7, 2e7, 1e8, 2e7, 2e7],
-        "status": ["pruned", "pruned", "complete", "pruned", "pruned"],
-    }))
+    rows = lr_sweep([5e-4, 1e-3, 2e-3, 4e-3, 8e-3], [3.4, 3.3, 3.0, 3.3, 3.6],
+                    [False, False, True, False, False])
     optimum = find_optimum(rows, n_bootstrap=50)
     assert optimum.lr.value == pytest.approx(2e-3)
     assert 5e-4 < optimum.lr.low <= 1.1e-3 and 3.6e-3 <= optimum.lr.high < 8e-3
