@@ -95,6 +95,12 @@ class Optimum:
         """The estimate for ``"lr"``, ``"batch_size"``, ``"weight_decay"`` or ``"loss"``."""
         return getattr(self, hyperparameter)
 
+    def locates(self, hyperparameter: str) -> bool:
+        """Whether this cell searched `hyperparameter` and located a positive optimum of it: a cell that
+        ran it at one value (as a plan chose it) or whose optimum is weight decay's exact 0 says nothing
+        of how its optimum moves, so laws and held values are fitted from the other cells."""
+        return hyperparameter in self.searched and self.value(hyperparameter).value > 0
+
 
 def find_optimum(
     rows: pd.DataFrame,

@@ -295,7 +295,7 @@ def _held(variant_fit: VariantFit, name: str, value: float) -> Estimate:
     """A hyperparameter without a law at its held `value`: with the interval of the one cell that
     searched it, where one did (a scale-aware search's first scale; its checks vary lr alone), else
     exact (held fixed, or the cells' constant)."""
-    searched = [o for o in variant_fit.optima if name in o.searched and o.value(name).value > 0]
+    searched = [o for o in variant_fit.optima if o.locates(name)]
     return searched[0].value(name) if len(searched) == 1 else Estimate.exact(value)
 
 

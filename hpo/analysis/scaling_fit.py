@@ -276,7 +276,7 @@ def _joint_laws(
     """The laws (of the hyperparameters the near-best centres resolve) refitted by one joint surface
     over the cells that searched all of them; the near-best laws where no such cells are enough."""
     names = tuple(laws)
-    usable = [k for k, o in enumerate(optima) if all(n in o.searched and o.value(n).value > 0 for n in names)]
+    usable = [k for k, o in enumerate(optima) if all(o.locates(n) for n in names)]
     if not names or len({optima[k].params for k in usable}) < 2:
         return laws
     complete = [cells[k][cells[k]["status"] == COMPLETE] for k in usable]
@@ -309,7 +309,7 @@ def _hyperparameter_law(
     options: _Options,
     notes: list[str],
 ) -> PowerLaw | None:
-    cells = [o for o in optima if name in o.searched and o.value(name).value > 0]
+    cells = [o for o in optima if o.locates(name)]
     if len({o.params for o in cells}) < 2:
         return None
     params = np.array([o.params for o in cells])
@@ -351,7 +351,7 @@ def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:
     their optima weighted by how well each is located (`fit_constant`, the law's own weighting); the
     optimum of the one cell that searched it (the others ran it at a value a search chose for them,
     which measures nothing); else (held fixed) the median of the cells' values."""
-    cells = [o for o in optima if name in o.searched and o.value(name).value > 0]
+    cells = [o for o in optima if o.locates(name)]
     if len(cells) == 1:
         return cells[0].value(name).value
     if not cells:

@@ -332,8 +332,7 @@ def _predict(history: pd.DataFrame, params: float, tokens: float, space: SearchS
     predicted = {name: law.estimate(params, tokens if variant_fit.uses_tokens else None)
                  for name, law in variant_fit.laws.items()}
     for name, value in variant_fit.fixed.items():
-        cells = [o.value(name).value for o in variant_fit.optima
-                 if name in o.searched and o.value(name).value > 0]
+        cells = [o.value(name).value for o in variant_fit.optima if o.locates(name)]
         if value > 0 and len(cells) >= _MIN_SCALES:
             predicted[name] = Estimate(value, min(min(cells), value), max(max(cells), value))
     return predicted, dict(variant_fit.fixed), "predicted (held: the cells' range)"
