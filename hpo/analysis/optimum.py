@@ -12,8 +12,9 @@ whole sweep):
   with replacement (its width from the replicates' robust spread, see
   `Estimate.from_draws`), or, when no surface fitted and the best trial stands
   for the optimum, from the settings of the near-best trials (at least the
-  three best). The replicates are kept (`Optimum.replicates`, winsorised at 3
-  robust standard deviations) so that laws fitted across cells can propagate them.
+  three best). The replicates are kept (`Optimum.replicates`, as normal scores
+  with that robust spread: `surface.normal_scores`) so that laws fitted across
+  cells can propagate them.
 
 Either way the cell's tuned loss and curvature are the quadratic surface's
 (its minimum; the best trial's loss where no bowl fits). A hyperparameter is
@@ -44,10 +45,10 @@ from hpo.analysis.surface import (
     TRIALS_PER_COEFFICIENT,
     SurfaceFit,
     bootstrap_surface,
-    clip_tails,
     fit_surface,
     n_coefficients,
     near_best_draws,
+    normal_scores,
 )
 from hpo.vocab import COMPLETE, DIVERGED, HYPERPARAMETERS, PRUNED
 
@@ -89,7 +90,7 @@ class Optimum:
     band's spread over √(effective trials)); what a law fitted across cells takes as the least scatter."""
     replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
     """Bootstrap optima of the ``"surface"`` method, one row per replicate: lr, batch_size, weight_decay,
-    loss (empty for ``"near_best"``)."""
+    loss, each column as normal scores with its robust spread (empty for ``"near_best"``)."""
 
     def value(self, hyperparameter: str) -> Estimate:
         """The estimate for ``"lr"``, ``"batch_size"``, ``"weight_decay"`` or ``"loss"``."""
@@ -240,7 +241,7 @@ def _surface(
     if not surface.fitted and searched:
         replicates[:, :3] = near_best_draws(settings, losses, window, n_bootstrap, seed)
         _bracket_draws(replicates, settings[int(np.argmin(losses))], tried, searched, seed)
-    replicates = clip_tails(replicates)
+    replicates = normal_scores(replicates)
     estimates = {
         h: Estimate.from_draws(value, replicates[:, i], level, log_scale=value > 0)
         for i, (h, value) in enumerate(zip(HYPERPARAMETERS, surface.setting, strict=True))
