@@ -111,35 +111,38 @@ def near_best_draws(settings: np.ndarray, losses: np.ndarray, window: float, n: 
 
 
 def normal_scores(replicates: np.ndarray) -> np.ndarray:
-    """Each column's replicates as normal scores about its median with its robust spread, ranks kept.
+    """Each column's replicates as normal scores about its median with its robust spread, in ln units,
+    ranks kept.
 
-    The k-th smallest of n replicates becomes ``median + σ·Φ⁻¹((k − ½)/n)`` (in
-    ln units for positive columns), σ the column's robust standard deviation
-    (`robust_std`), ties ranked in the replicates' (random) order so that the
-    scores keep σ even where a few settings recur. A cell's interval and
-    its weight in a law are both read from σ; a law propagates the replicates
-    themselves, and a rare resample that lost the trials pinning the minimum
-    down lands far away, so raw replicates would give the law a wider spread
-    than the weights assume (on synthetic ladders, lr and batch-size intervals
-    covering 97% at a 90% level). As normal scores they carry σ and nothing
+    The k-th smallest of n replicates becomes ``exp(median + σ·Φ⁻¹((k − ½)/n))``,
+    median and σ (`robust_std`) those of the column's ln, ties ranked in the
+    replicates' (random) order so that the scores keep σ even where a few
+    settings recur. A cell's interval and its weight in a law are both read
+    from σ; a law propagates the replicates themselves, and a rare resample
+    that lost the trials pinning the minimum down lands far away, so raw
+    replicates would give the law a wider spread than its weights assume (on
+    synthetic ladders, lr and batch-size intervals covering 93% and 95% at a
+    90% level, the loss's 98%). As normal scores they carry σ and nothing
     more, and each replicate keeps its rank in every column, so the columns'
-    dependence is kept. A column whose robust spread is zero (over half the
-    replicates on one value: an optimum pressed on a bound of the searched
-    box, or near-best settings that share it) is left as it is: rescaled,
-    every replicate would collapse onto that value and the interval
-    (`Estimate.from_draws`) would claim a certainty the trials lack.
+    dependence is kept.
+
+    Left as they are: a column with a value at or below 0 (weight decay's
+    exact-zero branch among positive draws, two options rather than a
+    spread), and one whose robust spread is zero (over half the replicates
+    on one value: an optimum pressed on a bound of the searched box, or
+    near-best settings that share it): rescaled, every replicate would
+    collapse onto that value and the interval (`Estimate.from_draws`) would
+    claim a certainty the trials lack.
     """
     scored = replicates.copy()
-    if len(scored) == 0:
-        return scored
     for column in scored.T:
-        positive = bool(np.all(column > 0))
-        values = np.log(column) if positive else column
+        if column.size == 0 or np.any(column <= 0):
+            continue
+        values = np.log(column)
         median, spread = np.median(values), robust_std(values)
         if spread == 0:
             continue
-        values = median + spread * ndtri((rankdata(values, method="ordinal") - 0.5) / len(values))
-        column[:] = np.exp(values) if positive else values
+        column[:] = np.exp(median + spread * ndtri((rankdata(values, method="ordinal") - 0.5) / len(values)))
     return scored
 
 
