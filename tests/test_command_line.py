@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import signal
 import socket
@@ -18,6 +19,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from small_studies import HPO, run_hpo, write_mlp_study
+
+from hpo.cli.output import RunLogFile
 
 SCALES = ("w8", "w32")
 TRIALS = 4
@@ -223,3 +226,26 @@ def test_validate_shows_the_trials_a_scale_aware_study_plans(tmp_path: Path) -> 
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
     assert "39 (design)" in rows["13k"] and "8 (check: prediction + probes)" in rows["100k"]
     assert "8 (check: prediction + probes)" in rows["336k"]
+
+
+def test_a_log_record_the_full_disk_cannot_take_prints_no_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The run's log file on a full disk drops the record: the run's own one-line error is all the
+    terminal shows, not logging's "--- Logging error ---" traceback."""
+    to_file = RunLogFile(tmp_path / "run.log")
+    to_file.stream = FullDisk()
+    logger = logging.getLogger("hpo.test_full_disk")
+    logger.addHandler(to_file)
+    try:
+        logger.warning("a trial finished")
+    finally:
+        logger.removeHandler(to_file)
+    assert "Logging error" not in capfd.readouterr().err
+
+
+class FullDisk(io.StringIO):
+    """A stream whose every write fails as on a full disk."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")

@@ -49,13 +49,22 @@ def config_cells(lr: float, batch_size: float, weight_decay: float) -> tuple[str
     return format_number(lr), str(int(batch_size)), format_number(weight_decay)
 
 
+class RunLogFile(logging.FileHandler):
+    """The run's log file, which drops a record it cannot write (its disk full) instead of printing
+    logging's "--- Logging error ---" traceback to the terminal: the run's own error says what failed,
+    in one line."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        return None
+
+
 def log_run(spec: StudySpec, *, verbose: bool) -> Path:
     """Send the log records of hpo and its libraries (Ray, Optuna, MLflow) to a new file
     ``logs/run-<time>.log`` in the study's output folder, and only hpo's warnings to the terminal;
     the file's path."""
     path = spec.output_dir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(path)
+    to_file = RunLogFile(path)
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(to_file)
