@@ -14,7 +14,7 @@ from hpo.run.runner import run_study
 from hpo.run.verify import verify_study
 from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import StudySpec, load_spec
-from hpo.vocab import VERIFY
+from hpo.vocab import DIVERGED, VERIFY
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,10 @@ def test_verify_trains_the_recommendation_and_its_neighbours_on_each_seed(ladder
     trials = optuna.load_study(study_name=name, storage=optuna_storage(ladder.storage.optuna)).get_trials()
     assert len(trials) == 2 * len(labels) and {t.user_attrs["origin"] for t in trials} == {VERIFY}
     assert sorted(t.user_attrs["seed"] for t in trials) == sorted([0, 1] * len(labels))
-    assert all(t.user_attrs["tokens_seen"] >= verifying.spec.tokens("w64") for t in trials)  # none stopped
+    budget = verifying.spec.tokens("w64")
+    stopped = [(t.params, t.user_attrs["status"], t.user_attrs["tokens_seen"]) for t in trials
+               if t.user_attrs["status"] != DIVERGED and t.user_attrs["tokens_seen"] < budget]
+    assert not stopped, f"early stopping cut verify trials short: {stopped}"  # a lr x2 may diverge, no more
     client = MlflowClient(ladder.storage.mlflow)
     experiment = client.get_experiment_by_name(ladder.name)
     assert experiment is not None
