@@ -241,6 +241,7 @@ def test_a_log_record_the_full_disk_cannot_take_prints_no_traceback(
         logger.warning("a trial finished")
     finally:
         logger.removeHandler(to_file)
+        to_file.close()
     assert "Logging error" not in capfd.readouterr().err
 
 
