@@ -7,7 +7,15 @@ The loss of the near-best complete trials is fitted by least squares,
 over the searched hyperparameters only; its minimum inside the searched box
 (the range of values tried) is the cell's *surface optimum*. "Near-best"
 means within `window` (relative) of the best loss, topped up to three trials
-per coefficient. Weight decay's exact-zero option is a separate branch
+per coefficient; where one hyperparameter alone was searched (a line: a
+scale-aware check's lr probes, a user's lr sweep), topped up instead to the
+best trial's *bracket*, the trials at the nearest values tried on either side
+of it, through which the quadratic is the parabola of a bracketing line search.
+A loss rises more steeply on one side of its optimum than on the other (in lr:
+a cliff above, a slope below), and a symmetric quadratic fitted over a whole
+line of such a valley puts its minimum on the gentle side: on the committed
+`gpt` ladder's checks, where all probes ran to the end, one to two octaves
+below the best trial, at the lowest lr tried. Weight decay's exact-zero option is a separate branch
 (trials with wd = 0 fitted without the wd dimension); the branch with the
 lower fitted minimum wins. When no bowl fits (too few trials, a flat or
 saddle-shaped surface) the best trial stands for the minimum.
@@ -31,6 +39,8 @@ from hpo.analysis.estimate import robust_std
 from hpo.vocab import HYPERPARAMETERS
 
 TRIALS_PER_COEFFICIENT = 3
+_SAME_VALUE = 1e-9
+"""Values of a hyperparameter (in ln units) closer than this are the same value tried again."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +169,13 @@ def _fit_branch(
         return fallback
     near = losses <= losses[best] * (1.0 + window)
     if near.sum() < TRIALS_PER_COEFFICIENT * n_coefficient:
-        near = np.zeros_like(near)
-        near[np.argsort(losses)[: TRIALS_PER_COEFFICIENT * n_coefficient]] = True
+        if len(dims) == 1:
+            near = bracket(log_settings[:, 0], best)
+            if not near.any():
+                return fallback
+        else:
+            near = np.zeros_like(near)
+            near[np.argsort(losses)[: TRIALS_PER_COEFFICIENT * n_coefficient]] = True
     center = log_settings[near].mean(axis=0)
     spread = log_settings[near].std(axis=0)
     if np.any(spread == 0):
@@ -180,6 +195,18 @@ def _fit_branch(
     loss = float(coefficients[0] + gradient @ z_best + 0.5 * z_best @ hessian @ z_best)
     curvature = {h: float(hessian[i, i] / spread[i] ** 2) for i, h in enumerate(searched)}
     return SurfaceFit(setting, loss, curvature, fitted=True)
+
+
+def bracket(values: np.ndarray, best: int) -> np.ndarray:
+    """The trials at the `best` trial's value and at the nearest values tried on either side of it (a
+    line search's bracket, `values` in ln units); none when the best value is the lowest or highest
+    tried (the minimum is not bracketed)."""
+    at_best = np.isclose(values, values[best], rtol=0.0, atol=_SAME_VALUE)
+    below, above = values[values < values[best] - _SAME_VALUE], values[values > values[best] + _SAME_VALUE]
+    if below.size == 0 or above.size == 0:
+        return np.zeros(values.size, dtype=bool)
+    neighbours = [np.isclose(values, edge, rtol=0.0, atol=_SAME_VALUE) for edge in (below.max(), above.min())]
+    return at_best | neighbours[0] | neighbours[1]
 
 
 def _gradient_and_hessian(coefficients: np.ndarray, n_dims: int) -> tuple[np.ndarray, np.ndarray]:

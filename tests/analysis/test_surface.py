@@ -1,4 +1,5 @@
-"""Bootstrap replicates of a cell's optimum as they enter the laws: normal scores with their robust spread."""
+"""The surface of one cell: its minimum on a line sweep, and its bootstrap replicates as they enter the laws
+(normal scores with their robust spread)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from hpo.analysis.estimate import robust_std
 from hpo.analysis.power_law import fit_power_law
-from hpo.analysis.surface import normal_scores
+from hpo.analysis.surface import fit_surface, normal_scores
 
 PARAMS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
 TARGET = 1e10
@@ -62,3 +63,25 @@ def test_a_law_from_scored_replicates_has_the_spread_its_weights_imply() -> None
     scored = np.stack([normal_scores(cell) for cell in replicates])
     assert np.isclose(spread_at_target(scored), implied, rtol=0.15)
     assert spread_at_target(replicates) > 1.3 * implied
+
+
+def skewed_line_sweep(best_lr: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seven lrs 0.75 octave apart, one loss each (noise 0.1%), on a valley 8x steeper above `best_lr` than
+    below it that levels off two octaves above it (training that no longer converges), as a check's
+    probes or a user's lr sweep measure it; the other hyperparameters held."""
+    octaves = np.arange(-3, 4) * 0.75 + np.random.default_rng(seed).uniform(-0.375, 0.375)
+    excess = np.where(octaves < 0, 0.01 * octaves**2, 0.08 * np.minimum(octaves, 2.0) ** 2)
+    losses = 2.3 * (1 + excess) * (1 + 0.001 * np.random.default_rng(seed + 1).standard_normal(7))
+    settings = np.column_stack([best_lr * 2.0**octaves, np.full(7, 16.0), np.full(7, 0.1)])
+    return settings, losses
+
+
+def test_a_line_sweep_of_a_skewed_valley_is_located_between_the_best_trials_neighbours() -> None:
+    for seed in range(10):
+        settings, losses = skewed_line_sweep(3e-3, seed)
+        fit = fit_surface(settings, losses, ("lr",), window=0.01)
+        lrs = np.sort(settings[:, 0])
+        best = int(np.searchsorted(lrs, settings[int(np.argmin(losses)), 0]))
+        assert fit.fitted
+        assert lrs[best - 1] < fit.setting[0] < lrs[best + 1]
+        assert abs(np.log2(fit.setting[0] / 3e-3)) < 0.5
