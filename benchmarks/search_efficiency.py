@@ -183,16 +183,19 @@ class Outcome:
 def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, float],
               trial: optuna.Trial, study: optuna.Study, prune: bool, rng: np.random.Generator,
               protected: bool = False, judge_from: float = 0.0,
-              curve: list[tuple[float, float]] | None = None, seed: int | None = None) -> dict[str, object]:
+              curve: list[tuple[float, float]] | None = None, seed: int | None = None,
+              margin: float | None = None, rung_best: dict[int, float] | None = None) -> dict[str, object]:
     """Train `setting` on `truth`, reporting at every rung; tell `study` the final state.
 
     With `prune`, the study's pruner judges the trial at every rung but the last; a `protected`
     trial is judged too, so that its losses enter the rungs as the yardstick other trials are cut by
     (as Ray Tune's ASHA records a `hpo.search.scheduler.ProtectedASHA` trial's results), but never stopped,
     and neither is any trial before `judge_from` (a share of the budget: a probe of a plan whose
-    `judge_from` is set). Each rung's (tokens seen, loss) is appended to `curve`. A trial with its own
-    `seed` (a plan's repeated setting) reads that seed's run of a table (the surrogate's evaluations are
-    independent draws whatever the seed).
+    `judge_from` is set), nor, given a `margin`, one whose loss is within it of the best recorded at the
+    rung in `rung_best` (the scale's best loss per rung, which every trial's loss enters). Each rung's
+    (tokens seen, loss) is appended to `curve`. A trial with its own `seed` (a plan's repeated setting)
+    reads that seed's run of a table (the surrogate's evaluations are independent draws whatever the
+    seed).
     Returns the trial's row (trial-table columns; FLOPs in ``flops``).
     """
     grace = tokens / RUNGS[-1]
@@ -211,7 +214,11 @@ def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, flo
         trial.report(loss, step)
         if curve is not None:
             curve.append((seen, loss))
-        judged = not protected and step >= judge_from * RUNGS[-1] - 1e-9
+        best = math.inf if rung_best is None else rung_best.get(step, math.inf)
+        if rung_best is not None:
+            rung_best[step] = min(best, loss)
+        judged = (not protected and step >= judge_from * RUNGS[-1] - 1e-9
+                  and (margin is None or loss > best * (1 + margin)))
         if prune and step < RUNGS[-1] and trial.should_prune() and judged:
             status = "pruned"
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -225,11 +232,12 @@ def run_trial(truth: Truth, params: float, tokens: float, setting: dict[str, flo
 def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampler,
               pruner: optuna.pruners.BasePruner | None, space: SearchSpace, trials: int,
               enqueued: list[tuple[dict[str, object], dict[str, object]]], seed: int,
-              ladder: Ladder = SURROGATE_LADDER, judge_from: float | None = None
+              ladder: Ladder = SURROGATE_LADDER, judge_from: float | None = None, margin: float = 0.0
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`trials` trials at model size `params` (D from `ladder`), enqueued ones first; their rows, and their
     curves (one row per rung: ``scale``, ``trial_number``, ``tokens_seen``, ``loss``). Probes are not
-    stopped before `judge_from` of the budget (a plan's `judge_from`)."""
+    stopped before `judge_from` of the budget (a plan's `judge_from`), nor within `margin` of a rung's
+    best loss (its `probe_margin`)."""
     tokens = ladder.budget(params)
     # A fixed name: Optuna's HyperbandPruner assigns trials to brackets by a hash of the study name,
     # which create_study would otherwise draw at random, and the run would not repeat.
@@ -240,16 +248,19 @@ def run_scale(truth: Truth, params: float, *, sampler: optuna.samplers.BaseSampl
     sample = define_space(space, ladder.space)
     rng = np.random.default_rng(seed)
     rows, curves = [], []
+    rung_best: dict[int, float] = {}
     for number in range(trials):
         trial = study.ask()
         setting = sample(trial)
         origin = trial.user_attrs.get("origin")
         protected = origin in PROTECTED
-        start = judge_from if origin == PROBE and judge_from is not None else 0.0
+        probe = origin == PROBE
+        start = judge_from if probe and judge_from is not None else 0.0
         curve: list[tuple[float, float]] = []
         seed_of = trial.user_attrs.get("seed")
         row = run_trial(truth, params, tokens, setting, trial, study, pruner is not None, rng, protected,
-                        start, curve, None if seed_of is None else int(seed_of))
+                        start, curve, None if seed_of is None else int(seed_of),
+                        margin if probe else None, rung_best)
         rows.append({"variant": "default", "scale": scale_name(params), "trial_number": number, **row})
         curves += [{"scale": scale_name(params), "trial_number": number, "tokens_seen": seen, "loss": loss}
                    for seen, loss in curve]
@@ -300,7 +311,8 @@ def search_ladder(truth: Truth, method: str, trials: int, seed: int,
         rows, scale_curves = run_scale(truth, params, sampler=sampler_for(method, scale_seed, n_trials),
                                        pruner=pruner_for(method), space=space, trials=n_trials,
                                        enqueued=enqueued, seed=scale_seed, ladder=ladder,
-                                       judge_from=None if plan is None else plan.judge_from)
+                                       judge_from=None if plan is None else plan.judge_from,
+                                       margin=0.0 if plan is None else plan.probe_margin)
         if plan is not None:
             broken = check_law(plan, rows, seed=seed).broken
             n_broken += broken

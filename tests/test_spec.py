@@ -264,6 +264,7 @@ BAD = [
     ("search", {"design_cost": -1}, "search.design_cost: must be in [0, 1000] (got -1); use e.g. 1.5"),
     ("search", {"design_cost": 5000}, "search.design_cost: must be in [0, 1000] (got 5000); use e.g. 1.5"),
     ("search", {"design_cost": "cheap"}, "search.design_cost: expected a number"),
+    ("search", {"probe_margin": 1}, "search.probe_margin: must be in [0, 1) (got 1); use e.g. 0.01"),
     ("search", {"widen": 2}, "search.widen: unknown key"),
     ("max_concurrent", 0, "max_concurrent: must be >= 1"),
     ("resources", {"cpu": 0}, "resources.cpu: must be > 0"),

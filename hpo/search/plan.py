@@ -34,7 +34,9 @@ class ScalePlan:
     judges like any trial, but not before `judge_from` (a share of the
     budget: before it, a rung's ranking did not agree with the final one on
     the smaller scales; 1 never stops them, None judges them from the first
-    rung); `verify` the settings `hpo verify` trains, each to its full budget;
+    rung), and then only where one trails the best loss recorded at a rung
+    by more than `probe_margin` (a fraction of that loss; 0: wherever
+    ASHA's cut falls); `verify` the settings `hpo verify` trains, each to its full budget;
     `predicted` the law's prediction per hyperparameter; `reason` one line for
     logs and `hpo status`. Trials beyond those listed (``trials`` minus them)
     are the sampler's, in `space`. A setting may carry its own ``seed``.
@@ -53,6 +55,7 @@ class ScalePlan:
     probes: tuple[Setting, ...] = ()
     verify: tuple[Setting, ...] = ()
     judge_from: float | None = None
+    probe_margin: float = 0.0
 
     def enqueued(self) -> list[tuple[str, Setting, SearchSpace]]:
         """The trials the plan lists, in the order they run: (``origin``, setting, the space whose
@@ -70,12 +73,14 @@ class ScalePlan:
             "full_space": space_to_dict(self.full_space), "trials": self.trials, "reason": self.reason,
             "first": self.first, "explore": list(self.explore), "design": list(self.design),
             "probes": list(self.probes), "verify": list(self.verify), "judge_from": self.judge_from,
+            "probe_margin": self.probe_margin,
             "predicted": {name: [e.value, e.low, e.high, e.level] for name, e in self.predicted.items()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScalePlan:
-        """The plan `to_dict` wrote; a plan stored before designs, probes or `judge_from` existed has none."""
+        """The plan `to_dict` wrote; a plan stored before designs, probes, `judge_from` or `probe_margin`
+        existed has none."""
         predicted = {name: Estimate(*values) for name, values in dict(data["predicted"]).items()}
         return cls(scale=str(data["scale"]), transferred=bool(data["transferred"]),
                    space=space_from_dict(data["space"]), full_space=space_from_dict(data["full_space"]),
@@ -83,7 +88,7 @@ class ScalePlan:
                    reason=str(data["reason"]), first=data["first"], explore=tuple(data["explore"]),
                    predicted=predicted, design=tuple(data.get("design", ())),
                    probes=tuple(data.get("probes", ())), verify=tuple(data.get("verify", ())),
-                   judge_from=data.get("judge_from"))
+                   judge_from=data.get("judge_from"), probe_margin=float(data.get("probe_margin", 0.0)))
 
 
 @dataclass(frozen=True)

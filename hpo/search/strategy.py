@@ -111,13 +111,15 @@ class SearchStrategy(ABC):
                   plan: ScalePlan | None = None) -> TrialScheduler:
         """ASHA on tokens (`hpo.search.scheduler.ProtectedASHA`): a trial is first judged after
         `grace_tokens`, then after each `reduction_factor` times more, up to `budget_tokens`; a probe of
-        `plan` not before its `ScalePlan.judge_from` share of the budget."""
+        `plan` not before its `ScalePlan.judge_from` share of the budget, nor where it trails a rung's best
+        by no more than its `ScalePlan.probe_margin`."""
         from hpo.search.scheduler import ProtectedASHA
 
         judge_from = None if plan is None or plan.judge_from is None else plan.judge_from * budget_tokens
-        return ProtectedASHA(time_attr="tokens", metric="loss", mode="min", max_t=budget_tokens,
+        return ProtectedASHA(time_attr="tokens", metric="loss", max_t=budget_tokens,
                              grace_period=grace_tokens, reduction_factor=reduction_factor,
-                             judge_from_tokens=judge_from)
+                             judge_from_tokens=judge_from,
+                             probe_margin=0.0 if plan is None else plan.probe_margin)
 
     def problems(self) -> list[tuple[str, str, str]]:
         """What is wrong with the settings: ``(field, what is wrong, fix)`` each; none by default."""

@@ -177,7 +177,8 @@ def test_largest_scale_checks_the_law_with_the_prediction_and_probes_across_its_
 def test_check_judges_probes_from_where_the_smaller_scales_rungs_agree_with_their_ends() -> None:
     """Without curves a check's probes are judged from the scheduler's first rung; with them, from the first
     share of the budget whose rank correlation with the final losses (on the largest smaller scale) stays at
-    or above `rank_agreement`, or never (1) when no rung reaches it."""
+    or above `rank_agreement`, or never (1) when no rung reaches it; either way, beyond `probe_margin` of a
+    rung's best loss only."""
     history = searched_ladder(Surrogate(), 0)
     history = history.assign(trial_number=range(len(history)))
     finals = history.set_index("trial_number")["loss"]
@@ -197,6 +198,9 @@ def test_check_judges_probes_from_where_the_smaller_scales_rungs_agree_with_thei
                           trials=TRIALS, settings=transfer, seed=0, cost_ratio=CHECK, curves=curve_table)
 
     assert check(TRANSFER, None).judge_from is None
+    assert check(TRANSFER, None).probe_margin == TRANSFER.probe_margin > 0
+    assert "more than 1% behind a rung's best" in check(TRANSFER, None).reason
+    assert check(replace(TRANSFER, probe_margin=0.0), None).probe_margin == 0.0
     assert check(TRANSFER, curves(0.5)).judge_from == pytest.approx(1 / 3, abs=1e-3)
     assert check(TRANSFER, curves(1e-4)).judge_from == pytest.approx(1 / 27, abs=1e-3)
     assert check(TRANSFER, curves(0.5, 0.5)).judge_from == 1.0
