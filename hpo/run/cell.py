@@ -39,7 +39,7 @@ from hpo.search.searcher import TokenOptunaSearch
 from hpo.search.strategy import ScaleToPlan
 from hpo.store.optuna_store import LAW_BROKEN, PLAN, finished_status, optuna_study_name
 from hpo.store.tracker import ScaleRecord, ScaleResult, Tracker, TrialEnd
-from hpo.store.trial_table import load_trials
+from hpo.store.trial_table import load_curves, load_trials
 from hpo.study.spec import StudySpec
 from hpo.vocab import COMPLETE, FAILED, INTERRUPTED, FinalStatus
 
@@ -267,7 +267,8 @@ class Cell:
             space=spec.variant(self.variant).space, trials=spec.trials_per_scale[self.scale],
             history=load_trials(spec, variants=[self.variant], scales=smaller, storage=self.storage),
             previous_law_broken=bool(smaller) and self._law_broken(smaller[-1]),
-            cost_ratio=spec.cost_ratio(self.scale), seed=spec.seed))
+            cost_ratio=spec.cost_ratio(self.scale), seed=spec.seed,
+            curves=load_curves(spec, variants=[self.variant], scales=smaller, storage=self.storage)))
         logger.info("%s: %s", self.name, plan.reason)
         study.set_user_attr(PLAN, plan.to_dict())
         return plan

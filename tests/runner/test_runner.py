@@ -220,8 +220,8 @@ def test_third_scale_searches_the_space_the_first_two_predict(ray_runtime: None,
     lr and batch size needs, every one to its full budget (a design may cost 10 trials of w32, the mlp's
     scales being close in cost); w32 (the largest scale, so a check) runs the 10 full-budget trials that
     `design_cost` affords there, too few for a design, in a narrowed space: the predicted optimum first,
-    then probes that differ from it in lr alone, across its band and beyond; a second run keeps the stored
-    plan and runs nothing."""
+    then probes that differ from it in lr alone, across its band and beyond, judged from where w16's curves
+    ranked its trials as their ends did; a second run keeps the stored plan and runs nothing."""
     search = {"mode": "scale_aware", "trials_share": 0.5, "min_trials": 2, "first_scales_factor": 2,
               "design_cost": 10}
     spec = small_ladder(tmp_path, scales=["w8", "w16", "w32"], trials_per_scale=6, search=search,
@@ -236,6 +236,8 @@ def test_third_scale_searches_the_space_the_first_two_predict(ray_runtime: None,
         assert len(design) == 18 and {t.user_attrs.get("origin") for t in design} == {"design"}
         assert all(t.user_attrs["status"] != "pruned" for t in design), "ASHA spares a design's trials"
     assert third.plan.transferred and third.planned == 10 and third.finished == 10
+    assert third.plan.judge_from is not None and "rank agreement at w16" in third.plan.reason, \
+        "the plan reads where to judge the probes from the smaller scales' curves"
     full, narrowed = spec.variant("default").space.lr, third.plan.space.lr
     assert full.low <= narrowed.low < narrowed.high <= full.high
     assert narrowed.high / narrowed.low < full.high / full.low
