@@ -314,8 +314,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     judged = ("judged early" if start is None else "never stopped early" if start >= 1
               else f"judged from {start:.3g} of the budget")
     if start is not None:
-        shown_agreement = ", ".join(f"{share:.3g}: {rho:.2f}" for share, rho in sorted(agreement.items()))
-        judged += f" (rank agreement at {measured_on}: {shown_agreement})"
+        judged += f" (rank agreement at {measured_on}: {_shown_agreement(agreement, start)})"
     if (start is None or start < 1) and settings.probe_margin > 0:
         judged += f", and stopped only more than {100 * settings.probe_margin:.3g}% behind a rung's best"
     return replace(
@@ -325,6 +324,18 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
                + judged,
         probes=_probes(space, narrowed, first, factor, n_trials - 1),
     )
+
+
+def _shown_agreement(agreement: dict[float, float], start: float) -> str:
+    """The rank agreement in a few words: its least value from `start` on, and the last share before it
+    that fell short (every share of the budget the curves were evaluated at may be measured)."""
+    before = [share for share in agreement if share < start]
+    after = [rho for share, rho in agreement.items() if share >= start]
+    words = [f"at least {min(after):.2f} from {start:.3g} of the budget on"] if after else []
+    if before:
+        last = max(before)
+        words.append(f"{agreement[last]:.2f} at {last:.3g}")
+    return ", ".join(words)
 
 
 def _predict(history: pd.DataFrame, params: float, tokens: float, space: SearchSpace, seed: int
