@@ -299,13 +299,14 @@ def test_plan_survives_a_json_round_trip(cost_ratio: float) -> None:
     assert restored == plan
 
 
-def test_plan_stored_before_designs_and_probes_reads_back_without_them() -> None:
+def test_plan_stored_before_designs_probes_and_margin_reads_back_without_them() -> None:
     stored = plan_next(searched_ladder(Surrogate(), 0), 0, cost_ratio=CHECK).to_dict()
-    del stored["design"], stored["probes"]
+    del stored["design"], stored["probes"], stored["probe_margin"]
 
     restored = ScalePlan.from_dict(json.loads(json.dumps(stored)))
 
     assert restored.design == restored.probes == () and restored.first == stored["first"]
+    assert restored.probe_margin == 0.0, "a resumed scale planned before the margin keeps ASHA's cut"
 
 
 @pytest.mark.parametrize("scales_measured", [0, 1])
