@@ -236,11 +236,14 @@ def _surface(
     tried: np.ndarray,
 ) -> _Located:
     """The surface's minimum with bootstrap intervals (where no surface fitted, the near-best settings'
-    spread, at least the search's resolution around the best trial: `_bracket_draws`)."""
+    spread, at least the search's resolution around the best trial: `_bracket_draws`; where the minimum
+    is a line's bracket parabola, the bracket: the values tried next to the best trial)."""
     replicates = bootstrap_surface(settings, losses, searched, window, n_bootstrap, seed)
-    if not surface.fitted and searched:
-        replicates[:, :3] = near_best_draws(settings, losses, window, n_bootstrap, seed)
-        _bracket_draws(replicates, settings[int(np.argmin(losses))], tried, searched, seed)
+    best = settings[int(np.argmin(losses))]
+    if searched and (surface.bracketed or not surface.fitted):
+        replicates[:, :3] = (best if surface.bracketed
+                             else near_best_draws(settings, losses, window, n_bootstrap, seed))
+        _bracket_draws(replicates, best, tried, searched, seed)
     replicates = normal_scores(replicates)
     estimates = {
         h: Estimate.from_draws(value, replicates[:, i], level, log_scale=value > 0)

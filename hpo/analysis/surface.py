@@ -54,6 +54,9 @@ class SurfaceFit:
     """d²L/d(ln h)² at the minimum, per searched hyperparameter (empty when no bowl fitted)."""
     fitted: bool
     """False when no bowl-shaped quadratic fitted and the best trial stands for the minimum."""
+    bracketed: bool = False
+    """True when the minimum is a line's parabola through its best trial's bracket: three settings, whose
+    losses resampling trials cannot vary, so its uncertainty is the bracket itself."""
 
 
 def n_coefficients(n_dims: int, degree: int = 2) -> int:
@@ -168,8 +171,9 @@ def _fit_branch(
     if not dims or len(losses) < n_coefficient + 2:
         return fallback
     near = losses <= losses[best] * (1.0 + window)
+    bracketed = len(dims) == 1 and near.sum() < TRIALS_PER_COEFFICIENT * n_coefficient
     if near.sum() < TRIALS_PER_COEFFICIENT * n_coefficient:
-        if len(dims) == 1:
+        if bracketed:
             near = bracket(log_settings[:, 0], best)
             if not near.any():
                 return fallback
@@ -194,7 +198,7 @@ def _fit_branch(
     setting[dims] = np.exp(center + spread * z_best)
     loss = float(coefficients[0] + gradient @ z_best + 0.5 * z_best @ hessian @ z_best)
     curvature = {h: float(hessian[i, i] / spread[i] ** 2) for i, h in enumerate(searched)}
-    return SurfaceFit(setting, loss, curvature, fitted=True)
+    return SurfaceFit(setting, loss, curvature, fitted=True, bracketed=bracketed)
 
 
 def bracket(values: np.ndarray, best: int) -> np.ndarray:

@@ -154,3 +154,18 @@ def test_a_lone_complete_trial_has_the_interval_of_its_stopped_neighbours() -> N
     optimum = find_optimum(rows, n_bootstrap=50)
     assert optimum.lr.value == pytest.approx(2e-3)
     assert 5e-4 < optimum.lr.low <= 1.1e-3 and 3.6e-3 <= optimum.lr.high < 8e-3
+
+
+def test_a_line_sweeps_bracket_parabola_has_an_interval_as_wide_as_the_bracket() -> None:
+    """Seven lrs an octave apart, each run twice, on a valley with a cliff above its minimum (a check
+    whose probes all ran to the end): the optimum is the parabola through the best trial (2e-3) and its
+    neighbours, and its interval is as wide as the bracket: resampling trials keeps the same three
+    settings in nearly every replicate, and their losses say no more than that the minimum lies between
+    the neighbours."""
+    lrs = [2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2]
+    losses = [3.30, 3.20, 3.10, 3.05, 3.60, 3.90, 4.00]
+    rows = lr_sweep(lrs * 2, losses + [loss + 0.003 for loss in losses], [True] * 14)
+    optimum = find_optimum(rows, n_bootstrap=200)
+    assert optimum.surface_fitted
+    assert 1e-3 < optimum.lr.value < 4e-3 and optimum.lr.value != pytest.approx(2e-3)
+    assert optimum.lr.high / optimum.lr.low >= 4e-3 / 1e-3
