@@ -240,9 +240,12 @@ def _surface(
     is a line's bracket parabola, the bracket: the values tried next to the best trial)."""
     replicates = bootstrap_surface(settings, losses, searched, window, n_bootstrap, seed)
     best = settings[int(np.argmin(losses))]
-    if searched and (surface.bracketed or not surface.fitted):
-        replicates[:, :3] = (best if surface.bracketed
-                             else near_best_draws(settings, losses, window, n_bootstrap, seed))
+    if surface.bracketed is not None:
+        column = HYPERPARAMETERS.index(surface.bracketed)
+        replicates[:, column] = best[column]
+        _bracket_draws(replicates, best, tried, searched, seed)
+    elif searched and not surface.fitted:
+        replicates[:, :3] = near_best_draws(settings, losses, window, n_bootstrap, seed)
         _bracket_draws(replicates, best, tried, searched, seed)
     replicates = normal_scores(replicates)
     estimates = {

@@ -10,7 +10,9 @@ means within `window` (relative) of the best loss, topped up to three trials
 per coefficient; where one hyperparameter alone was searched (a line: a
 scale-aware check's lr probes, a user's lr sweep), topped up instead to the
 best trial's *bracket*, the trials at the nearest values tried on either side
-of it, through which the quadratic is the parabola of a bracketing line search.
+of it, through which the quadratic is the parabola of a bracketing line search
+(its minimum's setting; the loss there and the curvature stay the near-best
+quadratic's, which the loss laws and crossover checks read).
 A loss rises more steeply on one side of its optimum than on the other (in lr:
 a cliff above, a slope below), and a symmetric quadratic fitted over a whole
 line of such a valley puts its minimum on the gentle side: on the committed
@@ -54,9 +56,10 @@ class SurfaceFit:
     """d²L/d(ln h)² at the minimum, per searched hyperparameter (empty when no bowl fitted)."""
     fitted: bool
     """False when no bowl-shaped quadratic fitted and the best trial stands for the minimum."""
-    bracketed: bool = False
-    """True when the minimum is a line's parabola through its best trial's bracket: three settings, whose
-    losses resampling trials cannot vary, so its uncertainty is the bracket itself."""
+    bracketed: str | None = None
+    """The hyperparameter of a line whose minimum's setting is the parabola through its best trial's
+    bracket: three settings, whose losses resampling trials cannot vary, so its uncertainty is the
+    bracket itself (None otherwise)."""
 
 
 def n_coefficients(n_dims: int, degree: int = 2) -> int:
@@ -162,7 +165,9 @@ def normal_scores(replicates: np.ndarray) -> np.ndarray:
 def _fit_branch(
     settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...], window: float
 ) -> SurfaceFit:
-    """Quadratic in log hyperparameters over the near-best trials, minimised inside the searched box."""
+    """Quadratic in log hyperparameters over the near-best trials, minimised inside the searched box; a
+    line's minimum located through its best trial's bracket (module docstring), its loss and curvature
+    still the near-best quadratic's (the best trial's loss and none where that is no bowl)."""
     best = int(np.argmin(losses))
     dims = [HYPERPARAMETERS.index(h) for h in searched]
     log_settings = np.log(settings[:, dims])
@@ -171,26 +176,35 @@ def _fit_branch(
     if not dims or len(losses) < n_coefficient + 2:
         return fallback
     near = losses <= losses[best] * (1.0 + window)
-    bracketed = len(dims) == 1 and near.sum() < TRIALS_PER_COEFFICIENT * n_coefficient
-    if near.sum() < TRIALS_PER_COEFFICIENT * n_coefficient:
-        if bracketed:
-            near = bracket(log_settings[:, 0], best)
-            if not near.any():
-                return fallback
-        else:
-            near = np.zeros_like(near)
-            near[np.argsort(losses)[: TRIALS_PER_COEFFICIENT * n_coefficient]] = True
+    topped_up = near.sum() < TRIALS_PER_COEFFICIENT * n_coefficient
+    if topped_up:
+        near = np.zeros_like(near)
+        near[np.argsort(losses)[: TRIALS_PER_COEFFICIENT * n_coefficient]] = True
+    fit = _quadratic_minimum(settings, log_settings, losses, near, best, searched) or fallback
+    if len(dims) == 1 and topped_up and bracket(log_settings[:, 0], best).any():
+        line = _quadratic_minimum(settings, log_settings, losses, bracket(log_settings[:, 0], best), best,
+                                  searched)
+        if line is not None:
+            return SurfaceFit(line.setting, fit.loss, fit.curvature, fitted=True, bracketed=searched[0])
+    return fit
+
+
+def _quadratic_minimum(settings: np.ndarray, log_settings: np.ndarray, losses: np.ndarray, near: np.ndarray,
+                       best: int, searched: tuple[str, ...]) -> SurfaceFit | None:
+    """The full quadratic least-squares fit to the `near` trials and its minimum inside the box of every
+    trial's settings; None when it is no bowl (too few distinct settings, or not convex)."""
+    dims = [HYPERPARAMETERS.index(h) for h in searched]
     center = log_settings[near].mean(axis=0)
     spread = log_settings[near].std(axis=0)
     if np.any(spread == 0):
-        return fallback
+        return None
     z = (log_settings[near] - center) / spread
     coefficients, _, rank, _ = np.linalg.lstsq(polynomial_features(z), losses[near], rcond=None)
-    if rank < n_coefficient:
-        return fallback
+    if rank < n_coefficients(len(dims)):
+        return None
     gradient, hessian = _gradient_and_hessian(coefficients, len(dims))
     if not np.all(np.linalg.eigvalsh(hessian) > 0):
-        return fallback
+        return None
     low = (log_settings.min(axis=0) - center) / spread
     high = (log_settings.max(axis=0) - center) / spread
     z_best = _minimise_quadratic(gradient, hessian, low, high)
@@ -198,7 +212,7 @@ def _fit_branch(
     setting[dims] = np.exp(center + spread * z_best)
     loss = float(coefficients[0] + gradient @ z_best + 0.5 * z_best @ hessian @ z_best)
     curvature = {h: float(hessian[i, i] / spread[i] ** 2) for i, h in enumerate(searched)}
-    return SurfaceFit(setting, loss, curvature, fitted=True, bracketed=bracketed)
+    return SurfaceFit(setting, loss, curvature, fitted=True)
 
 
 def bracket(values: np.ndarray, best: int) -> np.ndarray:
