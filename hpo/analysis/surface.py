@@ -17,10 +17,12 @@ A loss rises more steeply on one side of its optimum than on the other (in lr:
 a cliff above, a slope below), and a symmetric quadratic fitted over a whole
 line of such a valley puts its minimum on the gentle side: on the committed
 `gpt` ladder's checks, where all probes ran to the end, one to two octaves
-below the best trial, at the lowest lr tried. Weight decay's exact-zero option is a separate branch
-(trials with wd = 0 fitted without the wd dimension); the branch with the
-lower fitted minimum wins. When no bowl fits (too few trials, a flat or
-saddle-shaped surface) the best trial stands for the minimum.
+below the best trial, at the lowest lr tried.
+
+Weight decay's exact-zero option is a separate branch (trials with wd = 0
+fitted without the wd dimension); the branch with the lower fitted minimum
+wins. When no bowl fits (too few trials, a flat or saddle-shaped surface) the
+best trial stands for the minimum.
 
 Used for every cell's tuned loss and curvature (whatever locates the
 optimum), and, with a bootstrap over trials, as the `"surface"` way of
@@ -181,9 +183,9 @@ def _fit_branch(
         near = np.zeros_like(near)
         near[np.argsort(losses)[: TRIALS_PER_COEFFICIENT * n_coefficient]] = True
     fit = _quadratic_minimum(settings, log_settings, losses, near, best, searched) or fallback
-    if len(dims) == 1 and topped_up and bracket(log_settings[:, 0], best).any():
-        line = _quadratic_minimum(settings, log_settings, losses, bracket(log_settings[:, 0], best), best,
-                                  searched)
+    line_bracket = bracket(log_settings[:, 0], best) if len(dims) == 1 and topped_up else None
+    if line_bracket is not None and line_bracket.any():
+        line = _quadratic_minimum(settings, log_settings, losses, line_bracket, best, searched)
         if line is not None:
             return SurfaceFit(line.setting, fit.loss, fit.curvature, fitted=True, bracketed=searched[0])
     return fit
