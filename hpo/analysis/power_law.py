@@ -293,7 +293,11 @@ def _weighted_fit(design: np.ndarray, log_h: np.ndarray, weights: np.ndarray) ->
 
 
 def _between_cell_variance(design: np.ndarray, log_h: np.ndarray, variances: np.ndarray) -> float:
-    """Paule–Mandel τ²: weighted residual sum of squares equals its degrees of freedom."""
+    """Paule–Mandel τ²: weighted residual sum of squares equals its degrees of freedom.
+
+    The excess falls with τ² towards −(degrees of freedom), so a root lies above 0 whenever the
+    excess at 0 is positive; the bracket's upper end is doubled until the excess changes sign (cells
+    decades apart with tight bootstraps need τ² above the variance of ln h)."""
     degrees_of_freedom = design.shape[0] - design.shape[1]
     if degrees_of_freedom <= 0:
         return 0.0
@@ -306,6 +310,8 @@ def _between_cell_variance(design: np.ndarray, log_h: np.ndarray, variances: np.
     if excess(0.0) <= 0:
         return 0.0
     upper = float(np.var(log_h)) + 1.0
+    while excess(upper) > 0:
+        upper *= 2.0
     return float(root_scalar(excess, bracket=(0.0, upper), method="brentq").root)
 
 

@@ -107,6 +107,19 @@ def test_a_held_constant_weighs_a_well_located_cell_above_a_wide_one() -> None:
     assert fit_constant(optimum) == pytest.approx(np.exp(np.mean(np.log(optimum))))
 
 
+def test_cells_decades_apart_with_tight_bootstraps_get_a_between_cell_scatter_not_an_error() -> None:
+    """Three well-located cells whose weight decays lie three decades apart (a tiny study's optima at
+    opposite ends of its range): the between-cell variance τ² exceeds the spread of ln h, where a
+    fixed search bracket found no root."""
+    rng = np.random.default_rng(1)
+    optimum = np.array([1e-4, 0.1, 1e-4])
+    replicates = optimum * np.exp(0.01 * rng.standard_normal((200, 3)))
+    held = fit_constant(optimum, replicates)
+    assert 1e-4 < held < 0.1
+    law = fit_power_law(PARAMS[:3], optimum, replicates=replicates)
+    assert np.isfinite(law.b) and law.tau > 1.0
+
+
 def test_a_held_constant_of_one_cell_is_its_value_and_non_positive_optima_are_rejected() -> None:
     assert fit_constant(np.array([0.3])) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="positive"):
