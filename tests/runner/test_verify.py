@@ -20,8 +20,12 @@ from hpo.vocab import DIVERGED, VERIFY
 @pytest.fixture(scope="module")
 def ladder(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> StudySpec:
     folder = tmp_path_factory.mktemp("verify")
+    # weight decay held: these tests check what verify runs and records, and a wd law fitted to cells of
+    # 1-2 complete trials once extrapolated six decades, so that every setting diverged
+    space = {"lr": {"low": 1e-4, "high": 0.3}, "batch_size": {"low": 16, "high": 64}, "weight_decay": 0.01}
     spec = load_spec(write_mlp_study(folder, "verify", scales=["w8", "w16", "w32"], trials_per_scale=4,
-                                     search="independent", budget={"tokens": 4_000}, target="w256"))
+                                     search="independent", budget={"tokens": 4_000}, target="w256",
+                                     space=space))
     run_study(spec)
     return spec
 
