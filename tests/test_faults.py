@@ -259,7 +259,9 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_next_run_resumes(small_di
 
     assert driver.returncode == 2, stderr[-3000:]
     line = [line for line in stderr.splitlines() if line.startswith("hpo run: error:")]
-    assert len(line) == 1 and "Traceback" not in stderr
+    traceback_at = stderr.find("Traceback")
+    assert traceback_at < 0, f"a traceback reached the terminal: {stderr[max(0, traceback_at - 500):][:4000]}"
+    assert len(line) == 1, stderr[-3000:]
     assert "failed (" in line[0] and "free space on its disk" in line[0] and "details in" in line[0]
     finished_before = len(load_trials(load_spec(study)))
 
