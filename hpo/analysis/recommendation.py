@@ -313,6 +313,13 @@ def _setting(
         estimates[name] = _least_expected_loss(
             law, target_params, tokens, variant_fit.steepness.get(name, 1.0)
         )
+        if not 0 < estimates[name].value < math.inf:
+            exponents = f"b = {law.b:.3g}" + (f", c = {law.c:.3g}" if law.c is not None else "")
+            raise ValueError(
+                f"variant '{variant_fit.variant}': the {name} law ({exponents}) gives "
+                f"{estimates[name].value:.4g} at the target, beyond what a float holds: its cells cannot "
+                "support an extrapolation that far; measure more scales, or choose a nearer target"
+            )
     for name, value in variant_fit.fixed.items():
         estimates[name] = _held(variant_fit, name, value)
     cap = _stability_cap(variant_fit, target_params, target_tokens)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -20,3 +22,10 @@ def test_draws_mostly_on_one_value_give_their_percentile_range_not_zero_width() 
     estimate = Estimate.from_draws(3e-3, draws, level=0.9)
     assert estimate.low == pytest.approx(2e-3) and 3e-3 <= estimate.high <= 5e-3
     assert estimate.low < estimate.value
+
+
+def test_draws_spread_over_hundreds_of_e_folds_give_an_unbounded_interval_not_an_overflow() -> None:
+    """A law fitted to a few scattered cells can draw exponents whose spread, in ln units, exceeds what
+    a float can exponentiate: the interval then reaches 0 and inf, which says that nothing bounds it."""
+    estimate = Estimate.from_draws(1.0, np.exp(np.linspace(-600.0, 600.0, 101)))
+    assert estimate.value == 1.0 and estimate.low < 1e-300 and estimate.high == math.inf

@@ -76,3 +76,19 @@ def test_as_many_cells_as_coefficients_take_the_cells_own_error_or_give_no_inter
 def test_an_unknown_method_is_rejected(grid: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="method must be one of"):
         fit_scaling(grid, method="bayes")
+
+
+def test_a_law_that_overflows_at_the_target_is_an_error_naming_the_law() -> None:
+    """Batch-size optima that grow as N³ over three cells, extrapolated 117 decades: the law's value
+    overflows a float, and the answer is a one-line error, not a crash while rounding it."""
+    rows = []
+    for params in (1e3, 2e3, 4e3):
+        best_batch = 4 * (params / 1e3) ** 3
+        for lr in np.geomspace(1e-3, 1e-1, 5):
+            for batch in best_batch * np.array([0.25, 0.5, 1.0, 2.0, 4.0]):
+                loss = 3.0 + 0.05 * np.log(lr / 1e-2) ** 2 + 0.05 * np.log(batch / best_batch) ** 2
+                rows.append({"variant": "v", "scale": f"n{params:g}", "params": params, "tokens": 20 * params,
+                             "lr": lr, "batch_size": batch, "weight_decay": 0.0, "loss": loss,
+                             "status": "complete", "trial_id": len(rows)})
+    with pytest.raises(ValueError, match="the batch_size law .* beyond what a float holds"):
+        extrapolate(pd.DataFrame(rows), target_params=1e120)
