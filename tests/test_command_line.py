@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -243,6 +244,32 @@ def test_a_log_record_the_full_disk_cannot_take_prints_no_traceback(
         logger.removeHandler(to_file)
         to_file.close()
     assert "Logging error" not in capfd.readouterr().err
+
+
+LIBRARY_ERRORS = """
+import logging, sys, types
+from pathlib import Path
+from hpo.cli.output import log_run
+print(log_run(types.SimpleNamespace(output_dir=Path(sys.argv[1])), verbose=False))
+try:
+    raise RuntimeError("database or disk is full")
+except RuntimeError:
+    for library in ("mlflow.store.db.utils", "optuna.storages", "alembic.runtime", "ray.tune"):
+        logging.getLogger(library).exception("%s: SQLAlchemy database error", library)
+"""
+
+
+def test_a_librarys_error_goes_to_the_run_log_and_not_to_the_terminal(tmp_path: Path) -> None:
+    """MLflow logs a store's failure with its traceback (``_logger.exception``) on a logger that does not
+    propagate; with its handler removed, logging's last resort printed the traceback to the terminal
+    beside the run's one-line error (a full disk, one run in four)."""
+    result = subprocess.run([sys.executable, "-c", LIBRARY_ERRORS, str(tmp_path)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    log = Path(result.stdout.strip().splitlines()[-1]).read_text()
+    for library in ("mlflow.store.db.utils", "optuna.storages", "alembic.runtime", "ray.tune"):
+        assert f"{library}: SQLAlchemy database error" in log
+    assert "Traceback" in log
 
 
 class FullDisk(io.StringIO):

@@ -83,7 +83,7 @@ def log_run(spec: StudySpec, *, verbose: bool) -> Path:
         logger = logging.getLogger(library)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
-    ray_logger = logging.getLogger("ray")  # Ray's logger does not propagate to the root
-    ray_logger.addHandler(to_file)
-    ray_logger.setLevel(logging.INFO)
+        if not logger.propagate:  # left without a handler, logging's last resort would print to stderr
+            logger.addHandler(to_file)
+    logging.getLogger("ray").setLevel(logging.INFO)
     return path
