@@ -218,8 +218,17 @@ def read_trials(
 
     `rename` maps a foreign sweep's column names onto the contract's, e.g.
     ``{"N": "params", "D": "tokens", "bs": "batch_size"}``.
+
+    Raises:
+        ValueError: the file is not a CSV table (empty, binary, unreadable text), or a row breaks the
+            trial-table contract (`normalize_trials`).
     """
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(f"{path}: not a CSV table of trials ({reason}); pass a UTF-8 CSV whose first line "
+                         "names the columns (docs/analysis.md, the trial table)") from error
     table.index = pd.RangeIndex(2, len(table) + 2)
     if rename:
         table = table.drop(columns=[c for c in rename.values() if c in table.columns and c not in rename])

@@ -128,6 +128,14 @@ def test_read_trials_names_the_lines_of_the_csv(tmp_path) -> None:
         read_trials(path)
 
 
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00 not text", b'a,b\n1,"2\n'])
+def test_read_trials_says_a_file_that_is_not_a_csv_table_is_not_one(tmp_path, content: bytes) -> None:
+    path = tmp_path / "sweep.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"sweep.csv: not a CSV table of trials \(.+\); pass a UTF-8 CSV"):
+        read_trials(path)
+
+
 def test_a_bad_loss_below_the_best_learning_rate_is_slow_learning_not_divergence() -> None:
     trials = normalize_trials(minimal_table(lr=[1e-5, 2e-3, 4e-3], loss=[7.5, 2.9, 7.5]))
     assert list(trials["status"]) == ["complete", "complete", "diverged"]
