@@ -220,11 +220,14 @@ def read_trials(
     ``{"N": "params", "D": "tokens", "bs": "batch_size"}``.
 
     Raises:
-        ValueError: the file is not a CSV table (empty, binary, unreadable text), or a row breaks the
-            trial-table contract (`normalize_trials`).
+        ValueError: the file cannot be read (missing, a folder, no permission), is not a CSV table
+            (empty, binary, broken quoting), or a row breaks the trial-table contract (`normalize_trials`).
     """
     try:
         table = pd.read_csv(path)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the trials file ({error.strerror or error}); check the path"
+                         ) from error
     except (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError) as error:
         reason = str(error).splitlines()[0]
         raise ValueError(f"{path}: not a CSV table of trials ({reason}); pass a UTF-8 CSV whose first line "

@@ -136,6 +136,13 @@ def test_read_trials_says_a_file_that_is_not_a_csv_table_is_not_one(tmp_path, co
         read_trials(path)
 
 
+def test_read_trials_names_a_path_it_cannot_read(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"missing.csv: cannot read the trials file \(No such file"):
+        read_trials(tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match=r"cannot read the trials file \(Is a directory\); check the path"):
+        read_trials(tmp_path)
+
+
 def test_a_bad_loss_below_the_best_learning_rate_is_slow_learning_not_divergence() -> None:
     trials = normalize_trials(minimal_table(lr=[1e-5, 2e-3, 4e-3], loss=[7.5, 2.9, 7.5]))
     assert list(trials["status"]) == ["complete", "complete", "diverged"]
