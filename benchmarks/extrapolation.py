@@ -55,7 +55,7 @@ from hpo.evaluation.synthetic import (
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 PUBLISHED_LAW = "published_law"
-METHODS = ("auto", "near_best", "surface", "joint")
+METHODS = ("auto", "near_best", "surface", "joint", "blend")
 BASELINE_METHOD = "surface"
 SEQUENCE_LENGTH = 2048
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)

@@ -88,6 +88,10 @@ class Optimum:
     center_error: dict[str, float] = field(default_factory=dict)
     """``"near_best"``: standard error of ln h at the band's centre, per searched hyperparameter (the
     band's spread over √(effective trials)); what a law fitted across cells takes as the least scatter."""
+    surface_minimum: dict[str, float] = field(default_factory=dict)
+    """The minimum of the cell's quadratic surface (the best trial's value where no bowl fitted), per
+    searched hyperparameter: the optimum itself for ``"surface"``; beside a band's centre for
+    ``"near_best"``, where ``scaling_fit``'s ``"blend"`` averages the laws of the two."""
     replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
     """Bootstrap optima of the ``"surface"`` method, one row per replicate: lr, batch_size, weight_decay,
     loss, each column as normal scores with its robust spread (empty for ``"near_best"``)."""
@@ -168,6 +172,8 @@ def find_optimum(
         n_pruned=int((rows["status"] == PRUNED).sum()),
         method=method,
         curvature=surface.curvature,
+        surface_minimum={h: float(value) for h, value in zip(HYPERPARAMETERS, surface.setting, strict=True)
+                         if h in searched},
         replicates=located.replicates,
         center_error=located.center_error,
     )

@@ -67,14 +67,16 @@ class PowerLaw:
         return math.exp(self.log_a)
 
     def predict(self, params: float, tokens: float | None = None) -> float:
-        """h* at model size `params` (N) and, for an (N, D) law, token budget `tokens` (D)."""
-        return float(np.exp(self._design(params, tokens) @ self._coefficients))
+        """h* at model size `params` (N) and, for an (N, D) law, token budget `tokens` (D); inf where it
+        overflows a float."""
+        with np.errstate(over="ignore"):
+            return float(np.exp(self._design(params, tokens) @ self._coefficients))
 
     def estimate(self, params: float, tokens: float | None = None) -> Estimate:
         """`predict` with its bootstrap prediction interval."""
-        return Estimate.from_draws(
-            self.predict(params, tokens), np.exp(self._log_draws(params, tokens)), self.level
-        )
+        with np.errstate(over="ignore"):
+            draws = np.exp(self._log_draws(params, tokens))
+        return Estimate.from_draws(self.predict(params, tokens), draws, self.level)
 
     def spread(self, params: float, tokens: float | None = None) -> float:
         """The robust standard deviation (1.4826·MAD) of ln h* at (N, D) over the law's draws: the spread
@@ -252,6 +254,26 @@ def _log_replicates(replicates: np.ndarray) -> np.ndarray:
     is positive and finite: a weight-decay replicate at its exact-zero option has no logarithm."""
     values = np.asarray(replicates, dtype=float)
     return np.log(values[np.all((values > 0) & np.isfinite(values), axis=1)])
+
+
+def blend_laws(law: PowerLaw, other: PowerLaw) -> PowerLaw:
+    """`law` with its coefficients (ln a, b[, c]) moved halfway to `other`'s, its draws moved with them:
+    the blend's centre is the geometric mean of the two laws' predictions at every (N[, D]), its interval
+    `law`'s width about that centre.
+
+    Raises:
+        ValueError: one law is in (N, D) and the other in N alone.
+    """
+    if (law.c is None) != (other.c is None):
+        raise ValueError(f"{law.name}: cannot blend a law in (N, D) with a law in N alone")
+    shift = (other._coefficients - law._coefficients) / 2
+    return replace(
+        law,
+        log_a=law.log_a + float(shift[0]),
+        b=law.b + float(shift[1]),
+        c=None if law.c is None else law.c + float(shift[2]),
+        coefficient_replicates=law.coefficient_replicates + shift,
+    )
 
 
 def fit_constant(optimum: np.ndarray, replicates: np.ndarray | None = None) -> float:

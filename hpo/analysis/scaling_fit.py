@@ -1,9 +1,9 @@
 """Everything fitted from a trial table: per-cell optima, then laws across cells, per variant.
 
 `fit_scaling` runs the pipeline once; `extrapolate.recommend` then reads any
-number of targets off it. Three ways to get the laws of the optimal
+number of targets off it. Four ways to get the laws of the optimal
 hyperparameters (`method`), and ``"auto"`` (the default), which takes
-``"near_best"`` for a sweep searched on grids (every cell, `near_best.is_grid`)
+``"blend"`` for a sweep searched on grids (every cell, `near_best.is_grid`)
 and ``"surface"`` otherwise:
 
 * ``"near_best"``: the relative loss noise σ is estimated once
@@ -20,6 +20,16 @@ and ``"surface"`` otherwise:
   fitted to the loss values is not: there the surface is the better locator.
 * ``"joint"``: one surface over all trials of all cells at once, its centre a
   power law in N and D (`joint_surface`).
+* ``"blend"``: the ``"near_best"`` laws of lr and batch size moved halfway
+  to the laws through the same cells' surface minima (`power_law.blend_laws`:
+  the mean of the two laws' ln a, b and c, both fitted with every cell
+  counted once), with the band law's interval about that centre. The two
+  locators err differently on a flat, skewed valley (a band's centroid
+  follows the plateau's extent, a quadratic's minimum its misfit); on the
+  Step Law folds the blend's worst held-out regret is a third of either's,
+  its interval as calibrated as the bands' (benchmarks/README.md). The
+  surface minima, noisier cell by cell, would widen the interval by their
+  own scatter, so the width stays the bands'.
 
 Whatever the method, a law none of whose exponents' intervals excludes 0 is
 shrunk towards a constant by its signal-to-noise (`power_law.shrink_exponents`:
@@ -49,21 +59,24 @@ from hpo.analysis.joint_surface import fit_joint_laws
 from hpo.analysis.loss_law import HUBER_DELTA, LossLaw, fit_loss_law
 from hpo.analysis.near_best import DEFAULT_TOLERANCE, is_grid
 from hpo.analysis.optimum import Optimum, find_optimum, pooled_noise
-from hpo.analysis.power_law import PowerLaw, fit_constant, fit_power_law, shrink_exponents
+from hpo.analysis.power_law import PowerLaw, blend_laws, fit_constant, fit_power_law, shrink_exponents
 from hpo.analysis.trials import iter_cells, varies_tokens_independently
 from hpo.vocab import COMPLETE, HYPERPARAMETERS
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("auto", "near_best", "surface", "joint")
+METHODS = ("auto", "near_best", "surface", "joint", "blend")
 _ASYMMETRIC = ("lr", "batch_size")
 """Hyperparameters whose steepness ratio is measured (weight decay's exact-zero branch has no profile)."""
+_BLENDED = ("lr", "batch_size")
+"""Hyperparameters whose ``"blend"`` law averages band centres and surface minima (weight decay's
+exact-zero branch has no surface minimum: its law stays the bands')."""
 
 
 @dataclass(frozen=True, eq=False)
 class VariantFit:
     """The optima and laws of one variant. Units as in `Optimum`; ``optima[i].method`` says how the
-    optima were located (``"near_best"`` or ``"surface"``)."""
+    optima were located (``"near_best"`` or ``"surface"``; ``"blend"`` locates them by their bands)."""
 
     variant: str
     optima: tuple[Optimum, ...]
@@ -82,7 +95,7 @@ class VariantFit:
     """The range [min, max] of each hyperparameter over all the variant's trials (complete, pruned and
     diverged): where it was searched. A recommendation outside it is an extrapolation beyond every trial."""
     method: str = "auto"
-    """The method asked for: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring)."""
+    """The method asked for: ``"auto"`` or one of `METHODS`' others (module docstring)."""
     noise: float | None = None
     """The relative loss noise σ behind the near-best bands (None for ``"surface"``)."""
     steepness: dict[str, float] = field(default_factory=dict)
@@ -120,7 +133,7 @@ def fit_scaling(
 
     Args:
         trials: the trial table.
-        method: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"`` (module docstring).
+        method: ``"auto"``, ``"near_best"``, ``"surface"``, ``"joint"`` or ``"blend"`` (module docstring).
         tolerance: a loss within this relative distance of its cell's best is as good as the best.
         noise: relative noise σ of one loss; None estimates it per variant from the trials
             (`noise.estimate_noise`), taking `tolerance` when no cell has the trials to tell.
@@ -194,7 +207,7 @@ def _fit_variant(
     optima = _optima(cells, "surface" if method == "surface" else "near_best", noise, options, method)
     params = np.array([o.params for o in optima])
     uses_tokens = varies_tokens_independently(params, np.array([o.tokens for o in optima]))
-    laws = _hyperparameter_laws(optima, uses_tokens, options, notes)
+    laws = _hyperparameter_laws(optima, uses_tokens, options, notes, blend=method == "blend")
     if method == "joint":
         laws = _joint_laws(cells, optima, laws, uses_tokens, noise or options.tolerance, options, notes)
     fixed = {
@@ -248,17 +261,23 @@ def _optima(
 
 
 def _auto_locator(cells: list[pd.DataFrame]) -> str:
-    """``"near_best"`` when every cell was searched on a grid (`near_best.is_grid`), else ``"surface"``."""
-    return "near_best" if all(is_grid(rows) for rows in cells) else "surface"
+    """``"blend"`` when every cell was searched on a grid (`near_best.is_grid`), else ``"surface"``."""
+    return "blend" if all(is_grid(rows) for rows in cells) else "surface"
 
 
 def _hyperparameter_laws(
-    optima: tuple[Optimum, ...], uses_tokens: bool, options: _Options, notes: list[str]
+    optima: tuple[Optimum, ...],
+    uses_tokens: bool,
+    options: _Options,
+    notes: list[str],
+    *,
+    blend: bool = False,
 ) -> dict[str, PowerLaw]:
     """The law of every hyperparameter that has one (`_hyperparameter_law`)."""
     laws = {}
     for column, name in enumerate(HYPERPARAMETERS):
-        law = _hyperparameter_law(optima, column, name, uses_tokens, options, notes)
+        law = _hyperparameter_law(optima, column, name, uses_tokens, options, notes,
+                                  blend=blend and name in _BLENDED)
         if law is not None:
             laws[name] = law
     return laws
@@ -308,7 +327,11 @@ def _hyperparameter_law(
     uses_tokens: bool,
     options: _Options,
     notes: list[str],
+    *,
+    blend: bool = False,
 ) -> PowerLaw | None:
+    """The law of `name` through the cells that located it, blended with the law through their surface
+    minima when `blend` (`power_law.blend_laws`), shrunk when `options` say so (`_shrunk`)."""
     cells = [o for o in optima if o.locates(name)]
     if len({o.params for o in cells}) < 2:
         return None
@@ -326,6 +349,9 @@ def _hyperparameter_law(
             level=options.level,
             seed=options.seed,
         )
+        if blend:
+            minima = np.array([o.surface_minimum[name] for o in cells])
+            law = blend_laws(law, fit_power_law(params, minima, tokens=tokens, name=name, seed=options.seed))
     except ValueError as error:
         notes.append(str(error))
         return None

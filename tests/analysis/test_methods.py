@@ -21,18 +21,36 @@ def grid(grid_sweep: pd.DataFrame) -> pd.DataFrame:
     return normalize_trials(grid_sweep)
 
 
-def test_auto_takes_near_best_bands_on_a_grid_and_surfaces_on_a_random_search(
+def test_auto_blends_bands_and_surfaces_on_a_grid_and_takes_surfaces_on_a_random_search(
     grid: pd.DataFrame, synthetic_trials: pd.DataFrame
 ) -> None:
     on_grid = fit_scaling(grid, loss_law=False).variants["default"]
+    blended = fit_scaling(grid, method="blend", loss_law=False).variants["default"]
     on_random = fit_scaling(normalize_trials(synthetic_trials), loss_law=False, n_bootstrap=10).variants[
         "default"
     ]
     assert {o.method for o in on_grid.optima} == {"near_best"} and on_grid.noise is not None
+    assert on_grid.laws["lr"].b == blended.laws["lr"].b and on_grid.laws["lr"].c == blended.laws["lr"].c
     assert {o.method for o in on_random.optima} == {"surface"} and on_random.noise is None
 
 
-@pytest.mark.parametrize("method", ["near_best", "surface", "joint"])
+def test_a_blend_is_halfway_between_the_band_law_and_the_surface_minima_law_with_the_bands_interval(
+    grid: pd.DataFrame,
+) -> None:
+    """On every cell the blend's lr law predicts the geometric mean of the band law's and of the law
+    through the surface minima (each cell counted once), and keeps the band law's interval width."""
+    bands = fit_scaling(grid, method="near_best", loss_law=False, shrink=False).variants["default"]
+    blended = fit_scaling(grid, method="blend", loss_law=False, shrink=False).variants["default"]
+    cells = [o for o in bands.optima if o.locates("lr")]
+    params, tokens = np.array([o.params for o in cells]), np.array([o.tokens for o in cells])
+    minima = fit_power_law(params, np.array([o.surface_minimum["lr"] for o in cells]), tokens=tokens)
+    target = (1.6e9, 3.2e10)
+    band, blend = bands.laws["lr"].estimate(*target), blended.laws["lr"].estimate(*target)
+    assert blend.value == pytest.approx(np.sqrt(band.value * minima.predict(*target)), rel=1e-9)
+    assert blend.high / blend.low == pytest.approx(band.high / band.low, rel=1e-9)
+
+
+@pytest.mark.parametrize("method", ["near_best", "surface", "joint", "blend"])
 def test_every_method_recovers_the_exponents_of_a_grid_sweep(
     grid: pd.DataFrame, grid_variant: Landscape, method: str
 ) -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import fit_power_law, fit_scaling, normalize_trials
-from hpo.analysis.power_law import fit_constant, shrink_exponents
+from hpo.analysis.power_law import blend_laws, fit_constant, shrink_exponents
 
 PARAMS = np.array([1e7, 3e7, 1e8, 3e8, 1e9])
 
@@ -148,3 +148,10 @@ def test_a_law_whose_replicates_all_touch_zero_is_fitted_from_the_cells_alone() 
     with np.errstate(all="raise"):
         law = fit_power_law(PARAMS, optima, replicates=replicates, name="weight_decay")
     assert law.b == pytest.approx(0.1, abs=1e-6) and np.all(np.isfinite(law.coefficient_replicates))
+
+
+def test_a_law_in_n_and_d_cannot_be_blended_with_a_law_in_n_alone() -> None:
+    params, tokens = np.repeat([1e7, 3e7, 1e8], 2), np.tile([2e8, 6e8], 3)
+    optima = 0.1 * params**-0.5 * tokens**0.2
+    with pytest.raises(ValueError, match="cannot blend a law in"):
+        blend_laws(fit_power_law(params, optima, tokens=tokens), fit_power_law(params, optima))
