@@ -168,8 +168,8 @@ def extrapolate(
         target_params: model size N of the large run (parameters).
         target_tokens: its token budget D; when laws are in (N, D) and this is
             None, the tokens per parameter of the largest measured cell are used.
-        method: how the laws are fitted: ``"auto"``, ``"near_best"``, ``"surface"`` or ``"joint"``
-            (`scaling_fit`).
+        method: how the laws are fitted: ``"auto"``, ``"near_best"``, ``"surface"``, ``"joint"`` or
+            ``"blend"`` (`scaling_fit`).
         tolerance: a loss within this share of its cell's best counts as as good as the best.
         n_bootstrap: bootstrap replicates behind the loss law's interval (and every cell's, for
             ``"surface"``).

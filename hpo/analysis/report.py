@@ -134,7 +134,9 @@ def _located(variant_fit: VariantFit) -> str:
     prefix = f"{variant_fit.variant}: " if variant_fit.variant != "default" else ""
     if variant_fit.optima[0].method == "near_best":
         noise = f", loss noise {100 * variant_fit.noise:.2g}%" if variant_fit.noise else ""
-        return f"{prefix}centre of each cell's near-best band, the band as interval{noise}"
+        blend = ("; the lr and batch-size laws halfway to the laws of the cells' surface minima"
+                 if variant_fit.laws_method == "blend" else "")
+        return f"{prefix}centre of each cell's near-best band, the band as interval{noise}{blend}"
     return f"{prefix}minimum of each cell's fitted surface, bootstrap interval"
 
 

@@ -96,6 +96,8 @@ class VariantFit:
     diverged): where it was searched. A recommendation outside it is an extrapolation beyond every trial."""
     method: str = "auto"
     """The method asked for: ``"auto"`` or one of `METHODS`' others (module docstring)."""
+    laws_method: str = "surface"
+    """The method the laws were fitted by: `method`, or what ``"auto"`` chose for these cells."""
     noise: float | None = None
     """The relative loss noise σ behind the near-best bands (None for ``"surface"``)."""
     steepness: dict[str, float] = field(default_factory=dict)
@@ -226,6 +228,7 @@ def _fit_variant(
         notes=tuple(notes),
         searched=searched,
         method=options.method,
+        laws_method=method,
         noise=None if method == "surface" else noise,
         steepness={name: _steepness(cells, name) for name in _ASYMMETRIC},
     )

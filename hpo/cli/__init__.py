@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "rest, and judge the prediction against its own runs")
     sub.add_argument("trials", help="CSV trial table (columns: params, tokens, lr, batch_size, loss, ...)")
     sub.add_argument("--rename", default="", help="FROM=TO column renames, comma separated (e.g. N=params)")
-    sub.add_argument("--method", default="auto", help="cells to laws: auto, near_best, surface or joint")
+    sub.add_argument("--method", default="auto", help="auto, near_best, surface, joint or blend")
     sub.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates of each fit")
     sub.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     sub.set_defaults(handler=backtest)

@@ -18,7 +18,7 @@ def test_the_answer_comes_first_then_one_row_per_cell_then_the_warnings(grid_swe
     cells = lines.index(
         next(line for line in lines if line.startswith("Cells (centre of each cell's near-best"))
     )
-    assert "loss noise" in lines[cells]
+    assert "loss noise" in lines[cells] and "halfway to the laws of the cells' surface minima" in lines[cells]
     assert sum(line.startswith(("100M ", "200M ", "400M ")) for line in lines[cells:]) == 9
     warnings = [line for line in lines if line.startswith("- ")]
     assert warnings and len(warnings) == len(set(warnings))
