@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, normalize_trials, read_trials
+from hpo.analysis.scaling_fit import METHODS
 from hpo.analysis.trials import scale_name
 from hpo.evaluation.backtest import (
     LEAVE_LARGEST_OUT,
@@ -55,7 +56,6 @@ from hpo.evaluation.synthetic import (
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 PUBLISHED_LAW = "published_law"
-METHODS = ("auto", "near_best", "surface", "joint", "blend")
 BASELINE_METHOD = "surface"
 SEQUENCE_LENGTH = 2048
 LADDER = (1e7, 3e7, 1e8, 3e8, 1e9)

@@ -59,7 +59,7 @@ class Estimate:
             return cls(float(value), float(min(low, value)), float(max(high, value)), level)
         half_width = NormalDist().inv_cdf(0.5 + level / 2) * spread
         low, high = center - half_width, center + half_width
-        if log_scale:  # beyond ~709 e-folds a float holds no bound: [0, inf], as unbounded as it is
+        if log_scale:  # beyond ~709 e-folds a float holds no bound: the ends reach 0 and inf
             with np.errstate(over="ignore", under="ignore"):
                 low, high = np.exp(low), np.exp(high)
         return cls(float(value), float(low), float(high), level)

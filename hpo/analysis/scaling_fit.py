@@ -66,11 +66,10 @@ from hpo.vocab import COMPLETE, HYPERPARAMETERS
 logger = logging.getLogger(__name__)
 
 METHODS = ("auto", "near_best", "surface", "joint", "blend")
-_ASYMMETRIC = ("lr", "batch_size")
-"""Hyperparameters whose steepness ratio is measured (weight decay's exact-zero branch has no profile)."""
-_BLENDED = ("lr", "batch_size")
-"""Hyperparameters whose ``"blend"`` law averages band centres and surface minima (weight decay's
-exact-zero branch has no surface minimum: its law stays the bands')."""
+_CONTINUOUS = ("lr", "batch_size")
+"""Hyperparameters whose loss is continuous in ln h near the optimum, so that their steepness ratio is
+measured and their ``"blend"`` law averages band centres and surface minima (weight decay's exact-zero
+branch has neither a profile nor a surface minimum: its law stays the bands')."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,7 +229,7 @@ def _fit_variant(
         method=options.method,
         laws_method=method,
         noise=None if method == "surface" else noise,
-        steepness={name: _steepness(cells, name) for name in _ASYMMETRIC},
+        steepness={name: _steepness(cells, name) for name in _CONTINUOUS},
     )
 
 
@@ -280,7 +279,7 @@ def _hyperparameter_laws(
     laws = {}
     for column, name in enumerate(HYPERPARAMETERS):
         law = _hyperparameter_law(optima, column, name, uses_tokens, options, notes,
-                                  blend=blend and name in _BLENDED)
+                                  blend=blend and name in _CONTINUOUS)
         if law is not None:
             laws[name] = law
     return laws

@@ -30,6 +30,7 @@ def test_auto_blends_bands_and_surfaces_on_a_grid_and_takes_surfaces_on_a_random
         "default"
     ]
     assert {o.method for o in on_grid.optima} == {"near_best"} and on_grid.noise is not None
+    assert on_grid.laws_method == "blend" and on_random.laws_method == "surface"
     assert on_grid.laws["lr"].b == blended.laws["lr"].b and on_grid.laws["lr"].c == blended.laws["lr"].c
     assert {o.method for o in on_random.optima} == {"surface"} and on_random.noise is None
 
