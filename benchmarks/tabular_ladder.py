@@ -249,6 +249,20 @@ class TabularLadder:
     def from_csv(cls, path: Path) -> TabularLadder:
         return cls(load_table(path))
 
+    def up_to(self, target: str) -> TabularLadder:
+        """The same table without the scales above `target`, which becomes the target: a second held-out
+        scale, so that a method is judged where its defaults were not chosen.
+
+        Raises:
+            ValueError: `target` is not a scale of the table, or leaves fewer than two ladder scales.
+        """
+        if target not in self.scales:
+            raise ValueError(f"target {target!r} is not a scale of the table: use one of {', '.join(self.scales)}")
+        if self.scales.index(target) < 2:
+            raise ValueError(f"target {target!r} leaves fewer than two scales to search: use one of "
+                             f"{', '.join(self.scales[2:])}")
+        return TabularLadder(self.table[self.table["params"] <= self.params(target)])
+
     # ------------------------------------------------ the ladder
 
     @property

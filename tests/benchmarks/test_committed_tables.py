@@ -77,3 +77,17 @@ def test_the_gpt_table_is_the_ladder_of_issue_15() -> None:
         assert grid["weight_decay"] == (0.0, 0.1) and grid["seed"] == (0, 1)
         best, _ = truth.best(scale)
         assert lrs[0] < best["lr"] < lrs[-1], f"{scale}: the best lr {best['lr']} is on the grid's edge"
+
+
+def test_a_table_cut_at_a_scale_makes_it_the_target(committed: tuple[str, pd.DataFrame]) -> None:
+    _, table = committed
+    truth = tab.TabularLadder(table)
+    target = truth.scales[-2]
+    cut = truth.up_to(target)
+    assert cut.target_scale == target
+    assert cut.ladder_scales == truth.scales[:-2]
+    assert cut.best(target) == truth.best(target)
+    with pytest.raises(ValueError, match="fewer than two scales"):
+        truth.up_to(truth.scales[1])
+    with pytest.raises(ValueError, match="not a scale"):
+        truth.up_to("w9999")
