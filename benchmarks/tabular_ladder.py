@@ -257,7 +257,8 @@ class TabularLadder:
             ValueError: `target` is not a scale of the table, or leaves fewer than two ladder scales.
         """
         if target not in self.scales:
-            raise ValueError(f"target {target!r} is not a scale of the table: use one of {', '.join(self.scales)}")
+            raise ValueError(f"target {target!r} is not a scale of the table: use one of "
+                             f"{', '.join(self.scales)}")
         if self.scales.index(target) < 2:
             raise ValueError(f"target {target!r} leaves fewer than two scales to search: use one of "
                              f"{', '.join(self.scales[2:])}")

@@ -118,6 +118,8 @@ def verify(args: argparse.Namespace) -> int:
     say(f"{predicted_loss} at lr "
          f"{format_number(predicted.lr.value)}, batch size {predicted.batch_size_power_of_two}, weight decay "
          f"{format_number(predicted.weight_decay.value)}")
+    for beyond in verifying.recommendation.out_of_range:
+        say(f"warning: {beyond.describe()}")
     table = Table()
     for column in ("setting", "lr", "batch size", "weight decay", "losses", "mean", "above best"):
         table.add_column(column, justify="left" if column in ("setting", "losses") else "right")

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from small_studies import run_hpo, write_mlp_study
 
 from hpo.run.runner import run_study
-from hpo.run.verify import verify_study
+from hpo.run.verify import verification_spec, verify_study
 from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import StudySpec, load_spec
 from hpo.vocab import DIVERGED, VERIFY
@@ -70,3 +70,6 @@ def test_hpo_verify_prints_predicted_against_measured(ladder: StudySpec) -> None
     assert result.returncode == 0, result.stderr[-3000:]
     assert "predicted loss" in result.stdout and "recommended" in result.stdout and "lr ÷2" in result.stdout
     assert "the seed noise of the best" in result.stdout
+    beyond = verification_spec(ladder, "w64", seeds=2).recommendation.out_of_range
+    assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {o.describe()}" for o in beyond]  # a setting trained beyond the searched range says so
