@@ -74,3 +74,32 @@ def test_a_search_reads_its_trials_losses_from_the_table(table: tab.TabularLadde
                       & (final["batch_size"] == point["batch_size"])
                       & (final["weight_decay"] == point["weight_decay"])]
         assert np.isclose(seeds["loss"], row.loss, rtol=0, atol=0).any()
+
+
+def test_every_grid_point_reads_each_ladder_run_once_on_one_of_its_seeds(table: tab.TabularLadder) -> None:
+    ladder = se.table_ladder(table)
+    recommended: list[pd.DataFrame] = []
+    recommend = se.recommend
+
+    def keep(history: pd.DataFrame, seed: int, ladder: se.Ladder) -> dict[str, float]:
+        recommended.append(history)
+        return recommend(history, seed, ladder)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(se, "recommend", keep)
+        outcome = se.every_grid_point(table, 0, ladder)
+    (history,) = recommended
+    final = table.final_losses()
+    final = final[final["scale"].isin(table.ladder_scales)]
+    points = final.drop_duplicates(["scale", *tab.SETTING])
+    assert outcome.method == "every_grid_point" and outcome.budget == len(history) == len(points)
+    assert not history.duplicated(["scale", *tab.SETTING]).any()
+    for _, trial in history.sample(20, random_state=0).iterrows():  # each trial is one seed's run, as tabled
+        runs = final[(final["scale"] == trial["scale"]) & (final["lr"] == trial["lr"])
+                     & (final["batch_size"] == trial["batch_size"])
+                     & (final["weight_decay"] == trial["weight_decay"])]
+        assert trial["loss"] in set(runs["loss"]) or (math.isnan(trial["loss"]) and runs["loss"].isna().any())
+    flops = sum(6.0 * table.params(s) * table.tokens(s) * len(points[points["scale"] == s])
+                for s in table.ladder_scales)
+    assert outcome.compute_fraction == pytest.approx(flops / ladder.target_flops)
+    assert outcome.regret_pct >= 0 or math.isinf(outcome.regret_pct)
