@@ -22,6 +22,8 @@ from mlflow import MlflowClient
 from small_studies import HPO, run_hpo, write_mlp_study
 
 from hpo.cli.output import RunLogFile
+from hpo.store.errors import StoreError
+from hpo.store.optuna_store import optuna_storage
 
 SCALES = ("w8", "w32")
 TRIALS = 4
@@ -169,10 +171,11 @@ def test_driver_killed_mid_study_resumes_with_exact_counts(tmp_path: Path) -> No
 
 
 def _finished_and_running(storage: str, study_name: str) -> bool:
-    """True once the study has a finished trial and one still running."""
+    """True once the study has a finished trial and one still running; False while the driver is still
+    creating the store (a reader opening it then would race the driver's schema creation)."""
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
+        study = optuna.load_study(study_name=study_name, storage=optuna_storage(storage, read_only=True))
+    except (KeyError, StoreError):
         return False
     states = {t.state for t in study.get_trials(deepcopy=False)}
     return optuna.trial.TrialState.RUNNING in states and len(states) > 1
