@@ -60,6 +60,10 @@ class PowerLaw:
     scatter_draws: np.ndarray
     """Standard normal draws, one per replicate, that scale `tau` into prediction intervals."""
     level: float = 0.9
+    interval_widening: float = 1.0
+    """t/z, the factor by which an equal-weight law's draws were widened so that ±z of their robust
+    spread is its ±t interval (residual variance estimated with n − p degrees of freedom); 1 otherwise.
+    The draws' spread over it is the coefficients' standard error."""
 
     @property
     def a(self) -> float:
@@ -168,10 +172,13 @@ def fit_power_law(
 def shrink_exponents(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | None = None) -> PowerLaw:
     """`law` with each exponent shrunk towards 0 by what its own noise leaves of it.
 
-    An exponent b estimated with spread s (the robust standard deviation of its
-    draws) becomes κ·b, ``κ = b² / (b² + s²)``: the linear shrinkage of least
-    expected squared error for an estimate of b with noise s, b read off the
-    fit. A well-resolved exponent (s ≪ |b|) keeps its value; one lost in its
+    An exponent b with standard error s (the robust standard deviation of its
+    draws over `PowerLaw.interval_widening`: the t quantile of a law fitted to a
+    few cells widens its interval, not the error of its estimate; read with it,
+    a three-cell law's s would be 3.8 times its standard error and every such
+    exponent shrunk to nearly 0) becomes κ·b, ``κ = b² / (b² + s²)``: the linear
+    shrinkage of least expected squared error for an estimate of b with noise s,
+    b read off the fit. A well-resolved exponent (s ≪ |b|) keeps its value; one lost in its
     noise (s ≳ |b|) tends to 0, the hyperparameter held constant, whose
     extrapolation error does not grow with the distance to the target as a
     noisy slope's does; a slope as large as its noise keeps half its value,
@@ -195,7 +202,7 @@ def shrink_exponents(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | Non
         pivots.append(float(np.mean(np.log(tokens))))
     for column, pivot in enumerate(pivots, start=1):
         b = coefficients[column]
-        spread = robust_std(draws[:, column]) if len(draws) > 1 else 0.0
+        spread = robust_std(draws[:, column]) / law.interval_widening if len(draws) > 1 else 0.0
         if b == 0 or spread == 0:
             continue
         shift = b * spread**2 / (b**2 + spread**2)
@@ -373,4 +380,5 @@ def _equal_weight_law(
         coefficient_replicates=coefficient_draws,
         scatter_draws=widen * rng.standard_normal(n_draws),
         level=level,
+        interval_widening=float(widen),
     )

@@ -73,6 +73,21 @@ def test_a_slope_lost_in_the_noise_shrinks_towards_the_cells_mean_and_keeps_its_
         np.log(fitted_interval.high / fitted_interval.low), rel=0.05)
 
 
+def test_a_three_cell_law_is_shrunk_by_its_standard_error_not_by_its_t_interval() -> None:
+    """One degree of freedom: the interval takes t(1) = 6.3 where z = 1.6, but the shrinkage reads the
+    slope's standard error s·√((XᵀX)⁻¹), so κ = b²/(b² + se²)."""
+    params = PARAMS[:3]
+    optima = 1e-2 * (params / 1e7) ** -0.3 * np.exp(np.array([0.0, 0.08, -0.04]))
+    law = fit_power_law(params, optima, name="lr")
+    design = np.column_stack([np.ones(3), np.log(params)])
+    residuals = np.log(optima) - design @ np.array([law.log_a, law.b])
+    standard_error = float(np.sqrt(residuals @ residuals / 1 * np.linalg.inv(design.T @ design)[1, 1]))
+    shrunk = shrink_exponents(law, params)
+
+    assert law.interval_widening == pytest.approx(6.314 / 1.645, rel=1e-3)
+    assert shrunk.b == pytest.approx(law.b * law.b**2 / (law.b**2 + standard_error**2), rel=0.05)
+
+
 def test_too_few_cells_are_rejected() -> None:
     with pytest.raises(ValueError, match="at least 2 cells"):
         fit_power_law(PARAMS[:1], np.array([1e-3]), name="lr")
