@@ -69,7 +69,9 @@ def optuna_storage(url: str, *, read_only: bool = False, attempts: int = 4) -> o
     PostgreSQL, or a reader beside a starting driver) would both create its
     tables: on PostgreSQL they take turns (`creating_schema`); on sqlite the
     loser's "table already exists" is retried, up to `attempts` tries in all,
-    0.5 s apart, by when the winner has finished.
+    0.5 s apart, by when the winner has finished. A reader that opened the file
+    read only before the driver stamped its schema version waits the same way,
+    and past the last try is told the store is unfinished.
     """
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 30}} if sqlite else None
@@ -79,8 +81,12 @@ def optuna_storage(url: str, *, read_only: bool = False, attempts: int = 4) -> o
             storage = retry(lambda: optuna.storages.RDBStorage(opened, engine_kwargs=engine_kwargs),
                             attempts=attempts, delay=0.5, retryable=_schema_made_meanwhile,
                             what="Optuna storage schema created concurrently")
-    except sqlalchemy.exc.SQLAlchemyError as error:
-        cause = " ".join(str(getattr(error, "orig", None) or error).splitlines()[0].split())
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+        cause = " ".join(str(getattr(_database_error(error), "orig", None) or error).splitlines()[0].split())
+        if read_only and "readonly database" in cause:
+            raise StoreError(f"the Optuna store {mask(url)} is unfinished (no schema version yet): if `hpo "
+                             "run` is starting on it, try again in a moment; else restore it, or move the "
+                             "study's output away to start afresh") from None
         raise StoreError(f"cannot open the Optuna store {mask(url)} ({cause}); check that its database "
                          "is reachable and intact (a corrupted file: restore it, or move the study's output "
                          "away to start afresh)") from None
@@ -104,12 +110,23 @@ def _read_only_sqlite(url: str) -> str:
     return f"sqlite:///file:{path}?{'mode=ro' if writable else 'immutable=1'}&uri=true"
 
 
+def _database_error(error: BaseException) -> BaseException:
+    """The database's own error behind `error`: Optuna wraps a failed commit in
+    `StorageInternalError`, the driver's error its cause."""
+    if isinstance(error, optuna.exceptions.StorageInternalError) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
 def _schema_made_meanwhile(error: Exception) -> bool:
-    """Whether `error` is another process's creation of the same schema: an integrity error, or
-    sqlite's "table already exists" (anything else sqlite raises is final)."""
-    if isinstance(error, sqlalchemy.exc.OperationalError):
-        return "already exists" in str(error)
-    return isinstance(error, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError)
+    """Whether `error` is another process's creation of the same schema: an integrity error, sqlite's
+    "table already exists", or, for a reader that opened the file read only while a driver is still
+    creating it, sqlite's "attempt to write a readonly database" (Optuna stamping the schema version the
+    driver has not written yet); anything else sqlite raises is final."""
+    cause = _database_error(error)
+    if isinstance(cause, sqlalchemy.exc.OperationalError):
+        return "already exists" in str(cause) or "readonly database" in str(cause)
+    return isinstance(cause, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.ProgrammingError)
 
 
 def _sync_at_checkpoints(connection: Any, record: Any) -> None:
