@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import optuna
@@ -17,15 +18,16 @@ from hpo.study.spec import StudySpec, load_spec
 from hpo.vocab import DIVERGED, VERIFY
 
 
+# weight decay held: these tests check what verify runs and records, and a wd law fitted to cells of
+# 1-2 complete trials once extrapolated six decades, so that every setting diverged
+SPACE = {"lr": {"low": 1e-4, "high": 0.3}, "batch_size": {"low": 16, "high": 64}, "weight_decay": 0.01}
+LADDER = {"scales": ["w8", "w16", "w32"], "trials_per_scale": 4, "search": "independent",
+          "budget": {"tokens": 4_000}, "target": "w256"}
+
+
 @pytest.fixture(scope="module")
 def ladder(ray_runtime: None, tmp_path_factory: pytest.TempPathFactory) -> StudySpec:
-    folder = tmp_path_factory.mktemp("verify")
-    # weight decay held: these tests check what verify runs and records, and a wd law fitted to cells of
-    # 1-2 complete trials once extrapolated six decades, so that every setting diverged
-    space = {"lr": {"low": 1e-4, "high": 0.3}, "batch_size": {"low": 16, "high": 64}, "weight_decay": 0.01}
-    spec = load_spec(write_mlp_study(folder, "verify", scales=["w8", "w16", "w32"], trials_per_scale=4,
-                                     search="independent", budget={"tokens": 4_000}, target="w256",
-                                     space=space))
+    spec = load_spec(write_mlp_study(tmp_path_factory.mktemp("verify"), "verify", **LADDER, space=SPACE))
     run_study(spec)
     return spec
 
@@ -70,6 +72,20 @@ def test_hpo_verify_prints_predicted_against_measured(ladder: StudySpec) -> None
     assert result.returncode == 0, result.stderr[-3000:]
     assert "predicted loss" in result.stdout and "recommended" in result.stdout and "lr ÷2" in result.stdout
     assert "the seed noise of the best" in result.stdout
-    beyond = verification_spec(ladder, "w64", seeds=2).recommendation.out_of_range
+    assert not verification_spec(ladder, "w64", seeds=2).recommendation.out_of_range
+    assert "warning: " not in result.stdout
+
+
+def test_hpo_verify_warns_when_it_trains_a_setting_beyond_the_searched_range(ladder: StudySpec,
+                                                                             tmp_path: Path) -> None:
+    """The same stores read through a study file whose lr range stops a decade lower: the laws put lr
+    above it, verify trains it as extrapolated and says so, one line per hyperparameter."""
+    shutil.copytree(ladder.output_dir, tmp_path / "out")
+    narrow = write_mlp_study(tmp_path, "verify", **LADDER, space={**SPACE, "lr": {"low": 1e-4, "high": 0.003}})
+    beyond = verification_spec(load_spec(narrow), "w64", seeds=2).recommendation.out_of_range
+    assert [o.hyperparameter for o in beyond] == ["lr"]
+
+    result = run_hpo("verify", str(narrow), "--scale", "w64", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
     assert [line for line in result.stdout.splitlines() if line.startswith("warning: ")] == [
-        f"warning: {o.describe()}" for o in beyond]  # a setting trained beyond the searched range says so
+        f"warning: {beyond[0].describe()}"]
