@@ -17,7 +17,6 @@ from hpo.store.optuna_store import optuna_storage, optuna_study_name
 from hpo.study.spec import StudySpec, load_spec
 from hpo.vocab import DIVERGED, VERIFY
 
-
 # weight decay held: these tests check what verify runs and records, and a wd law fitted to cells of
 # 1-2 complete trials once extrapolated six decades, so that every setting diverged
 SPACE = {"lr": {"low": 1e-4, "high": 0.3}, "batch_size": {"low": 16, "high": 64}, "weight_decay": 0.01}
@@ -78,10 +77,11 @@ def test_hpo_verify_prints_predicted_against_measured(ladder: StudySpec) -> None
 
 def test_hpo_verify_warns_when_it_trains_a_setting_beyond_the_searched_range(ladder: StudySpec,
                                                                              tmp_path: Path) -> None:
-    """The same stores read through a study file whose lr range stops a decade lower: the laws put lr
-    above it, verify trains it as extrapolated and says so, one line per hyperparameter."""
+    """The same stores read through a study file whose lr range stops at 0.003, below where the laws put
+    lr: verify trains it as extrapolated and says so, one line per hyperparameter."""
     shutil.copytree(ladder.output_dir, tmp_path / "out")
-    narrow = write_mlp_study(tmp_path, "verify", **LADDER, space={**SPACE, "lr": {"low": 1e-4, "high": 0.003}})
+    narrow_lr = {"low": 1e-4, "high": 0.003}
+    narrow = write_mlp_study(tmp_path, "verify", **LADDER, space={**SPACE, "lr": narrow_lr})
     beyond = verification_spec(load_spec(narrow), "w64", seeds=2).recommendation.out_of_range
     assert [o.hyperparameter for o in beyond] == ["lr"]
 
