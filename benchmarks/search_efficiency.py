@@ -606,8 +606,7 @@ def every_grid_point(truth: TabularLadder, seed: int, ladder: Ladder) -> Outcome
         rows.append({"variant": "default", "scale": run["scale"], "params": float(run["params"]),
                      "tokens": float(run["tokens"]), "tokens_seen": float(run["tokens"]),
                      **{name: float(run[name]) for name in SETTING}, "loss": float(run["loss"]),
-                     "status": "complete" if run["status"] == "complete" else "diverged",
-                     "flops": 6.0 * float(run["params"]) * float(run["tokens"])})
+                     "status": run["status"], "flops": 6.0 * float(run["params"]) * float(run["tokens"])})
     history = pd.DataFrame(rows)
     fraction = float(history["flops"].sum()) / ladder.target_flops
     regret = target_regret(truth, lambda: recommend(history, seed, ladder), ladder)
@@ -655,12 +654,12 @@ def table_benchmark(name: str, seeds: int, budgets: tuple[int, ...], peer_budget
         f"Real {name} ladder, replayed: regret at {truth.target_scale} (N={ladder.target_params:,.0f}) vs "
         f"tuning compute (ladder {', '.join(truth.ladder_scales)}; median [IQR] and worst over {seeds} "
         "seeds)"), target=target)
-    (bound,) = summarize(every_point, target).to_dict("records")
+    bound = summarize(every_point, target).iloc[0]
     print(f"\nEvery grid point of every ladder scale, once, each run's seed drawn ({bound['budget']} runs, "
           f"compute {bound['compute_median']:.3g} target runs), recommended as the searches are: regret "
           f"{bound['regret_median']:.3f}% [{bound['regret_q25']:.3f}, {bound['regret_q75']:.3f}], worst "
           f"{bound['regret_max']:.3f}% over {seeds} draws (the whole table at one run per setting)")
-    return (*show_speedup(summary, f"Real {name} ladder: compute", target, worst), pd.Series(bound))
+    return (*show_speedup(summary, f"Real {name} ladder: compute", target, worst), bound)
 
 
 # ---------------------------------------------------------------- entry point
