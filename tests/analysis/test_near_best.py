@@ -62,6 +62,16 @@ def test_noise_is_estimated_from_the_residuals_of_a_smooth_surface() -> None:
     assert estimate_noise([(np.log(settings[:5, :2]), losses[:5])]) is None, "too few trials to tell"
 
 
+def test_noise_half_as_large_as_the_window_is_not_read_low_from_the_trials_it_favoured() -> None:
+    """Trials chosen by their own noisy losses are those that drew favourable noise: at σ = 1% (half the
+    2% window) that read about 0.65 σ; chosen where the surface places them, σ itself."""
+    cells = []
+    for seed in range(4):
+        settings, losses = settings_and_losses(bowl_grid(0.01, seed=seed))
+        cells.append((np.log(settings[:, :2]), losses))
+    assert estimate_noise(cells) == pytest.approx(0.01, rel=0.2)
+
+
 def test_a_grid_is_told_from_a_random_search(synthetic_trials: pd.DataFrame) -> None:
     assert is_grid(bowl_grid(0.001))
     assert not any(is_grid(rows) for *_, rows in iter_cells(synthetic_trials))
