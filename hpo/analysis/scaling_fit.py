@@ -3,21 +3,25 @@
 `fit_scaling` runs the pipeline once; `extrapolate.recommend` then reads any
 number of targets off it. Four ways to get the laws of the optimal
 hyperparameters (`method`), and ``"auto"`` (the default), which takes
-``"blend"`` for a sweep searched on grids (every cell, `near_best.is_grid`)
-and ``"surface"`` otherwise:
+``"blend"`` for a sweep searched on grids (every cell, `near_best.is_grid`);
+otherwise ``"near_best"`` where one loss's noise σ is above `NOISY` × the
+tolerance and ``"surface"`` where it is below or cannot be read:
 
 * ``"near_best"``: the relative loss noise σ is estimated once
   per variant from all its cells (`noise`); every cell's optimum is the centre
   of its near-best band (`near_best`: trials within `tolerance` of the best,
   as far as σ tells); h*(N) = a·N^b, or h*(N, D) = a·N^b·D^c when D varies at
   fixed N, is fitted to those centres with every cell counted once, and its
-  interval is that of a new cell (`power_law`, equal weights).
+  interval is that of a new cell (`power_law`, equal weights). The cells'
+  tuned losses, and the loss law, are the surfaces' with their bootstrap (a
+  band says where the good settings are, not how good they are).
 * ``"surface"``: every cell's optimum is the minimum of a quadratic surface
   with a bootstrap over its trials; laws weigh cells by that bootstrap
   (Paule–Mandel) and propagate it (the pipeline before issue 14).
-  On a random or adaptive search (Optuna's TPE crowds trials where it looked)
-  a band's centroid is pulled towards the sampler's choices, while a surface
-  fitted to the loss values is not: there the surface is the better locator.
+  On a random or adaptive search with a quiet loss, a surface fitted to the
+  loss values locates the optimum best; where one loss's noise is a few times
+  the tolerance, its minimum can land far from every good trial on a flat
+  top, while a band's centre stays among them (docs/analysis.md).
 * ``"joint"``: one surface over all trials of all cells at once, its centre a
   power law in N and D (`joint_surface`).
 * ``"blend"``: the ``"near_best"`` laws of lr and batch size moved halfway
@@ -48,7 +52,7 @@ each at its point of least expected loss.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -67,6 +71,9 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("auto", "near_best", "surface", "joint", "blend")
 _CONTINUOUS = ("lr", "batch_size")
+NOISY = 3.0
+"""On a search that is not a grid, ``"auto"`` locates cells by their near-best bands once one loss's noise
+is above 3 × the tolerance (0.3% of the loss by default), by their surfaces below it (module docstring)."""
 """Hyperparameters whose loss is continuous in ln h near the optimum, so that their steepness ratio is
 measured and their ``"blend"`` law averages band centres and surface minima (weight decay's exact-zero
 branch has neither a profile nor a surface minimum: its law stays the bands')."""
@@ -201,11 +208,17 @@ def _fit_variant(
             f"trials: variant '{variant}' has complete trials at one model size only; "
             "measure at least two sizes (params) to fit how optima scale"
         )
-    method = _auto_locator(cells) if options.method == "auto" else options.method
-    if method != "surface" and noise is None:
+    method = options.method
+    if method == "auto":
+        method, noise = _auto_method(cells, noise, options.tolerance)
+    elif method != "surface" and noise is None:
         noise = pooled_noise(cells) or options.tolerance
     notes: list[str] = []
     optima = _optima(cells, "surface" if method == "surface" else "near_best", noise, options, method)
+    loss_optima = optima
+    if method == "near_best" and options.n_bootstrap > 0:
+        loss_optima = _optima(cells, "surface", None, options, "surface")
+        optima = tuple(replace(o, loss=s.loss) for o, s in zip(optima, loss_optima, strict=True))
     params = np.array([o.params for o in optima])
     uses_tokens = varies_tokens_independently(params, np.array([o.tokens for o in optima]))
     laws = _hyperparameter_laws(optima, uses_tokens, options, notes, blend=method == "blend")
@@ -222,7 +235,7 @@ def _fit_variant(
         laws=laws,
         fixed=fixed,
         stability_edge=_stability_edge_law(optima, uses_tokens, options.level, options.seed),
-        loss_law=_loss_law(optima, uses_tokens, options, notes) if options.loss_law else None,
+        loss_law=_loss_law(loss_optima, uses_tokens, options, notes) if options.loss_law else None,
         uses_tokens=uses_tokens,
         notes=tuple(notes),
         searched=searched,
@@ -262,9 +275,19 @@ def _optima(
     )
 
 
-def _auto_locator(cells: list[pd.DataFrame]) -> str:
-    """``"blend"`` when every cell was searched on a grid (`near_best.is_grid`), else ``"surface"``."""
-    return "blend" if all(is_grid(rows) for rows in cells) else "surface"
+def _auto_method(
+    cells: list[pd.DataFrame], noise: float | None, tolerance: float
+) -> tuple[str, float | None]:
+    """What ``"auto"`` takes, and σ: ``"blend"`` when every cell was searched on a grid
+    (`near_best.is_grid`); otherwise ``"near_best"`` when one loss's noise σ, read from the cells that
+    have the trials for a polynomial in every hyperparameter they searched, is above `NOISY` × the
+    tolerance, else ``"surface"`` (also where no cell has those trials)."""
+    if all(is_grid(rows) for rows in cells):
+        return "blend", noise if noise is not None else pooled_noise(cells) or tolerance
+    noise = pooled_noise(cells) if noise is None else noise
+    if noise is not None and noise > NOISY * tolerance:
+        return "near_best", noise
+    return "surface", noise
 
 
 def _hyperparameter_laws(

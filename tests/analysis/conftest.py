@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,12 @@ def known_variant() -> Landscape:
 def synthetic_trials(known_variant: Landscape) -> pd.DataFrame:
     """One synthetic ladder of 5 sizes, 40 trials each, 0.2% loss noise, diverged and pruned trials."""
     return make_synthetic_trials([known_variant], LADDER, seed=7)
+
+
+@pytest.fixture(scope="session")
+def noisy_synthetic_trials(known_variant: Landscape) -> pd.DataFrame:
+    """The ladder of `synthetic_trials` with 1% loss noise: ten times the tolerance."""
+    return make_synthetic_trials([replace(known_variant, noise=0.01)], LADDER, seed=7)
 
 
 GRID_VARIANT = Landscape(

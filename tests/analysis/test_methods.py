@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import extrapolate, fit_scaling, normalize_trials
+from hpo.analysis.near_best import DEFAULT_TOLERANCE
 from hpo.analysis.power_law import fit_power_law
+from hpo.analysis.scaling_fit import NOISY
 from hpo.evaluation.landscape import Landscape
 from hpo.evaluation.synthetic import make_grid_sweep
 
@@ -21,7 +23,7 @@ def grid(grid_sweep: pd.DataFrame) -> pd.DataFrame:
     return normalize_trials(grid_sweep)
 
 
-def test_auto_blends_bands_and_surfaces_on_a_grid_and_takes_surfaces_on_a_random_search(
+def test_auto_blends_bands_and_surfaces_on_a_grid_and_takes_surfaces_on_a_quiet_random_search(
     grid: pd.DataFrame, synthetic_trials: pd.DataFrame
 ) -> None:
     on_grid = fit_scaling(grid, loss_law=False).variants["default"]
@@ -33,6 +35,18 @@ def test_auto_blends_bands_and_surfaces_on_a_grid_and_takes_surfaces_on_a_random
     assert on_grid.laws_method == "blend" and on_random.laws_method == "surface"
     assert on_grid.laws["lr"].b == blended.laws["lr"].b and on_grid.laws["lr"].c == blended.laws["lr"].c
     assert {o.method for o in on_random.optima} == {"surface"} and on_random.noise is None
+
+
+def test_auto_takes_the_bands_on_a_noisy_random_search_with_the_surfaces_tuned_losses(
+    noisy_synthetic_trials: pd.DataFrame,
+) -> None:
+    """One loss's noise at 1%: the cells are located by their bands, and their tuned losses keep the
+    surfaces' bootstrap intervals, which the loss law and the crossover verdicts read."""
+    fit = fit_scaling(normalize_trials(noisy_synthetic_trials), n_bootstrap=20).variants["default"]
+    assert fit.laws_method == "near_best" and fit.noise is not None and fit.noise > NOISY * DEFAULT_TOLERANCE
+    assert {o.method for o in fit.optima} == {"near_best"}
+    assert all(o.loss.low < o.loss.value < o.loss.high for o in fit.optima)
+    assert fit.loss_law is not None
 
 
 def test_a_blend_is_halfway_between_the_band_law_and_the_surface_minima_law_with_the_bands_interval(
