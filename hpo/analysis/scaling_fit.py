@@ -71,12 +71,12 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("auto", "near_best", "surface", "joint", "blend")
 _CONTINUOUS = ("lr", "batch_size")
-NOISY = 3.0
-"""On a search that is not a grid, ``"auto"`` locates cells by their near-best bands once one loss's noise
-is above 3 × the tolerance (0.3% of the loss by default), by their surfaces below it (module docstring)."""
 """Hyperparameters whose loss is continuous in ln h near the optimum, so that their steepness ratio is
 measured and their ``"blend"`` law averages band centres and surface minima (weight decay's exact-zero
 branch has neither a profile nor a surface minimum: its law stays the bands')."""
+NOISY = 3.0
+"""On a search that is not a grid, ``"auto"`` locates cells by their near-best bands once one loss's noise
+is above 3 × the tolerance (0.3% of the loss by default), by their surfaces below it (module docstring)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,10 +209,12 @@ def _fit_variant(
             "measure at least two sizes (params) to fit how optima scale"
         )
     method = options.method
+    if method != "surface" and noise is None:
+        noise = pooled_noise(cells)
     if method == "auto":
-        method, noise = _auto_method(cells, noise, options.tolerance)
-    elif method != "surface" and noise is None:
-        noise = pooled_noise(cells) or options.tolerance
+        method = _auto_method(cells, noise, options.tolerance)
+    if method != "surface" and noise is None:
+        noise = options.tolerance
     notes: list[str] = []
     optima = _optima(cells, "surface" if method == "surface" else "near_best", noise, options, method)
     loss_optima = optima
@@ -275,19 +277,14 @@ def _optima(
     )
 
 
-def _auto_method(
-    cells: list[pd.DataFrame], noise: float | None, tolerance: float
-) -> tuple[str, float | None]:
-    """What ``"auto"`` takes, and σ: ``"blend"`` when every cell was searched on a grid
-    (`near_best.is_grid`); otherwise ``"near_best"`` when one loss's noise σ, read from the cells that
-    have the trials for a polynomial in every hyperparameter they searched, is above `NOISY` × the
-    tolerance, else ``"surface"`` (also where no cell has those trials)."""
+def _auto_method(cells: list[pd.DataFrame], noise: float | None, tolerance: float) -> str:
+    """What ``"auto"`` takes: ``"blend"`` when every cell was searched on a grid (`near_best.is_grid`);
+    otherwise ``"near_best"`` when one loss's noise σ, read from the cells that have the trials for a
+    polynomial in every hyperparameter they searched (`pooled_noise`; None where none has), is above
+    `NOISY` × the tolerance, else ``"surface"``."""
     if all(is_grid(rows) for rows in cells):
-        return "blend", noise if noise is not None else pooled_noise(cells) or tolerance
-    noise = pooled_noise(cells) if noise is None else noise
-    if noise is not None and noise > NOISY * tolerance:
-        return "near_best", noise
-    return "surface", noise
+        return "blend"
+    return "near_best" if noise is not None and noise > NOISY * tolerance else "surface"
 
 
 def _hyperparameter_laws(
