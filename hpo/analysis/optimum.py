@@ -213,10 +213,14 @@ def _near_best(
     noise: float | None,
     level: float,
 ) -> _Located:
-    """The near-best band's centre, its band as the interval; the surface's loss (no interval)."""
+    """The near-best band's centre, its band as the interval, weight decay's exact-zero branch where the
+    surface's minimum lies on it; the surface's loss (no interval)."""
     if noise is None:
         noise = cell_noise(settings, losses, searched) or tolerance
-    band = near_best_band(settings, losses, searched, tolerance=tolerance, noise=noise)
+    zero = "weight_decay" in searched and surface.setting[HYPERPARAMETERS.index("weight_decay")] == 0
+    band = near_best_band(
+        settings, losses, searched, tolerance=tolerance, noise=noise, zero_weight_decay=zero
+    )
     estimates = {
         h: Estimate(float(band.center[i]), *band.interval(i, level), level)
         for i, h in enumerate(HYPERPARAMETERS)
