@@ -20,9 +20,9 @@ space (`space_shares`, the inverse of its sampling density), its spread the
 weighted standard deviation (the band's half-width, in ln units). Weight
 decay's exact-zero option is a branch of its own, which the band does not
 choose: the caller says whether the centre is wd = 0 (`find_optimum` asks the
-cell's surface, which compares the two branches at their fitted minima, the
-lr and batch size held at their best in each); otherwise it is the weighted
-mean of ln wd over wd > 0. A band cannot weigh the branches against each
+cell's surface, which fits each branch over lr and batch size too and takes
+the one whose minimum is lower); otherwise it is the weighted mean of ln wd
+over wd > 0. A band cannot weigh the branches against each
 other: the zero option stands for one value where the positive range holds
 many, and a trial's membership is decided mostly by its lr and batch size,
 which the band does not model (random searches half of whose trials sit at
