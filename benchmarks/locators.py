@@ -45,7 +45,12 @@ from hpo.vocab import COMPLETE
 
 FIXED_SIGMAS = (0.001, 0.003, 0.01, 0.03)
 """The fixed σ (a fraction of the loss) the ``near_best`` rows are re-analysed with."""
-ROWS = ("auto", "surface", "near_best, σ read", *(f"near_best, σ {100 * s:g}%" for s in FIXED_SIGMAS))
+LOCATORS: tuple[tuple[str, float | None], ...] = (
+    ("auto", None), ("surface", None), ("near_best", None), *(("near_best", s) for s in FIXED_SIGMAS)
+)
+"""Each row's `fit_scaling` method and σ (None: as the trials give it)."""
+ROWS = tuple(f"{method}, σ {'read' if noise is None else f'{100 * noise:g}%'}" if method == "near_best"
+             else method for method, noise in LOCATORS)
 
 _TRUTH: se.Truth | None = None
 _LADDER: se.Ladder | None = None
@@ -58,9 +63,9 @@ def read_sigma(history: pd.DataFrame) -> float | None:
     return pooled_noise(cells)
 
 
-def table_sigma(truth: TabularLadder) -> float:
-    """The loss's own σ on a table: the two seeds' final losses near each scale's best (module docstring)."""
-    final = truth.final_losses()
+def table_sigma(final: pd.DataFrame) -> float:
+    """The loss's own σ on a table, from its final losses (`TabularLadder.final_losses`: one row per scale,
+    setting and seed): the two seeds' losses near each scale's best (module docstring)."""
     setting = ["scale", *se.SETTING]
     by_seed = final.pivot_table(index=setting, columns="seed", values="loss").dropna()
     mean = by_seed.mean(axis=1)
@@ -70,7 +75,7 @@ def table_sigma(truth: TabularLadder) -> float:
 
 
 def repetition(job: tuple[int, int]) -> tuple[list[float], float]:
-    """One search (`trials` per scale, `seed`), its regret under every row of `ROWS`, and the σ read."""
+    """One search (`trials` per scale, `seed`), its regret under every one of `LOCATORS`, and σ read."""
     trials, seed = job
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("hpo").setLevel(logging.ERROR)
@@ -80,10 +85,8 @@ def repetition(job: tuple[int, int]) -> tuple[list[float], float]:
     history, _ = se.search_ladder(truth, se.OURS, trials, seed, ladder)
     history = history.drop(columns="flops")
     read = read_sigma(history)
-    options = [("auto", None), ("surface", None), ("near_best", None),
-               *(("near_best", sigma) for sigma in FIXED_SIGMAS)]
     regrets = [se.target_regret(truth, lambda m=method, s=noise: recommended(history, m, s, seed, ladder),
-                                ladder) for method, noise in options]
+                                ladder) for method, noise in LOCATORS]
     return regrets, math.nan if read is None else read
 
 
@@ -114,7 +117,7 @@ def main() -> int:
         table = TabularLadder.from_csv(TABLES[args.real])
         _TRUTH = table.up_to(args.target) if args.target else table
         _LADDER = se.table_ladder(_TRUTH)
-        own_sigma = table_sigma(_TRUTH)
+        own_sigma = table_sigma(_TRUTH.final_losses())
         name = f"{args.real}{'_' + args.target if args.target else ''}_T{args.trials}"
     else:
         _TRUTH, _LADDER = se.Surrogate(), se.SURROGATE_LADDER
@@ -137,7 +140,7 @@ def main() -> int:
           f"10/50/90% {quartiles[0]:.2f} / {quartiles[1]:.2f} / {quartiles[2]:.2f}% of the loss; the loss's "
           f"own σ {100 * own_sigma:.2f}%")
     fixed = regrets[:, len(ROWS) - len(FIXED_SIGMAS):]
-    best = int(np.argmin(np.median(fixed, axis=0) + 1e-3 * fixed.mean(axis=0)))
+    best = min(range(len(FIXED_SIGMAS)), key=lambda k: (np.median(fixed[:, k]), fixed[:, k].mean()))
     print(f"\nRESULT {name}_auto_regret_pct={np.median(regrets[:, 0]):.4f}")
     print(f"RESULT {name}_best_fixed_sigma_pct={100 * FIXED_SIGMAS[best]:g}")
     print(f"RESULT {name}_best_fixed_sigma_regret_pct={np.median(fixed[:, best]):.4f}")
