@@ -120,8 +120,9 @@ def main() -> int:
         own_sigma = table_sigma(_TRUTH.final_losses())
         name = f"{args.real}{'_' + args.target if args.target else ''}_T{args.trials}"
     else:
-        _TRUTH, _LADDER = se.Surrogate(), se.SURROGATE_LADDER
-        own_sigma = se.Surrogate().noise
+        surrogate = se.Surrogate()
+        _TRUTH, _LADDER = surrogate, se.SURROGATE_LADDER
+        own_sigma = surrogate.noise
         name = f"surrogate_T{args.trials}"
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
@@ -135,17 +136,17 @@ def main() -> int:
         print(f"| {row} | {np.median(column):.2f} | {column.mean():.2f} | {column.max():.2f} | "
               f"{np.mean(column <= 1):.2f} | {np.mean(column > 5):.2f} |")
     readable = read[np.isfinite(read)]
-    quartiles = np.percentile(readable, [10, 50, 90]) * 100 if readable.size else [math.nan] * 3
+    percentiles = np.percentile(readable, [10, 50, 90]) * 100 if readable.size else [math.nan] * 3
     print(f"\nσ read from the trials: none in {np.mean(~np.isfinite(read)):.2f} of the searches; where read, "
-          f"10/50/90% {quartiles[0]:.2f} / {quartiles[1]:.2f} / {quartiles[2]:.2f}% of the loss; the loss's "
-          f"own σ {100 * own_sigma:.2f}%")
+          f"10/50/90% {percentiles[0]:.2f} / {percentiles[1]:.2f} / {percentiles[2]:.2f}% of the loss; "
+          f"the loss's own σ {100 * own_sigma:.2f}%")
     fixed = regrets[:, len(ROWS) - len(FIXED_SIGMAS):]
     best = min(range(len(FIXED_SIGMAS)), key=lambda k: (np.median(fixed[:, k]), fixed[:, k].mean()))
     print(f"\nRESULT {name}_auto_regret_pct={np.median(regrets[:, 0]):.4f}")
     print(f"RESULT {name}_best_fixed_sigma_pct={100 * FIXED_SIGMAS[best]:g}")
     print(f"RESULT {name}_best_fixed_sigma_regret_pct={np.median(fixed[:, best]):.4f}")
     print(f"RESULT {name}_sigma_read_none_share={np.mean(~np.isfinite(read)):.2f}")
-    print(f"RESULT {name}_sigma_read_median_pct={quartiles[1]:.3f}")
+    print(f"RESULT {name}_sigma_read_median_pct={percentiles[1]:.3f}")
     print(f"RESULT {name}_sigma_own_pct={100 * own_sigma:.3f}")
     return 0
 
