@@ -40,7 +40,8 @@ cell's optimum is its best trial, which on a flat, noisy landscape is noise).
     the scale measures the lr law, not only its point. Early stopping judges
     a probe no earlier than the share of the budget from which the smaller
     scales' rungs ranked their trials as their final losses did (a Spearman
-    correlation of at least ``rank_agreement``, `hpo.search.agreement`): on a
+    correlation whose lower 90% confidence bound is at least ``rank_agreement``,
+    `hpo.search.agreement`): on a
     real ladder inside the warmup, or where a short run favours a lower lr, it
     does not, and the probes run to the end; where early ranks do agree, a
     probe that loses early costs a fraction of a trial. Even then a probe is
@@ -127,7 +128,8 @@ class ScaleAware(SearchStrategy):
     earlier than where the smaller scales' rungs ranked trials as their ends did
     with a Spearman correlation of at least `rank_agreement` (0.8: on a Gaussian
     rank model, the trial that ends best then survives a cut to the top third at
-    that rung in more than 9 of 10 cases with 10 to 25 trials). With ×4 scales
+    that rung in more than 9 of 10 cases with 10 to 25 trials), as far as the
+    trials read can tell (its lower 90% confidence bound). With ×4 scales
     and D ∝ N a trial costs 1/16 of one a scale up. A probe is stopped only where it
     trails the best loss at a rung by more than `probe_margin` (0.01: about two standard
     deviations of one run's seed noise on small real ladders, 0.4-0.8% of the loss on the
@@ -314,7 +316,7 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     judged = ("judged early" if start is None else "never stopped early" if start >= 1
               else f"judged from {start:.3g} of the budget")
     if start is not None:
-        judged += f" (rank agreement at {measured_on}: {_shown_agreement(agreement, start)})"
+        judged += f" (rank agreement at {measured_on}, 90% lower bound: {_shown_agreement(agreement, start)})"
     if (start is None or start < 1) and settings.probe_margin > 0:
         judged += f", and stopped only more than {100 * settings.probe_margin:.3g}% behind a rung's best"
     return replace(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
-from hpo.search.agreement import MIN_TRIALS, judge_from, rung_agreement
+from hpo.search.agreement import CONFIDENCE, MIN_TRIALS, judge_from, lower_bound, rung_agreement
 
 SHARES = (1 / 27, 1 / 9, 1 / 3)
 
@@ -59,3 +60,26 @@ def test_probes_are_judged_from_the_first_share_after_which_every_share_agrees(
     agreement: dict[float, float], start: float
 ) -> None:
     assert judge_from(agreement, 0.8) == start
+
+
+def test_a_rung_that_clears_the_threshold_by_its_point_estimate_alone_is_not_trusted() -> None:
+    """On the 36 trials of a first scale's design, ρ = 0.85 reads above 0.8 but its lower bound does not;
+    ρ = 0.93 clears it; the bound closes on ρ as the trials grow, and a perfect ranking stays finite."""
+    assert lower_bound(0.85, 36) < 0.8 < lower_bound(0.93, 36)
+    assert lower_bound(0.85, 36) < lower_bound(0.85, 400) < 0.85
+    assert judge_from({1 / 9: lower_bound(0.85, 36), 1 / 3: lower_bound(0.99, 36)}, 0.8) == 1 / 3
+    assert 0.9 < lower_bound(1.0, MIN_TRIALS) < 1.0
+
+
+def test_the_lower_bound_holds_the_true_correlation_at_its_confidence() -> None:
+    """Gaussian pairs with Pearson r have Spearman ρ = (6/π)·asin(r/2); over 2,000 draws of 20 pairs the
+    bound lies at or below ρ in about `CONFIDENCE` of them."""
+    rng = np.random.default_rng(0)
+    r, n, draws = 0.85, 20, 2000
+    true_rho = 6 / np.pi * np.arcsin(r / 2)
+    held = 0
+    for _ in range(draws):
+        x = rng.standard_normal(n)
+        y = r * x + np.sqrt(1 - r**2) * rng.standard_normal(n)
+        held += lower_bound(float(spearmanr(x, y).statistic), n) <= true_rho
+    assert held / draws == pytest.approx(CONFIDENCE, abs=0.03)
