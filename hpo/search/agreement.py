@@ -54,7 +54,8 @@ correlation's standard error (about 1/sqrt(n - 1)) is above 0.35."""
 CONFIDENCE = 0.9
 """One-sided confidence of the lower bound a rung's rank correlation is judged by (`lower_bound`)."""
 _LARGEST_RHO = 1.0 - 1e-9
-"""ρ = 1 (a rung ranking every trial as its end does) is read as this, whose Fisher z is finite."""
+"""|ρ| = 1 (a rung ranking every trial as its end does, or exactly reversed) is read as this, whose Fisher z
+is finite."""
 _SHARE_DIGITS = 4
 """Shares of the budget are compared rounded to this many decimals (a rung of D/27 is 0.037)."""
 
@@ -99,7 +100,7 @@ def lower_bound(rho: float, n: int, confidence: float = CONFIDENCE) -> float:
     ``tanh(atanh ρ − z·√(1.06 / (n − 3)))``, z the normal quantile of `confidence` (Fisher's z, with the
     variance of Spearman's ρ of Fieller, Hartley and Pearson 1957)."""
     z = NormalDist().inv_cdf(confidence)
-    return math.tanh(math.atanh(min(rho, _LARGEST_RHO)) - z * math.sqrt(1.06 / (n - 3)))
+    return math.tanh(math.atanh(min(max(rho, -_LARGEST_RHO), _LARGEST_RHO)) - z * math.sqrt(1.06 / (n - 3)))
 
 
 def judge_from(agreement: dict[float, float], threshold: float) -> float | None:

@@ -41,10 +41,10 @@ cell's optimum is its best trial, which on a flat, noisy landscape is noise).
     a probe no earlier than the share of the budget from which the smaller
     scales' rungs ranked their trials as their final losses did (a Spearman
     correlation whose lower 90% confidence bound is at least ``rank_agreement``,
-    `hpo.search.agreement`): on a
-    real ladder inside the warmup, or where a short run favours a lower lr, it
-    does not, and the probes run to the end; where early ranks do agree, a
-    probe that loses early costs a fraction of a trial. Even then a probe is
+    `hpo.search.agreement`): on a real ladder inside the warmup, or where a
+    short run favours a lower lr, it does not, and the probes run to the end;
+    where early ranks do agree, a probe that loses early costs a fraction of
+    a trial. Even then a probe is
     stopped only where it trails the best loss at the rung by more than
     ``probe_margin``: the agreement is read on a smaller scale's whole design,
     and near the optimum of a larger scale a rung ranks close losses far less
@@ -79,7 +79,7 @@ import pandas as pd
 
 from hpo.analysis import Estimate, find_optimum, fit_scaling, normalize_trials
 from hpo.analysis.surface import TRIALS_PER_COEFFICIENT as BOWL_TRIALS_PER_COEFFICIENT
-from hpo.search.agreement import judge_from, rung_agreement
+from hpo.search.agreement import CONFIDENCE, judge_from, rung_agreement
 from hpo.search.design import latin_hypercube, sample_full_space
 from hpo.search.plan import LawCheck, ScalePlan, Setting, full_plan
 from hpo.search.strategy import ScaleToPlan, SearchStrategy
@@ -316,7 +316,8 @@ def plan_scale(history: pd.DataFrame, *, scale: str, params: float, tokens: floa
     judged = ("judged early" if start is None else "never stopped early" if start >= 1
               else f"judged from {start:.3g} of the budget")
     if start is not None:
-        judged += f" (rank agreement at {measured_on}, 90% lower bound: {_shown_agreement(agreement, start)})"
+        judged += (f" (rank agreement at {measured_on}, {CONFIDENCE:.0%} lower bound: "
+                   f"{_shown_agreement(agreement, start)})")
     if (start is None or start < 1) and settings.probe_margin > 0:
         judged += f", and stopped only more than {100 * settings.probe_margin:.3g}% behind a rung's best"
     return replace(

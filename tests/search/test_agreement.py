@@ -64,11 +64,13 @@ def test_probes_are_judged_from_the_first_share_after_which_every_share_agrees(
 
 def test_a_rung_that_clears_the_threshold_by_its_point_estimate_alone_is_not_trusted() -> None:
     """On the 36 trials of a first scale's design, ρ = 0.85 reads above 0.8 but its lower bound does not;
-    ρ = 0.93 clears it; the bound closes on ρ as the trials grow, and a perfect ranking stays finite."""
+    ρ = 0.93 clears it; the bound closes on ρ as the trials grow, and a perfect (or reversed) ranking
+    stays finite."""
     assert lower_bound(0.85, 36) < 0.8 < lower_bound(0.93, 36)
     assert lower_bound(0.85, 36) < lower_bound(0.85, 400) < 0.85
     assert judge_from({1 / 9: lower_bound(0.85, 36), 1 / 3: lower_bound(0.99, 36)}, 0.8) == 1 / 3
     assert 0.9 < lower_bound(1.0, MIN_TRIALS) < 1.0
+    assert lower_bound(-1.0, MIN_TRIALS) == pytest.approx(-1.0)
 
 
 def test_the_lower_bound_holds_the_true_correlation_at_its_confidence() -> None:
