@@ -42,6 +42,8 @@ from hpo.analysis.estimate import Estimate, robust_std
 _VARIANCE_FLOOR = 1e-6
 _DRAWS = 4000
 """Draws behind an equal-weight law's interval: enough that the interval's ends vary by about 2%."""
+_SAME_SIZE = 0.01
+"""Cells whose ln N lies within this of the largest count as the largest size (`shrink_exponents`' pivot)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,10 +185,17 @@ def shrink_exponents(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | Non
     extrapolation error does not grow with the distance to the target as a
     noisy slope's does; a slope as large as its noise keeps half its value,
     where dropping it would hold the hyperparameter at the cells' mean even
-    when every cell says it falls with N. The law pivots about the cells' mean
-    ln N (and ln D): there its prediction does not move, and with κ = 0 it is
-    the cells' mean. Every draw is moved by the same amount, so the interval
-    keeps its width and covers the shrunk law's bias too.
+    when every cell says it falls with N. The law pivots about the largest
+    cells' ln N (and their mean ln D): there its prediction does not move, and
+    with κ = 0 the hyperparameter is held at the fitted law's value at the
+    largest size, the measured one nearest a target beyond the ladder. Held at
+    the cells' mean instead (the pivot until 2026-12-06), a ladder whose
+    smaller sizes' optima lie above its largest's, as lr's do, put the target
+    on the small sizes' side: one grid step up the cliff of the replayed `gpt`
+    ladder, 11% above its best, in 9 of 100 searches at T = 8 (3 with the
+    largest size as pivot; benchmarks/README.md). Every draw is
+    moved by the same amount, so the interval keeps its width and covers the
+    shrunk law's bias too.
 
     Args:
         law: a fitted law (`fit_power_law`, `power_law_about`).
@@ -195,11 +204,13 @@ def shrink_exponents(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | Non
     """
     coefficients = np.array([law.log_a, law.b] + ([] if law.c is None else [law.c]))
     draws = law.coefficient_replicates.copy()
-    pivots = [float(np.mean(np.log(params)))]
+    log_params = np.log(np.asarray(params, dtype=float))
+    largest = log_params >= log_params.max() - _SAME_SIZE
+    pivots = [float(log_params.max())]
     if law.c is not None:
         if tokens is None:
             raise ValueError(f"{law.name} law depends on tokens; pass the cells' tokens")
-        pivots.append(float(np.mean(np.log(tokens))))
+        pivots.append(float(np.mean(np.log(np.asarray(tokens, dtype=float))[largest])))
     for column, pivot in enumerate(pivots, start=1):
         b = coefficients[column]
         spread = robust_std(draws[:, column]) / law.interval_widening if len(draws) > 1 else 0.0

@@ -37,9 +37,10 @@ tolerance and ``"surface"`` where it is below or cannot be read:
 
 Whatever the method, a law none of whose exponents' intervals excludes 0 is
 shrunk towards a constant by its signal-to-noise (`power_law.shrink_exponents`:
-each exponent b times κ = b²/(b² + s²)): one lost in the noise tends to the
-cells' mean (extrapolating it would multiply the noise by the distance to the
-target), one nearly resolved keeps most of its value, where dropping it held
+each exponent b times κ = b²/(b² + s²), pivoting about the largest size): one
+lost in the noise tends to the law's value at the largest size measured
+(extrapolating it would multiply the noise by the distance to the target),
+one nearly resolved keeps most of its value, where dropping it held
 the hyperparameter at the cells' mean even when every cell said it moves with N
 (for the recommendation; a search centres its regions on the laws as fitted);
 the learning-rate stability edge gets a law when trials diverged in two or

@@ -57,20 +57,37 @@ def test_a_resolved_exponent_keeps_its_value_when_shrunk() -> None:
     assert shrunk.b == pytest.approx(law.b, rel=0.01)
 
 
-def test_a_slope_lost_in_the_noise_shrinks_towards_the_cells_mean_and_keeps_its_interval_width() -> None:
+def test_a_slope_lost_in_the_noise_shrinks_about_the_largest_size_and_keeps_its_interval_width() -> None:
     """Three noisy cells whose slope is about its own noise: the shrunk law keeps the fit's value at the
-    cells' mean ln N, moves most of the way to a constant, and its interval is as wide as the fitted one's."""
+    largest size measured (the one nearest a target beyond it), moves most of the way to a constant there,
+    and its interval is as wide as the fitted one's."""
     params = PARAMS[:3]
     law = fit_power_law(params, np.array([1.0e-2, 4.0e-3, 9.0e-3]), name="lr")
     shrunk = shrink_exponents(law, params)
-    centre = float(np.exp(np.mean(np.log(params))))
+    largest = float(params.max())
     fitted_interval, shrunk_interval = law.estimate(1e10), shrunk.estimate(1e10)
 
     assert law.exponent().low <= 0 <= law.exponent().high
     assert abs(shrunk.b) < 0.7 * abs(law.b)
-    assert shrunk.predict(centre) == pytest.approx(law.predict(centre), rel=1e-9)
+    assert shrunk.predict(largest) == pytest.approx(law.predict(largest), rel=1e-9)
+    beyond = abs(shrunk.b) * np.log(1e10 / largest)
+    assert shrunk.predict(1e10) == pytest.approx(law.predict(largest), rel=beyond)
     assert np.log(shrunk_interval.high / shrunk_interval.low) == pytest.approx(
         np.log(fitted_interval.high / fitted_interval.low), rel=0.05)
+
+
+def test_an_n_d_law_shrinks_about_the_largest_size_at_its_cells_mean_budget() -> None:
+    """Two budgets at each of three sizes, optima that do not resolve either exponent: the shrunk law
+    keeps the fit's value at the largest N and the mean ln D of that N's cells."""
+    params = np.repeat(PARAMS[:3], 2)
+    tokens = np.tile([2e9, 8e9], 3)
+    optima = np.array([1.0e-2, 3.0e-3, 4.0e-3, 9.0e-3, 9.0e-3, 5.0e-3])
+    law = fit_power_law(params, optima, tokens=tokens, name="lr")
+    shrunk = shrink_exponents(law, params, tokens)
+
+    assert law.exponent("b").low <= 0 <= law.exponent("b").high
+    assert law.exponent("c").low <= 0 <= law.exponent("c").high
+    assert shrunk.predict(params.max(), 4e9) == pytest.approx(law.predict(params.max(), 4e9), rel=1e-9)
 
 
 def test_a_three_cell_law_is_shrunk_by_its_standard_error_not_by_its_t_interval() -> None:
