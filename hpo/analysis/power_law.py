@@ -205,11 +205,11 @@ def shrink_exponents(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | Non
     coefficients = np.array([law.log_a, law.b] + ([] if law.c is None else [law.c]))
     draws = law.coefficient_replicates.copy()
     log_params = np.log(np.asarray(params, dtype=float))
-    largest = log_params >= log_params.max() - _SAME_SIZE
     pivots = [float(log_params.max())]
     if law.c is not None:
         if tokens is None:
             raise ValueError(f"{law.name} law depends on tokens; pass the cells' tokens")
+        largest = log_params >= log_params.max() - _SAME_SIZE
         pivots.append(float(np.mean(np.log(np.asarray(tokens, dtype=float))[largest])))
     for column, pivot in enumerate(pivots, start=1):
         b = coefficients[column]

@@ -77,17 +77,21 @@ def test_a_slope_lost_in_the_noise_shrinks_about_the_largest_size_and_keeps_its_
 
 
 def test_an_n_d_law_shrinks_about_the_largest_size_at_its_cells_mean_budget() -> None:
-    """Two budgets at each of three sizes, optima that do not resolve either exponent: the shrunk law
-    keeps the fit's value at the largest N and the mean ln D of that N's cells."""
+    """Two budgets at each of three sizes, the largest at longer ones, optima that do not resolve either
+    exponent: the shrunk law keeps the fit's value at the largest N and the mean ln D of that N's cells
+    (16e9), not of all cells."""
     params = np.repeat(PARAMS[:3], 2)
-    tokens = np.tile([2e9, 8e9], 3)
+    tokens = np.array([2e9, 8e9, 2e9, 8e9, 8e9, 32e9])
     optima = np.array([1.0e-2, 3.0e-3, 4.0e-3, 9.0e-3, 9.0e-3, 5.0e-3])
     law = fit_power_law(params, optima, tokens=tokens, name="lr")
     shrunk = shrink_exponents(law, params, tokens)
+    all_cells_budget = float(np.exp(np.mean(np.log(tokens))))
 
     assert law.exponent("b").low <= 0 <= law.exponent("b").high
     assert law.exponent("c").low <= 0 <= law.exponent("c").high
-    assert shrunk.predict(params.max(), 4e9) == pytest.approx(law.predict(params.max(), 4e9), rel=1e-9)
+    assert shrunk.predict(params.max(), 16e9) == pytest.approx(law.predict(params.max(), 16e9), rel=1e-9)
+    assert shrunk.predict(params.max(), all_cells_budget) != pytest.approx(
+        law.predict(params.max(), all_cells_budget), rel=0.05)
 
 
 def test_a_three_cell_law_is_shrunk_by_its_standard_error_not_by_its_t_interval() -> None:

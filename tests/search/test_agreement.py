@@ -73,6 +73,28 @@ def test_a_rung_that_clears_the_threshold_by_its_point_estimate_alone_is_not_tru
     assert lower_bound(-1.0, MIN_TRIALS) == pytest.approx(-1.0)
 
 
+def test_a_scale_whose_rung_ranks_well_on_too_few_trials_reads_its_lower_bound() -> None:
+    """12 complete trials whose D/9 losses swap two pairs of the final ranking (Spearman 0.87, above 0.8)
+    and whose D/3 losses rank as the ends: the agreement read at D/9 is the bound (0.72), so the probes
+    are judged from D/3, not D/9."""
+    finals = np.arange(12.0) + 3.0
+    swapped = finals.copy()
+    swapped[[0, 3, 6, 9]] = swapped[[3, 0, 9, 6]]
+    history = pd.DataFrame({"scale": "small", "params": 1e3, "tokens": 2700, "trial_number": range(12),
+                            "loss": finals, "status": "complete"})
+    curves = pd.DataFrame([{"scale": "small", "trial_number": number, "tokens_seen": 2700 * share,
+                            "loss": loss}
+                           for share, losses in ((SHARES[1], swapped), (SHARES[2], finals))
+                           for number, loss in enumerate(losses)])
+
+    _, agreement = rung_agreement(history, curves)
+    at_d9 = agreement[min(agreement)]
+
+    assert float(spearmanr(swapped, finals).statistic) > 0.8 > at_d9
+    assert at_d9 == pytest.approx(lower_bound(float(spearmanr(swapped, finals).statistic), 12))
+    assert judge_from(agreement, 0.8) == pytest.approx(1 / 3, abs=1e-3)
+
+
 def test_the_lower_bound_holds_the_true_correlation_at_its_confidence() -> None:
     """Gaussian pairs with Pearson r have Spearman ρ = (6/π)·asin(r/2); over 2,000 draws of 20 pairs the
     bound lies at or below ρ in about `CONFIDENCE` of them."""
