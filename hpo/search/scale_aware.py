@@ -44,13 +44,13 @@ cell's optimum is its best trial, which on a flat, noisy landscape is noise).
     `hpo.search.agreement`): on a real ladder inside the warmup, or where a
     short run favours a lower lr, it does not, and the probes run to the end;
     where early ranks do agree, a probe that loses early costs a fraction of
-    a trial. Even then a probe is
-    stopped only where it trails the best loss at the rung by more than
-    ``probe_margin``: the agreement is read on a smaller scale's whole design,
-    and near the optimum of a larger scale a rung ranks close losses far less
-    well (on the committed `gpt` ladder, Spearman between the D/3 and final
-    losses of the best third of each grid: 0.91 at 13k, 0.62 at 336k, 0.42 at
-    793k, against 0.94-0.97 over each whole grid).
+    a trial. Even then a probe is stopped only where it trails the best loss
+    at the rung by more than ``probe_margin``: the agreement is read on a
+    smaller scale's whole design, and near the optimum of a larger scale a
+    rung ranks close losses far less well (on the committed `gpt` ladder,
+    Spearman between the D/3 and final losses of the best third of each grid:
+    0.91 at 13k, 0.62 at 336k, 0.42 at 793k, against 0.94-0.97 over each whole
+    grid).
 
 * **After a broken law** the next scale searches the full space again where a
   design is affordable (a Latin hypercube of n full-budget trials); else it
