@@ -45,9 +45,9 @@ cell's optimum is its best trial, which on a flat, noisy landscape is noise).
     short run favours a lower lr, it does not, and the probes run to the end;
     where early ranks do agree, a probe that loses early costs a fraction of
     a trial. Even then a probe is stopped only where it trails the best loss
-    at the rung by more than ``probe_margin``: the agreement is read on a
-    smaller scale's whole design, and near the optimum of a larger scale a
-    rung ranks close losses far less well (on the committed `gpt` ladder,
+    at the rung by more than ``probe_margin``: the agreement is read on the
+    better half of a smaller scale's trials, and near the optimum of a larger
+    scale a rung ranks close losses less well still (on the committed `gpt` ladder,
     Spearman between the D/3 and final losses of the best third of each grid:
     0.91 at 13k, 0.62 at 336k, 0.42 at 793k, against 0.94-0.97 over each whole
     grid).

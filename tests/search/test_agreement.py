@@ -74,14 +74,14 @@ def test_a_rung_that_clears_the_threshold_by_its_point_estimate_alone_is_not_tru
 
 
 def test_a_scale_whose_rung_ranks_well_on_too_few_trials_reads_its_lower_bound() -> None:
-    """12 complete trials whose D/9 losses swap two pairs of the final ranking (Spearman 0.87, above 0.8)
-    and whose D/3 losses rank as the ends: the agreement read at D/9 is the bound (0.72), so the probes
-    are judged from D/3, not D/9."""
-    finals = np.arange(12.0) + 3.0
+    """`MIN_TRIALS` complete trials whose D/9 losses swap two pairs of the final ranking (Spearman 0.81,
+    above 0.8) and whose D/3 losses rank as the ends: the agreement read at D/9 is the bound (0.49), so the
+    probes are judged from D/3, not D/9."""
+    finals = np.arange(float(MIN_TRIALS)) + 3.0
     swapped = finals.copy()
-    swapped[[0, 3, 6, 9]] = swapped[[3, 0, 9, 6]]
-    history = pd.DataFrame({"scale": "small", "params": 1e3, "tokens": 2700, "trial_number": range(12),
-                            "loss": finals, "status": "complete"})
+    swapped[[0, 2, 5, 7]] = swapped[[2, 0, 7, 5]]
+    history = pd.DataFrame({"scale": "small", "params": 1e3, "tokens": 2700,
+                            "trial_number": range(MIN_TRIALS), "loss": finals, "status": "complete"})
     curves = pd.DataFrame([{"scale": "small", "trial_number": number, "tokens_seen": 2700 * share,
                             "loss": loss}
                            for share, losses in ((SHARES[1], swapped), (SHARES[2], finals))
@@ -91,7 +91,31 @@ def test_a_scale_whose_rung_ranks_well_on_too_few_trials_reads_its_lower_bound()
     at_d9 = agreement[min(agreement)]
 
     assert float(spearmanr(swapped, finals).statistic) > 0.8 > at_d9
-    assert at_d9 == pytest.approx(lower_bound(float(spearmanr(swapped, finals).statistic), 12))
+    assert at_d9 == pytest.approx(lower_bound(float(spearmanr(swapped, finals).statistic), MIN_TRIALS))
+    assert judge_from(agreement, 0.8) == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_a_rung_that_ranks_only_the_far_off_trials_right_is_not_trusted() -> None:
+    """72 complete trials (a first scale's wide design): at D/9 the worse half ranks as at the end and the
+    better half is shuffled among itself. Over all 72 the rung would clear 0.8 (the far-off settings lift
+    the correlation); the agreement is read on the better half, where a check's probes race the prediction,
+    so the probes are judged from D/3."""
+    n = 72
+    finals = np.arange(float(n)) + 3.0
+    shuffled = finals.copy()
+    shuffled[: n // 2] = np.random.default_rng(1).permutation(finals[: n // 2])
+    history = pd.DataFrame({"scale": "small", "params": 1e3, "tokens": 2700, "trial_number": range(n),
+                            "loss": finals, "status": "complete"})
+    curves = pd.DataFrame([{"scale": "small", "trial_number": number, "tokens_seen": 2700 * share,
+                            "loss": loss}
+                           for share, losses in ((SHARES[1], shuffled), (SHARES[2], finals))
+                           for number, loss in enumerate(losses)])
+
+    _, agreement = rung_agreement(history, curves)
+
+    assert lower_bound(float(spearmanr(shuffled, finals).statistic), n) > 0.8 > agreement[min(agreement)]
+    assert agreement[min(agreement)] == pytest.approx(
+        lower_bound(float(spearmanr(shuffled[: n // 2], finals[: n // 2]).statistic), n // 2))
     assert judge_from(agreement, 0.8) == pytest.approx(1 / 3, abs=1e-3)
 
 
