@@ -45,6 +45,7 @@ from hpo.analysis.surface import (
     TRIALS_PER_COEFFICIENT,
     SurfaceFit,
     bootstrap_surface,
+    bracket,
     fit_surface,
     n_coefficients,
     near_best_draws,
@@ -247,7 +248,10 @@ def _surface(
 ) -> _Located:
     """The surface's minimum with bootstrap intervals (where no surface fitted, the near-best settings'
     spread, at least the search's resolution around the best trial: `_bracket_draws`; where the minimum
-    is a line's bracket parabola, the bracket: the values tried next to the best trial)."""
+    is a line's bracket parabola, the bracket: the values tried next to the best trial; where no surface
+    fitted a line whose best trial has complete trials on either side, that bracket of complete trials:
+    the near-best three of a short line reach past the neighbours, on a cliff-side valley a decade out,
+    and a law would ignore the cell)."""
     replicates = bootstrap_surface(settings, losses, searched, window, n_bootstrap, seed)
     best = settings[int(np.argmin(losses))]
     if surface.bracketed is not None:
@@ -256,7 +260,11 @@ def _surface(
         _bracket_draws(replicates, best, tried, searched, seed)
     elif searched and not surface.fitted:
         replicates[:, :3] = near_best_draws(settings, losses, window, n_bootstrap, seed)
-        _bracket_draws(replicates, best, tried, searched, seed)
+        line = _bracketed_line(settings, losses, searched)
+        if line:
+            column = HYPERPARAMETERS.index(searched[0])
+            replicates[:, column] = best[column]
+        _bracket_draws(replicates, best, settings if line else tried, searched, seed)
     replicates = normal_scores(replicates)
     estimates = {
         h: Estimate.from_draws(value, replicates[:, i], level, log_scale=value > 0)
@@ -264,6 +272,15 @@ def _surface(
     }
     loss = Estimate.from_draws(surface.loss, replicates[:, 3], level)
     return _Located(estimates, loss, _surface_edges(settings, surface, searched), replicates, {})
+
+
+def _bracketed_line(settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...]) -> bool:
+    """Whether one positive hyperparameter alone was searched and the best complete trial has complete
+    trials at a lower and at a higher value of it (`settings`, `losses`: the complete trials)."""
+    if len(searched) != 1:
+        return False
+    values = settings[:, HYPERPARAMETERS.index(searched[0])]
+    return bool(np.all(values > 0) and bracket(np.log(values), int(np.argmin(losses))).any())
 
 
 def _bracket_draws(

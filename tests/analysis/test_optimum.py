@@ -156,6 +156,17 @@ def test_a_lone_complete_trial_has_the_interval_of_its_stopped_neighbours() -> N
     assert 5e-4 < optimum.lr.low <= 1.1e-3 and 3.6e-3 <= optimum.lr.high < 8e-3
 
 
+def test_a_short_line_without_a_bowl_has_the_interval_of_its_complete_neighbours() -> None:
+    """A check of four complete trials on a valley with a cliff above (too few for a surface): its optimum
+    is the best trial (3.2e-3) and its interval within a factor 2 of the complete trials next to it
+    (7.4e-4, 1e-2), not the spread of the near-best three ([2e-4, 5.2e-2]), which lets a law ignore the
+    cell."""
+    rows = lr_sweep([7.4e-4, 3.2e-3, 1e-2, 3.2e-2], [3.10, 3.00, 3.05, 3.90], [True] * 4)
+    optimum = find_optimum(rows, n_bootstrap=200)
+    assert not optimum.surface_fitted and optimum.lr.value == pytest.approx(3.2e-3)
+    assert 7.4e-4 / 2 < optimum.lr.low <= 7.4e-4 and 1e-2 <= optimum.lr.high < 1e-2 * 2
+
+
 def test_a_line_sweeps_bracket_parabola_has_an_interval_as_wide_as_the_bracket() -> None:
     """Seven lrs an octave apart, each run twice, on a valley with a cliff above its minimum (a check
     whose probes all ran to the end): the optimum is the parabola through the best trial (2e-3) and its
