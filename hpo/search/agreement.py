@@ -79,7 +79,7 @@ def rung_agreement(history: pd.DataFrame, curves: pd.DataFrame | None) -> tuple[
         return "", {}
     complete = history[history["status"] == COMPLETE]
     for scale in _largest_first(complete):
-        finals = _near_best(complete[complete["scale"] == scale]).set_index("trial_number")
+        finals = _better_half(complete[complete["scale"] == scale]).set_index("trial_number")
         points = curves[(curves["scale"] == scale) & curves["trial_number"].isin(finals.index)]
         if points["trial_number"].nunique() < MIN_TRIALS:
             continue
@@ -130,7 +130,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return rho if math.isfinite(rho) else 0.0
 
 
-def _near_best(complete: pd.DataFrame) -> pd.DataFrame:
+def _better_half(complete: pd.DataFrame) -> pd.DataFrame:
     """The better half of one scale's `complete` trials by final loss, and at least `MIN_TRIALS` of them:
     the trials whose ranking a check's probes are judged on."""
     return complete.nsmallest(max(MIN_TRIALS, math.ceil(len(complete) / 2)), "loss")
