@@ -371,9 +371,13 @@ def _least_expected_loss(law: PowerLaw, params: float, tokens: float | None, ste
     """The law's estimate at (N, D) with its value moved to where the expected loss is least: the optimum's
     ln predicted ~ N(ln h*, s²) (s = `PowerLaw.spread`) and the loss `steepness` times steeper above it
     than below, the value is ``h*·e^(z·s)`` (`asymmetry.point_offset`: below h* when overshooting costs
-    more). The interval stays the prediction interval of the optimum."""
+    more). Never above h*: a ratio below 1 (the cells' loss steeper below the optimum, as short runs at
+    small scales read it where a low lr has not converged) would move the value up by z·s, past anything
+    the cells' profiles (within 5% of their best) measured, towards the stability edge whose cliff no
+    profile sees (the committed `mlp` ladder: lr set 1.5-9x above the law's median, up to 14.6% regret).
+    The interval stays the prediction interval of the optimum."""
     estimate = law.estimate(params, tokens)
-    offset = point_offset(steepness) * law.spread(params, tokens)
+    offset = point_offset(max(steepness, 1.0)) * law.spread(params, tokens)
     return replace(estimate, value=estimate.value * math.exp(offset))
 
 

@@ -75,3 +75,10 @@ def grid_variant() -> Landscape:
 def grid_sweep() -> pd.DataFrame:
     """A Step-Law-like sweep: 3 sizes x 3 budgets, each a 13 lr x 8 batch grid, 0.1% noise."""
     return make_grid_sweep(GRID_VARIANT, GRID_CELLS, lrs=GRID_LRS, batch_sizes=GRID_BATCHES, seed=3)
+
+
+@pytest.fixture(scope="session")
+def grid_sweep_steeper_below() -> pd.DataFrame:
+    """The sweep of `grid_sweep` with the loss 3x steeper below lr* than above."""
+    variant = replace(GRID_VARIANT, high_lr_steepness=1 / 3)
+    return make_grid_sweep(variant, GRID_CELLS, lrs=GRID_LRS, batch_sizes=GRID_BATCHES, seed=3)

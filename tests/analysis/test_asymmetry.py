@@ -65,3 +65,16 @@ def test_extrapolate_sets_lr_below_the_laws_median_on_a_landscape_steeper_above(
     shift = math.log(rec.lr.value / median) / law.spread(8e8, 8e8 * 60)
     assert shift == pytest.approx(point_offset(fit.steepness["lr"]), abs=1e-6)
     assert rec.lr.low < rec.lr.value < median < rec.lr.high
+
+
+def test_extrapolate_never_sets_lr_above_the_laws_median_where_the_loss_is_steeper_below(
+    grid_sweep_steeper_below: pd.DataFrame,
+) -> None:
+    """Cells whose loss rises three times faster below lr* than above (as short runs at small scales read)
+    ask, by the expected-loss rule, for an lr above the law's median; the step up would go past anything
+    their profiles measured, towards the stability edge, so the recommendation stays at the median."""
+    rec = extrapolate(grid_sweep_steeper_below, target_params=8e8, target_tokens=8e8 * 60, n_bootstrap=5)
+    steepness = rec.fit.variants["default"].steepness["lr"]
+    assert steepness < 1 and point_offset(steepness) > 0, "the expected-loss rule alone would step up"
+    median = rec.fit.variants["default"].laws["lr"].predict(8e8, 8e8 * 60)
+    assert rec.lr.value == pytest.approx(median, rel=1e-9)
