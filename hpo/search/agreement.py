@@ -22,7 +22,10 @@ curves never reach the end), so the doubt must be settled before pruning.
 
 The correlation is read on the largest smaller scale with `MIN_TRIALS`
 complete trials whose curves are known (the one most like the scale planned),
-at every share of the budget at which `MIN_TRIALS` of them were evaluated,
+at every evaluation of the schedule at which `MIN_TRIALS` of them were
+evaluated (the k-th evaluation of each trial, at the least share of the
+budget any reached it: the tokens seen at an evaluation differ with the batch
+size by up to one step),
 over the better half of its complete trials by final loss (at least
 `MIN_TRIALS`): a check's probes race the prediction near the optimum, where
 a rung must rank trials a fraction of a percent apart, while a design's
@@ -63,7 +66,7 @@ _LARGEST_RHO = 1.0 - 1e-9
 """|ρ| = 1 (a rung ranking every trial as its end does, or exactly reversed) is read as this, whose Fisher z
 is finite."""
 _SHARE_DIGITS = 4
-"""Shares of the budget are compared rounded to this many decimals (a rung of D/27 is 0.037)."""
+"""Shares of the budget are reported rounded to this many decimals (a rung of D/27 is 0.037)."""
 
 
 def rung_agreement(history: pd.DataFrame, curves: pd.DataFrame | None) -> tuple[str, dict[float, float]]:
@@ -83,22 +86,35 @@ def rung_agreement(history: pd.DataFrame, curves: pd.DataFrame | None) -> tuple[
         points = curves[(curves["scale"] == scale) & curves["trial_number"].isin(finals.index)]
         if points["trial_number"].nunique() < MIN_TRIALS:
             continue
-        tokens = finals["tokens"].reindex(points["trial_number"]).to_numpy(dtype=float)
-        share = np.round(points["tokens_seen"].to_numpy(dtype=float) / tokens, _SHARE_DIGITS)
-        table = points.assign(share=share).pivot_table(index="trial_number", columns="share", values="loss",
-                                                       aggfunc="first")
+        table, shares = _evaluations(points, finals["tokens"])
         final = finals["loss"].reindex(table.index).to_numpy(dtype=float)
         agreement = {}
-        for at in table.columns:
-            if float(at) >= 1:
+        for evaluation in table.columns:
+            at = round(float(shares[evaluation]), _SHARE_DIGITS)
+            if at >= 1:
                 continue
-            losses = table[at].to_numpy(dtype=float)
+            losses = table[evaluation].to_numpy(dtype=float)
             known = np.isfinite(losses) & np.isfinite(final)
             if known.sum() >= MIN_TRIALS:
-                agreement[float(at)] = lower_bound(_spearman(losses[known], final[known]), int(known.sum()))
+                agreement[at] = lower_bound(_spearman(losses[known], final[known]), int(known.sum()))
         if agreement:
             return str(scale), agreement
     return "", {}
+
+
+def _evaluations(points: pd.DataFrame, tokens: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    """One scale's curves as a table of losses, a row per trial and a column per evaluation (the k-th of
+    each trial), and each evaluation's share of the budget: the least t/D at which a trial made it. The
+    trials of a scale share an evaluation schedule, but a trial evaluates at the end of the step that
+    passes a scheduled point, so t differs with the tokens per step (batch size): at 1,000, 1,008 or 1,024
+    tokens for the same point. `tokens` holds each trial's budget D, indexed by trial number."""
+    keys = ["trial_number", "tokens_seen"]
+    ordered = points.drop_duplicates(keys).sort_values(keys)
+    budget = tokens.reindex(ordered["trial_number"]).to_numpy(dtype=float)
+    ordered = ordered.assign(share=ordered["tokens_seen"].to_numpy(dtype=float) / budget,
+                             evaluation=ordered.groupby("trial_number").cumcount())
+    table = ordered.pivot_table(index="trial_number", columns="evaluation", values="loss", aggfunc="first")
+    return table, ordered.groupby("evaluation")["share"].min()
 
 
 def lower_bound(rho: float, n: int, confidence: float = CONFIDENCE) -> float:

@@ -131,3 +131,22 @@ def test_the_lower_bound_holds_the_true_correlation_at_its_confidence() -> None:
         y = r * x + np.sqrt(1 - r**2) * rng.standard_normal(n)
         held += lower_bound(float(spearmanr(x, y).statistic), n) <= true_rho
     assert held / draws == pytest.approx(CONFIDENCE, abs=0.03)
+
+
+def test_evaluations_of_one_scheduled_point_are_read_together_whatever_the_batch_size() -> None:
+    """A trial evaluates at the end of the step that passes a scheduled point, so trials of three batch sizes
+    report the point D/2 at 1,000, 1,008 and 1,024 tokens: one rung of the eight trials read (the better
+    half, at least `MIN_TRIALS`), at the least share, not three rungs of at most three that fall short."""
+    finals = np.arange(12.0) + 3.0
+    history = pd.DataFrame({"scale": "small", "params": 1e3, "tokens": 2000, "trial_number": range(12),
+                            "loss": finals, "status": "complete"})
+    overshoot = [0, 8, 24] * 4
+    early = {1000: 1.0, 2000: 0.0}
+    curves = pd.DataFrame([{"scale": "small", "trial_number": number,
+                            "tokens_seen": point + overshoot[number], "loss": loss + early[point]}
+                           for point in (1000, 2000) for number, loss in enumerate(finals)])
+
+    scale, agreement = rung_agreement(history, curves)
+
+    assert scale == "small" and list(agreement) == [0.5]
+    assert agreement[0.5] == pytest.approx(lower_bound(1.0, 8))
