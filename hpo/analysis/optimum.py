@@ -14,7 +14,11 @@ whole sweep):
   for the optimum, from the settings of the near-best trials (at least the
   three best). The replicates are kept (`Optimum.replicates`, as normal scores
   with that robust spread: `surface.normal_scores`) so that laws fitted across
-  cells can propagate them.
+  cells can propagate them. A minimum pressed on an end of the range tried
+  with no near-best trial in that half of the range (`_supported`) is not
+  located: a quadratic through a flat ridge, where the best lr rises with
+  batch size, slides its minimum along it into a corner where every trial is
+  worse than the best; the best trial stands for it instead.
 
 Either way the cell's tuned loss and curvature are the quadratic surface's
 (its minimum; the best trial's loss where no bowl fits). A hyperparameter is
@@ -39,11 +43,12 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis.estimate import Estimate
-from hpo.analysis.near_best import DEFAULT_TOLERANCE, band_edges, near_best_band
+from hpo.analysis.near_best import DEFAULT_TOLERANCE, band_edges, membership, near_best_band
 from hpo.analysis.noise import estimate_noise
 from hpo.analysis.surface import (
     TRIALS_PER_COEFFICIENT,
     SurfaceFit,
+    best_trial,
     bootstrap_surface,
     bracket,
     fit_surface,
@@ -144,6 +149,8 @@ def find_optimum(
     tried = rows.loc[:, list(HYPERPARAMETERS)].to_numpy(dtype=float)
     searched = tuple(h for i, h in enumerate(HYPERPARAMETERS) if _is_searched(tried[:, i]))
     surface = fit_surface(settings, losses, searched, window)
+    if method == "surface" and not _supported(surface, settings, losses, searched, tolerance, noise):
+        surface = best_trial(settings, losses)
     if method == "near_best":
         located = _near_best(settings, losses, searched, surface, tolerance, noise, level)
     else:
@@ -272,6 +279,30 @@ def _surface(
     }
     loss = Estimate.from_draws(surface.loss, replicates[:, 3], level)
     return _Located(estimates, loss, _surface_edges(settings, surface, searched), replicates, {})
+
+
+def _supported(surface: SurfaceFit, settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...],
+               tolerance: float, noise: float | None) -> bool:
+    """Whether every end of the range tried that the surface's minimum presses on (`_surface_edges`) has
+    a near-best trial (`near_best.membership` at least 1/2) in its half of the range. A quadratic through
+    a flat ridge (lr rising with batch size) can slide its minimum along the ridge into a corner where
+    every trial is worse than the best: no optimum is located there. An optimum beyond the range tried
+    draws the best trials towards the end it presses on."""
+    pressed = _surface_edges(settings, surface, searched)
+    if not pressed:
+        return True
+    if noise is None:
+        noise = cell_noise(settings, losses, searched) or tolerance
+    near_best = membership(losses, tolerance=tolerance, noise=noise) >= 0.5
+    for name, side in pressed.items():
+        values = settings[:, HYPERPARAMETERS.index(name)]
+        positive = values > 0
+        logs = np.log(values[positive])
+        position = (logs - logs.min()) / (logs.max() - logs.min())
+        towards = position <= 0.5 if side == "low" else position >= 0.5
+        if not np.any(towards & near_best[positive]):
+            return False
+    return True
 
 
 def _bracketed_line(settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...]) -> bool:

@@ -64,6 +64,12 @@ class SurfaceFit:
     bracket itself (None otherwise)."""
 
 
+def best_trial(settings: np.ndarray, losses: np.ndarray) -> SurfaceFit:
+    """The best trial standing for a minimum where no bowl is located (``fitted`` False, no curvature)."""
+    best = int(np.argmin(losses))
+    return SurfaceFit(settings[best].copy(), float(losses[best]), {}, fitted=False)
+
+
 def n_coefficients(n_dims: int, degree: int = 2) -> int:
     """Coefficients of a full polynomial of `degree` in `n_dims` variables."""
     return sum(len(list(combinations_with_replacement(range(n_dims), k))) for k in range(degree + 1))
@@ -173,7 +179,7 @@ def _fit_branch(
     best = int(np.argmin(losses))
     dims = [HYPERPARAMETERS.index(h) for h in searched]
     log_settings = np.log(settings[:, dims])
-    fallback = SurfaceFit(settings[best].copy(), float(losses[best]), {}, fitted=False)
+    fallback = best_trial(settings, losses)
     n_coefficient = n_coefficients(len(dims))
     if not dims or len(losses) < n_coefficient + 2:
         return fallback
