@@ -460,6 +460,6 @@ def _loss_noise(optima: tuple[Optimum, ...]) -> float:
     """The typical relative noise of the cells' tuned losses: the median over cells of the robust spread
     of their bootstrap losses (``"surface"``; a resample's quadratic extrapolated to a loss at or below 0
     says nothing of the noise and is left out); 0 without replicates."""
-    spreads = [robust_std(np.log(losses[losses > 0])) for o in optima
-               if len(losses := o.replicates[:, 3]) > 1 and (losses > 0).sum() > 1]
+    positive = [o.replicates[:, 3][o.replicates[:, 3] > 0] for o in optima]
+    spreads = [robust_std(np.log(losses)) for losses in positive if len(losses) > 1]
     return float(np.median(spreads)) if spreads else 0.0
