@@ -293,10 +293,10 @@ def _check_ranges(argument: str, ranges: Ranges | None) -> None:
 
 def _held(variant_fit: VariantFit, name: str, value: float) -> Estimate:
     """A hyperparameter without a law at its held `value`: with the interval of the one cell that
-    searched it, where one did (a scale-aware search's first scale; its checks vary lr alone), else
-    exact (held fixed, or the cells' constant)."""
-    searched = [o for o in variant_fit.optima if o.locates(name)]
-    return searched[0].value(name) if len(searched) == 1 else Estimate.exact(value)
+    located it, where `value` is that cell's (a scale-aware search's first scale; its checks vary lr
+    alone), else exact (held fixed, the cells' constant, or 0 where most cells found 0)."""
+    located = [o.value(name) for o in variant_fit.optima if o.locates(name)]
+    return located[0] if len(located) == 1 and located[0].value == value else Estimate.exact(value)
 
 
 def _setting(

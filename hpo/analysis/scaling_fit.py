@@ -43,6 +43,8 @@ lost in the noise tends to the law's value at the largest size measured
 one nearly resolved keeps most of its value, where dropping it held
 the hyperparameter at the cells' mean even when every cell said it moves with N
 (for the recommendation; a search centres its regions on the laws as fitted);
+a hyperparameter most cells that searched it put at an exact 0 (weight decay)
+gets no law and is held at 0;
 the learning-rate stability edge gets a law when trials diverged in two or
 more sizes; the loss law L(N), or L(N, D), is fitted to the cells' tuned losses
 (`loss_law`); and how much steeper the cells' loss rises above the lr (batch
@@ -356,7 +358,7 @@ def _hyperparameter_law(
     """The law of `name` through the cells that located it, blended with the law through their surface
     minima when `blend` (`power_law.blend_laws`), shrunk when `options` say so (`_shrunk`)."""
     cells = [o for o in optima if o.locates(name)]
-    if len({o.params for o in cells}) < 2:
+    if len({o.params for o in cells}) < 2 or _held_at_zero(optima, name):
         return None
     params = np.array([o.params for o in cells])
     tokens = np.array([o.tokens for o in cells]) if uses_tokens else None
@@ -395,11 +397,22 @@ def _shrunk(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | None, notes:
     return shrunk
 
 
+def _held_at_zero(optima: tuple[Optimum, ...], name: str) -> bool:
+    """Whether most of the cells that searched `name` (more than half) put its optimum at exactly 0
+    (weight decay's "none"): then 0 is held, and the few cells that located a positive value neither
+    make a law nor set the held value."""
+    searched = [o.value(name).value == 0 for o in optima if name in o.searched]
+    return 2 * sum(searched) > len(searched)
+
+
 def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:
-    """The value of a hyperparameter without a law: over the cells that searched it (two or more),
-    their optima weighted by how well each is located (`fit_constant`, the law's own weighting); the
-    optimum of the one cell that searched it (the others ran it at a value a search chose for them,
-    which measures nothing); else (held fixed) the median of the cells' values."""
+    """The value of a hyperparameter without a law: 0 where most cells that searched it found 0
+    (`_held_at_zero`); over the cells that located it (two or more), their optima weighted by how well
+    each is located (`fit_constant`, the law's own weighting); the optimum of the one cell that located
+    it (the others ran it at a value a search chose for them, which measures nothing); else (held
+    fixed) the median of the cells' values."""
+    if _held_at_zero(optima, name):
+        return 0.0
     cells = [o for o in optima if o.locates(name)]
     if len(cells) == 1:
         return cells[0].value(name).value
