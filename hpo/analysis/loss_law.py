@@ -41,6 +41,8 @@ _SEARCH_STEPS = 16
 _IRLS_STEPS = 12
 _EXPONENT_COLUMNS = (2, 4)
 """Columns of θ = (ln E, ln A', α[, ln B', β]) that hold the exponents."""
+_LOG_ZERO = math.log(1e-300)
+"""ln of a linear coefficient (E, A', B') fitted at its bound 0: θ holds this, the law exactly 0."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -330,8 +332,8 @@ def _search(
 
 
 def _theta(coefficients: np.ndarray, exponents: np.ndarray) -> np.ndarray:
-    """Rows (ln E, ln A', α[, ln B', β]) from linear coefficients and exponents (a zero term: ln 0 → -700)."""
-    logs = np.log(np.maximum(coefficients, 1e-300))
+    """Rows (ln E, ln A', α[, ln B', β]) from linear coefficients and exponents (a zero term: `_LOG_ZERO`)."""
+    logs = np.log(np.maximum(coefficients, math.exp(_LOG_ZERO)))
     columns = [logs[:, 0], logs[:, 1], exponents[:, 0]]
     if exponents.shape[1] == 2:
         columns += [logs[:, 2], exponents[:, 1]]
@@ -357,10 +359,15 @@ def _natural_row(theta: np.ndarray, centers: tuple[float, float]) -> np.ndarray:
 
     The fit uses ``a - α·(ln x - c)``, which decorrelates a and α; ``ln A = a + α·c``.
     """
-    natural = [math.exp(theta[0]), math.exp(theta[1] + theta[2] * centers[0]), theta[2]]
+    natural = [_exp(theta[0]), _exp(theta[1], theta[2] * centers[0]), theta[2]]
     if len(theta) == 5:
-        natural += [math.exp(theta[3] + theta[4] * centers[1]), theta[4]]
+        natural += [_exp(theta[3], theta[4] * centers[1]), theta[4]]
     return np.array(natural)
+
+
+def _exp(log_coefficient: float, offset: float = 0.0) -> float:
+    """A coefficient from its fitted log (plus `offset`, the centring): exactly 0 for a term fitted at 0."""
+    return 0.0 if log_coefficient <= _LOG_ZERO else math.exp(log_coefficient + offset)
 
 
 def _natural(

@@ -169,3 +169,9 @@ def test_a_weight_decay_most_cells_searched_and_found_at_zero_is_recommended_at_
     (tuned,) = [s for s in weight_decay_study.settings if s.variant == "tuned"]
     assert tuned.weight_decay == Estimate.exact(0.0)
 
+
+def test_an_irreducible_loss_fitted_at_its_bound_is_exactly_zero(weight_decay_study: Recommendation) -> None:
+    """`tuned`'s best losses put the loss law's E at its bound 0; the law holds 0, not the fit's floor
+    1e-300, which reports printed as E = 1e-300."""
+    law = weight_decay_study.fit.variants["tuned"].loss_law
+    assert law is not None and law.E == 0.0
