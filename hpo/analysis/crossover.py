@@ -20,11 +20,18 @@ differs from their ranking at the largest measured size.
 
 Hyperparameter crossover. The best setting of a hyperparameter at the smallest
 scale, kept fixed, is flagged when the target's predicted optimum interval
-excludes it and keeping it costs more than `MATERIAL_PENALTY_PCT`; the loss
-penalty at the target is ``½·κ·(ln h_small - ln h*)²`` with κ = d²L/d(ln h)²
-of the largest measured cell. When D varies at fixed N,
-the cells compared are those whose tokens per parameter are closest to the
-target's.
+excludes it and keeping it costs more than `MATERIAL_PENALTY_PCT`. The loss
+penalty at the target is read off the largest measured cell, the setting as
+far from that cell's optimum as h_small is from h*, x = ln h_small - ln h*:
+``½·κ·x²`` with κ = d²L/d(ln h)² of its fitted bowl, but no more than the
+least rise a trial of that cell measured at least as far off on the same side
+(a loss that rises away from its optimum cannot rise more at x than at a
+farther setting). A quadratic fitted to the near-best trials describes the
+bottom of the bowl: carried 40× off the optimum it claimed a 242% loss where
+the cell's farthest trial, 15× off, measured 25%. Where no trial lies as far
+as x, the farthest one's rise is the penalty and the penalty a lower bound
+(`penalty_beyond_measured`). When D varies at fixed N, the cells compared are
+those whose tokens per parameter are closest to the target's.
 """
 
 from __future__ import annotations
@@ -76,6 +83,9 @@ class HyperparameterCrossover:
     target_optimum: Estimate
     penalty_pct: float
     """Predicted loss increase at the target of keeping `small_scale_value`, in % of the target loss."""
+    penalty_beyond_measured: bool
+    """`small_scale_value` lies farther from the optimum than any trial of the largest cell: the penalty
+    is what the farthest one cost, a lower bound."""
     flagged: bool
     """`small_scale_value` lies outside the target optimum's interval and costs > `MATERIAL_PENALTY_PCT`."""
 
@@ -141,8 +151,12 @@ def find_hyperparameter_crossover(
     largest = _closest_budget(optima, max(o.params for o in optima), target_params, target_tokens)
     small_value = smallest.value(hyperparameter).value
     target = law.estimate(target_params, target_tokens if law.c is not None else None)
-    curvature = largest.curvature.get(hyperparameter, 0.0)
-    penalty_pct = 100.0 * 0.5 * curvature * math.log(small_value / target.value) ** 2 / target_loss
+    offset = math.log(small_value / target.value)
+    penalty = 0.5 * largest.curvature.get(hyperparameter, math.inf) * offset**2
+    rise, beyond = measured_rise(largest.rises.get(hyperparameter, np.empty((0, 2))), offset)
+    penalty_pct = 100.0 * min(penalty, rise * largest.loss.value) / target_loss
+    if not math.isfinite(penalty_pct):
+        penalty_pct, beyond = 0.0, False
     return HyperparameterCrossover(
         variant=variant,
         hyperparameter=hyperparameter,
@@ -150,8 +164,23 @@ def find_hyperparameter_crossover(
         small_scale_params=smallest.params,
         target_optimum=target,
         penalty_pct=penalty_pct,
+        penalty_beyond_measured=beyond and rise * largest.loss.value < penalty,
         flagged=not target.covers(small_value) and penalty_pct > MATERIAL_PENALTY_PCT,
     )
+
+
+def measured_rise(rises: np.ndarray, offset: float) -> tuple[float, bool]:
+    """The least relative loss rise of the trials at least `offset` (ln units) from the optimum on its
+    side (`Optimum.rises` rows), and False; the farthest such trial's, and True, where none is that far;
+    inf where no trial lies on that side."""
+    side = rises[np.sign(rises[:, 0]) == np.sign(offset)] if offset != 0 else rises[:0]
+    if side.size == 0:
+        return math.inf, False
+    distance = np.abs(side[:, 0])
+    far = distance >= abs(offset)
+    if far.any():
+        return float(side[far, 1].min()), False
+    return float(side[distance == distance.max(), 1].min()), True
 
 
 def _closest_budget(

@@ -98,6 +98,9 @@ class Optimum:
     """The minimum of the cell's quadratic surface (the best trial's value where no bowl fitted), per
     searched hyperparameter: the optimum itself for ``"surface"``; beside a band's centre for
     ``"near_best"``, where ``scaling_fit``'s ``"blend"`` averages the laws of the two."""
+    rises: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per searched hyperparameter, one row per complete trial: ln(h / h*), the trial's distance from
+    this cell's optimum, and its loss over the optimum's loss minus 1 (what a setting that far off cost)."""
     replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
     """Bootstrap optima of the ``"surface"`` method, one row per replicate: lr, batch_size, weight_decay,
     loss, each column as normal scores with its robust spread (empty for ``"near_best"``)."""
@@ -182,6 +185,7 @@ def find_optimum(
         curvature=surface.curvature,
         surface_minimum={h: float(value) for h, value in zip(HYPERPARAMETERS, surface.setting, strict=True)
                          if h in searched},
+        rises=_rises(settings, losses, searched, located),
         replicates=located.replicates,
         center_error=located.center_error,
     )
@@ -201,6 +205,19 @@ def _check_cell(rows: pd.DataFrame, method: str) -> None:
             f"find_optimum: no complete trial in cell {first['variant']}/{first['scale']}; "
             "run trials to their full token budget"
         )
+
+
+def _rises(
+    settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...], located: _Located
+) -> dict[str, np.ndarray]:
+    """`Optimum.rises`: each complete trial's ln distance from the located optimum, per searched
+    hyperparameter (a positive optimum: weight decay's 0 has no log distance), with its relative loss."""
+    rise = losses / located.loss.value - 1.0
+    return {
+        h: np.column_stack([np.log(settings[:, i] / optimum), rise])
+        for i, h in enumerate(HYPERPARAMETERS)
+        if h in searched and (optimum := located.estimates[h].value) > 0 and np.all(settings[:, i] > 0)
+    }
 
 
 @dataclass(frozen=True, eq=False)

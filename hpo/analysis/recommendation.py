@@ -259,7 +259,9 @@ def recommend(
     warnings.extend(
         f"{h.variant}: the best {h.hyperparameter} at {scale_name(h.small_scale_params)} "
         f"({h.small_scale_value:.3g}) is predicted suboptimal at the target (optimum "
-        f"{h.target_optimum.value:.3g}); keeping it costs ≈ {h.penalty_pct:.2f}% loss"
+        f"{h.target_optimum.value:.3g}); keeping it costs "
+        + (f"at least {h.penalty_pct:.2f}% loss (the rise of the largest size's farthest-off trial)"
+           if h.penalty_beyond_measured else f"≈ {h.penalty_pct:.2f}% loss")
         for h in hyperparameter_crossovers
         if h.flagged
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from hpo.analysis import extrapolate
+from hpo.analysis import extrapolate, read_trials
+from hpo.analysis.crossover import measured_rise
 from hpo.evaluation.landscape import Landscape
 from hpo.evaluation.synthetic import crossing_variants, make_synthetic_trials
 
@@ -57,3 +61,26 @@ def test_scale_free_optimum_raises_no_hyperparameter_crossover() -> None:
     trials = make_synthetic_trials([constant], LADDER, seed=2)
     recommendation = extrapolate(trials, target_params=TARGET, n_bootstrap=40)
     assert not any(h.flagged for h in recommendation.hyperparameter_crossovers)
+
+
+def test_a_penalty_is_the_least_rise_measured_at_least_as_far_off_on_its_side() -> None:
+    rises = np.array([[-1.0, 0.30], [-0.2, 0.01], [0.0, 0.0], [0.5, 0.04], [1.5, 0.20], [2.0, 0.12]])
+    assert measured_rise(rises, 1.0) == (0.12, False)
+    assert measured_rise(rises, -0.5) == (0.30, False)
+    assert measured_rise(rises, 3.0) == (0.12, True)
+    assert measured_rise(rises[rises[:, 0] >= 0], -0.5)[0] == np.inf
+
+
+def test_a_small_scale_lr_far_off_the_target_costs_what_the_largest_cell_measured() -> None:
+    """The lr-width study (docs/findings): `constant`'s 13k lr is 40x its predicted optimum at the target,
+    farther than any 793k trial lies from that cell's optimum (15x, 25% worse). The near-best quadratic,
+    carried that far, claimed 242%."""
+    study = Path(__file__).resolve().parents[2] / "docs" / "findings" / "lr_width_crossover"
+    recommendation = extrapolate(read_trials(study / "trials.csv"), target_params=9.85e7, n_bootstrap=40)
+    (constant,) = [h for h in recommendation.hyperparameter_crossovers if h.variant == "constant"]
+    largest = max(recommendation.fit.variants["constant"].optima, key=lambda o: o.params)
+    assert constant.flagged and constant.penalty_beyond_measured
+    penalty_nats = constant.penalty_pct / 100 * recommendation.settings[-1].loss.value
+    assert recommendation.settings[-1].variant == "constant"
+    assert penalty_nats <= largest.rises["lr"][:, 1].max() * largest.loss.value + 1e-9
+    assert any("at least" in w and "constant" in w for w in recommendation.warnings)
