@@ -44,7 +44,7 @@ one nearly resolved keeps most of its value, where dropping it held
 the hyperparameter at the cells' mean even when every cell said it moves with N
 (for the recommendation; a search centres its regions on the laws as fitted);
 a hyperparameter most cells that searched it put at an exact 0 (weight decay)
-gets no law and is held at 0;
+gets no law and is held at 0, one no cell located at the value most cells ran;
 the learning-rate stability edge gets a law when trials diverged in two or
 more sizes; the loss law L(N), or L(N, D), is fitted to the cells' tuned losses
 (`loss_law`); and how much steeper the cells' loss rises above the lr (batch
@@ -55,6 +55,7 @@ each at its point of least expected loss.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -409,20 +410,31 @@ def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:
     """The value of a hyperparameter without a law: 0 where most cells that searched it found 0
     (`_held_at_zero`); over the cells that located it (two or more), their optima weighted by how well
     each is located (`fit_constant`, the law's own weighting); the optimum of the one cell that located
-    it (the others ran it at a value a search chose for them, which measures nothing); else (held
-    fixed) the median of the cells' values."""
+    it (the others ran it at a value a search chose for them, which measures nothing); else the value
+    most cells ran at their optimum (`_most_chosen`)."""
     if _held_at_zero(optima, name):
         return 0.0
     cells = [o for o in optima if o.locates(name)]
     if len(cells) == 1:
         return cells[0].value(name).value
     if not cells:
-        return float(np.median([o.value(name).value for o in optima]))
+        return _most_chosen(optima, name)
     replicates = np.column_stack([o.replicates[:, column] for o in cells])
     return fit_constant(
         np.array([o.value(name).value for o in cells]),
         replicates if replicates.shape[0] > 1 else None,
     )
+
+
+def _most_chosen(optima: tuple[Optimum, ...], name: str) -> float:
+    """The value of `name` most cells ran at their optimum, a tie going to the largest cell's (the one
+    nearest the target): a hyperparameter no cell located (held fixed, or tried at too few values, as a
+    grid's weight decay {0, 0.01, 0.1}) is held at a value the cells chose. Their median was not one: 0.005
+    from four grid cells split between 0 and 0.01."""
+    counts = Counter(o.value(name).value for o in optima)
+    most = max(counts.values())
+    nearest_target_first = sorted(optima, key=lambda o: (o.params, o.tokens), reverse=True)
+    return next(value for o in nearest_target_first if counts[value := o.value(name).value] == most)
 
 
 def _stability_edge_law(

@@ -175,3 +175,20 @@ def test_an_irreducible_loss_fitted_at_its_bound_is_exactly_zero(weight_decay_st
     1e-300, which reports printed as E = 1e-300."""
     law = weight_decay_study.fit.variants["tuned"].loss_law
     assert law is not None and law.E == 0.0
+
+
+def test_a_weight_decay_no_cell_located_is_held_at_a_value_the_cells_chose() -> None:
+    """A grid sweep's weight decay {0, 0.01, 0.1} (too few positive values to locate an optimum in): two
+    cells chose 0.01, two chose 0. Their median, 0.005, was recommended, a setting no run tried; the
+    largest cell's choice breaks the tie."""
+    rows = []
+    for k, params in enumerate((1e6, 3e6, 1e7, 3e7)):
+        best_wd = 0.01 if k % 2 == 0 else 0.0
+        for lr in np.geomspace(1e-3, 1e-1, 9):
+            for wd in (0.0, 0.01, 0.1):
+                loss = 3.0 * params**-0.05 + 0.02 * np.log(lr / (0.3 * params**-0.3)) ** 2
+                rows.append({"params": params, "tokens": 20 * params, "lr": lr, "batch_size": 32,
+                             "weight_decay": wd, "loss": loss + (0.0 if wd == best_wd else 0.003)})
+    recommendation = extrapolate(pd.DataFrame(rows), target_params=1e8, n_bootstrap=20)
+    assert [o.weight_decay.value for o in recommendation.fit.variants["default"].optima] == [0.01, 0, 0.01, 0]
+    assert recommendation.weight_decay.value == 0.0
