@@ -58,7 +58,7 @@ Real ground truth (``--real mlp`` or ``--real gpt``, `tabular_ladder.TabularLadd
    its loss at a rung the curve's evaluation there. Regret is the recommended
    setting's grid point's final loss at the target, mean over the seeds, over
    the grid's best such mean. ``--quick`` runs `REAL_QUICK` seeds and budgets,
-   else `REAL_FULL` (peers also `REAL_PEER_BUDGETS`); it runs instead of the
+   else `REAL_FULL` (peers also `PEER_BUDGETS`); it runs instead of the
    surrogate and ends with ``RESULT real_{name}_*`` lines. A reference line
    follows the table: every grid point of every ladder scale run once, its seed
    drawn, recommended as the searches are (`every_grid_point`): the whole
@@ -163,8 +163,6 @@ SEARCHES = ("scale_aware", "independent", "asha_random", "tpe_hyperband", "tpe")
 REAL_QUICK = (4, (8, 16))
 REAL_FULL = (10, (8, 16, 24))
 """Seeds and trials per scale T on a real ladder's table (``--real``), with and without ``--quick``."""
-REAL_PEER_BUDGETS = (32, 48)
-"""Further T for the peers only on a real ladder's table, without ``--quick``."""
 Truth = Surrogate | TabularLadder
 
 
@@ -674,7 +672,7 @@ def main() -> int:
     parser.add_argument("--real", choices=sorted(TABLES), default=None,
                         help=f"replay that real ladder's table instead of the surrogate ({REAL_QUICK[0]} "
                         f"seeds and budgets {REAL_QUICK[1]} with --quick, else {REAL_FULL[0]} and "
-                        f"{REAL_FULL[1]}, peers also {REAL_PEER_BUDGETS})")
+                        f"{REAL_FULL[1]}, peers also {PEER_BUDGETS})")
     parser.add_argument("--table", type=Path, default=None,
                         help="with --real: replay the ladder table at this path instead of the committed one")
     parser.add_argument("--target", default=None, metavar="SCALE",
@@ -699,7 +697,7 @@ def main() -> int:
 
 def real_main(args: argparse.Namespace) -> int:
     seeds, budgets = REAL_QUICK if args.quick else REAL_FULL
-    peer_budgets = () if args.quick else REAL_PEER_BUDGETS
+    peer_budgets = () if args.quick else PEER_BUDGETS
     started = time.perf_counter()
     ours, ratio, how, bound = table_benchmark(args.real, args.seeds or seeds, budgets, peer_budgets,
                                               args.jobs, args.table, args.target)
