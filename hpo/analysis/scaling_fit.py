@@ -81,6 +81,8 @@ branch has neither a profile nor a surface minimum: its law stays the bands').""
 NOISY = 3.0
 """On a search that is not a grid, ``"auto"`` locates cells by their near-best bands once one loss's noise
 is above 3 × the tolerance (0.3% of the loss by default), by their surfaces below it (module docstring)."""
+_UNMOVED_EXPONENT = 1e-9
+"""A shrink that moves no exponent by more than this has nothing to report (a law through equal optima)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -386,12 +388,15 @@ def _hyperparameter_law(
 
 def _shrunk(law: PowerLaw, params: np.ndarray, tokens: np.ndarray | None, notes: list[str]) -> PowerLaw:
     """`law`, or, when none of its exponents is resolved from 0 (every interval contains 0), `law` with its
-    exponents shrunk towards 0 (`power_law.shrink_exponents`) and a note saying so."""
+    exponents shrunk towards 0 (`power_law.shrink_exponents`) and a note saying so; no note where the
+    shrink moves nothing (every cell at one value: an exponent of 0 ± 1e-16)."""
     exponents = [law.exponent("b")] + ([law.exponent("c")] if law.c is not None else [])
     if not all(e.low <= 0 <= e.high for e in exponents):
         return law
     shrunk = shrink_exponents(law, params, tokens)
     after = [shrunk.exponent("b")] + ([shrunk.exponent("c")] if shrunk.c is not None else [])
+    if all(abs(e.value - a.value) < _UNMOVED_EXPONENT for e, a in zip(exponents, after, strict=True)):
+        return law
     shown = ", ".join(f"{e.value:.3g} [{e.low:.3g}, {e.high:.3g}] to {a.value:.3g}"
                       for e, a in zip(exponents, after, strict=True))
     notes.append(f"{law.name}: no exponent resolved from 0; shrunk towards a constant ({shown})")

@@ -192,3 +192,18 @@ def test_a_weight_decay_no_cell_located_is_held_at_a_value_the_cells_chose() -> 
     recommendation = extrapolate(pd.DataFrame(rows), target_params=1e8, n_bootstrap=20)
     assert [o.weight_decay.value for o in recommendation.fit.variants["default"].optima] == [0.01, 0, 0.01, 0]
     assert recommendation.weight_decay.value == 0.0
+
+
+def test_a_law_through_cells_that_all_found_one_value_reports_no_shrink() -> None:
+    """Every cell's best batch size is the smallest tried (4): the law is flat with an exponent of 0 ±
+    1e-16, and "no exponent resolved from 0; shrunk towards a constant" said nothing but noise."""
+    rows = [
+        {"params": params, "tokens": 20 * params, "lr": lr, "batch_size": batch, "weight_decay": 0.0,
+         "loss": 3.0 * params**-0.05 + 0.02 * np.log(lr / (0.3 * params**-0.3)) ** 2 + 0.01 * np.log(batch)}
+        for params in (1e6, 3e6, 1e7, 3e7)
+        for lr in np.geomspace(1e-3, 1e-1, 9)
+        for batch in (4, 8, 16)
+    ]
+    recommendation = extrapolate(pd.DataFrame(rows), target_params=1e8, n_bootstrap=20)
+    assert recommendation.batch_size_power_of_two == 4
+    assert not any("batch_size: no exponent resolved" in warning for warning in recommendation.warnings)
