@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 _RANGE_TOLERANCE = 1e-9
 """Relative slack of a range check, so that a value on a bound (up to rounding) counts as inside."""
+_ONE_SEQUENCE = (1.0, math.inf)
+"""A batch holds at least one sequence (or example): a batch-size law's value and interval end there."""
 
 Ranges = Mapping[str, tuple[float, float]]
 """Closed ranges ``{hyperparameter: (low, high)}`` over ``lr``, ``batch_size`` and ``weight_decay``
@@ -322,6 +324,8 @@ def _setting(
                 f"{estimates[name].value:.4g} at the target, beyond what a float holds: its cells cannot "
                 "support an extrapolation that far; measure more scales, or choose a nearer target"
             )
+    if "batch_size" in estimates:
+        estimates["batch_size"] = _clip(estimates["batch_size"], _ONE_SEQUENCE)
     for name, value in variant_fit.fixed.items():
         estimates[name] = _held(variant_fit, name, value)
     cap = _stability_cap(variant_fit, target_params, target_tokens)

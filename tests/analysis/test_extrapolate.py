@@ -207,3 +207,12 @@ def test_a_law_through_cells_that_all_found_one_value_reports_no_shrink() -> Non
     recommendation = extrapolate(pd.DataFrame(rows), target_params=1e8, n_bootstrap=20)
     assert recommendation.batch_size_power_of_two == 4
     assert not any("batch_size: no exponent resolved" in warning for warning in recommendation.warnings)
+
+
+def test_a_batch_size_interval_ends_at_one_sequence() -> None:
+    """The batch-size study (docs/findings): a law through three cells extrapolated 293x, its exponent's
+    interval spanning 0, printed a 90% interval down to a batch of 0.00174 sequences."""
+    study = Path(__file__).resolve().parents[2] / "docs" / "findings" / "batch_size"
+    recommendation = extrapolate(read_trials(study / "trials.csv"), target_params=9.85e7, n_bootstrap=60)
+    assert "batch_size" in recommendation.fit.variants["default"].laws
+    assert recommendation.batch_size.low == 1.0 < recommendation.batch_size.value
