@@ -407,8 +407,8 @@ def _held_at_zero(optima: tuple[Optimum, ...], name: str) -> bool:
     """Whether most of the cells that searched `name` (more than half) put its optimum at exactly 0
     (weight decay's "none"): then 0 is held, and the few cells that located a positive value neither
     make a law nor set the held value."""
-    searched = [o.value(name).value == 0 for o in optima if name in o.searched]
-    return 2 * sum(searched) > len(searched)
+    at_zero = [o.value(name).value == 0 for o in optima if name in o.searched]
+    return 2 * sum(at_zero) > len(at_zero)
 
 
 def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:
