@@ -100,7 +100,8 @@ class Optimum:
     ``"near_best"``, where ``scaling_fit``'s ``"blend"`` averages the laws of the two."""
     rises: dict[str, np.ndarray] = field(default_factory=dict)
     """Per searched hyperparameter, one row per complete trial: ln(h / h*), the trial's distance from
-    this cell's optimum, and its loss over the optimum's loss minus 1 (what a setting that far off cost)."""
+    this cell's optimum, and its loss over the cell's best trial's minus 1 (what a setting that far off
+    cost)."""
     replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
     """Bootstrap optima of the ``"surface"`` method, one row per replicate: lr, batch_size, weight_decay,
     loss, each column as normal scores with its robust spread (empty for ``"near_best"``)."""
@@ -211,8 +212,9 @@ def _rises(
     settings: np.ndarray, losses: np.ndarray, searched: tuple[str, ...], located: _Located
 ) -> dict[str, np.ndarray]:
     """`Optimum.rises`: each complete trial's ln distance from the located optimum, per searched
-    hyperparameter (a positive optimum: weight decay's 0 has no log distance), with its relative loss."""
-    rise = losses / located.loss.value - 1.0
+    hyperparameter (a positive optimum: weight decay's 0 has no log distance), with its loss relative to
+    the best trial's (measured, so never below 0, whatever a surface extrapolates)."""
+    rise = losses / losses.min() - 1.0
     return {
         h: np.column_stack([np.log(settings[:, i] / optimum), rise])
         for i, h in enumerate(HYPERPARAMETERS)
