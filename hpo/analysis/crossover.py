@@ -152,11 +152,13 @@ def find_hyperparameter_crossover(
     small_value = smallest.value(hyperparameter).value
     target = law.estimate(target_params, target_tokens if law.c is not None else None)
     offset = math.log(small_value / target.value)
-    penalty = 0.5 * largest.curvature.get(hyperparameter, math.inf) * offset**2
+    curvature = largest.curvature.get(hyperparameter)
+    bowl = math.inf if curvature is None else 0.5 * curvature * offset**2
     rise, beyond = measured_rise(largest.rises.get(hyperparameter, np.empty((0, 2))), offset)
-    penalty_pct = 100.0 * min(penalty, rise * largest.loss.value) / target_loss
-    if not math.isfinite(penalty_pct):
-        penalty_pct, beyond = 0.0, False
+    measured = rise * largest.loss.value
+    penalty = min(bowl, measured)
+    known = math.isfinite(penalty)
+    penalty_pct = 100.0 * penalty / target_loss if known else 0.0
     return HyperparameterCrossover(
         variant=variant,
         hyperparameter=hyperparameter,
@@ -164,7 +166,7 @@ def find_hyperparameter_crossover(
         small_scale_params=smallest.params,
         target_optimum=target,
         penalty_pct=penalty_pct,
-        penalty_beyond_measured=beyond and rise * largest.loss.value < penalty,
+        penalty_beyond_measured=known and beyond and measured < bowl,
         flagged=not target.covers(small_value) and penalty_pct > MATERIAL_PENALTY_PCT,
     )
 

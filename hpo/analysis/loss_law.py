@@ -41,8 +41,11 @@ _SEARCH_STEPS = 16
 _IRLS_STEPS = 12
 _EXPONENT_COLUMNS = (2, 4)
 """Columns of θ = (ln E, ln A', α[, ln B', β]) that hold the exponents."""
-_LOG_ZERO = math.log(1e-300)
-"""ln of a linear coefficient (E, A', B') fitted at its bound 0: θ holds this, the law exactly 0."""
+_ZERO_FLOOR = 1e-300
+"""A linear coefficient (E, A', B') fitted at its bound 0 is held here in θ, whose entries are logs."""
+_LOG_NEGLIGIBLE = math.log(1e-150)
+"""Below this log a coefficient is the floor of a term fitted at 0 (far above the floor, so no rounding of
+its log makes it a number), and the law holds exactly 0."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -332,8 +335,8 @@ def _search(
 
 
 def _theta(coefficients: np.ndarray, exponents: np.ndarray) -> np.ndarray:
-    """Rows (ln E, ln A', α[, ln B', β]) from linear coefficients and exponents (a zero term: `_LOG_ZERO`)."""
-    logs = np.log(np.maximum(coefficients, math.exp(_LOG_ZERO)))
+    """Rows (ln E, ln A', α[, ln B', β]) from linear coefficients and exponents (a zero term: the floor)."""
+    logs = np.log(np.maximum(coefficients, _ZERO_FLOOR))
     columns = [logs[:, 0], logs[:, 1], exponents[:, 0]]
     if exponents.shape[1] == 2:
         columns += [logs[:, 2], exponents[:, 1]]
@@ -367,7 +370,7 @@ def _natural_row(theta: np.ndarray, centers: tuple[float, float]) -> np.ndarray:
 
 def _exp(log_coefficient: float, offset: float = 0.0) -> float:
     """A coefficient from its fitted log (plus `offset`, the centring): exactly 0 for a term fitted at 0."""
-    return 0.0 if log_coefficient <= _LOG_ZERO else math.exp(log_coefficient + offset)
+    return 0.0 if log_coefficient < _LOG_NEGLIGIBLE else math.exp(log_coefficient + offset)
 
 
 def _natural(

@@ -80,7 +80,7 @@ def test_a_small_scale_lr_far_off_the_target_costs_what_the_largest_cell_measure
     (constant,) = [h for h in recommendation.hyperparameter_crossovers if h.variant == "constant"]
     largest = max(recommendation.fit.variants["constant"].optima, key=lambda o: o.params)
     assert constant.flagged and constant.penalty_beyond_measured
-    penalty_nats = constant.penalty_pct / 100 * recommendation.settings[-1].loss.value
     assert recommendation.settings[-1].variant == "constant"
+    penalty_nats = constant.penalty_pct / 100 * recommendation.settings[-1].loss.value
     assert penalty_nats <= largest.rises["lr"][:, 1].max() * largest.loss.value + 1e-9
     assert any("at least" in w and "constant" in w for w in recommendation.warnings)
