@@ -180,8 +180,7 @@ def laws_section(result: StudyResult) -> list[str]:
             lines.append(f"- `{variant}`: lowest diverging lr(N) = {num(edge.a)} · N^b, "
                          f"b = {est(edge.exponent('b'))}")
         for name, value in fit.fixed.items():
-            lines.append(f"- `{variant}`: {name} has no law (fixed, or searched in fewer than two cells, "
-                         f"or 0 in most cells that searched it): {num(value)} is used")
+            lines.append(f"- `{variant}`: {name} has no law ({fit.held_because[name]}): {num(value)} is used")
         if fit.loss_law is not None:
             law = fit.loss_law
             lines.append(f"- `{variant}`: L(N) = {num(law.E, 4)} + {num(law.A)} · N^-{num(law.alpha)} "

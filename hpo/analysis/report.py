@@ -25,14 +25,15 @@ def format_recommendation(recommendation: Recommendation) -> str:
         target += f", D = {recommendation.target_tokens:.3g} tokens"
     level = f"{100 * recommendation.fit.level:.0f}% interval"
     best = recommendation.best
+    held = recommendation.fit.variants[best.variant].held_because
     lines = [f"Recommendation for {target}: variant '{recommendation.variant}'", ""]
     lines += text_table(
         ["quantity", "value", level],
         [
-            ["lr", *_cells(best.lr)],
-            ["batch_size", *_cells(best.batch_size)],
+            ["lr", *_cells(best.lr, held.get("lr"))],
+            ["batch_size", *_cells(best.batch_size, held.get("batch_size"))],
             ["batch_size (power of 2)", str(best.batch_size_power_of_two), ""],
-            ["weight_decay", *_cells(best.weight_decay)],
+            ["weight_decay", *_cells(best.weight_decay, held.get("weight_decay"))],
             ["predicted loss", *_cells(best.loss)],
         ],
     )
@@ -140,10 +141,12 @@ def _located(variant_fit: VariantFit) -> str:
     return f"{prefix}minimum of each cell's fitted surface, bootstrap interval"
 
 
-def _cells(estimate: Estimate) -> list[str]:
-    """Value and interval columns; a fixed (unscaled) setting shows "fixed", a missing interval "-"."""
+def _cells(estimate: Estimate, held_because: str | None = None) -> list[str]:
+    """Value and interval columns; a missing interval shows "-", an exact value "fixed" where it was not
+    searched and "held: <why>" where it was searched and has no law (`VariantFit.held_because`)."""
     if estimate.level == 1.0:
-        return [format_value(estimate.value), "fixed"]
+        searched = held_because is not None and held_because != "not searched"
+        return [format_value(estimate.value), f"held: {held_because}" if searched else "fixed"]
     if math.isnan(estimate.low):
         return [format_value(estimate.value), "-"]
     return [format_value(estimate.value), f"[{format_value(estimate.low)}, {format_value(estimate.high)}]"]

@@ -55,6 +55,7 @@ each at its point of least expected loss.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
@@ -96,6 +97,10 @@ class VariantFit:
     """Power law of each scaled hyperparameter (``"lr"``, ``"batch_size"``, ``"weight_decay"``)."""
     fixed: dict[str, float]
     """Hyperparameters not scaled (held fixed, or searched in too few cells): the value to use."""
+    held_because: dict[str, str]
+    """Why each hyperparameter of `fixed` has no law, in a few words for a report: ``"not searched"``,
+    ``"0 in most cells"``, ``"located in one cell"``, ``"located at one size"`` or ``"no cell located
+    it"``."""
     stability_edge: PowerLaw | None
     """Law of the lowest diverging lr, when trials diverged in enough cells."""
     loss_law: LossLaw | None
@@ -232,8 +237,8 @@ def _fit_variant(
     laws = _hyperparameter_laws(optima, uses_tokens, options, notes, blend=method == "blend")
     if method == "joint":
         laws = _joint_laws(cells, optima, laws, uses_tokens, noise or options.tolerance, options, notes)
-    fixed = {
-        name: _held_value(optima, column, name)
+    held = {
+        name: _held_value(optima, column, name, searched)
         for column, name in enumerate(HYPERPARAMETERS)
         if name not in laws
     }
@@ -241,7 +246,8 @@ def _fit_variant(
         variant=variant,
         optima=optima,
         laws=laws,
-        fixed=fixed,
+        fixed={name: value for name, (value, _) in held.items()},
+        held_because={name: why for name, (_, why) in held.items()},
         stability_edge=_stability_edge_law(optima, uses_tokens, options.level, options.seed),
         loss_law=_loss_law(loss_optima, uses_tokens, options, notes) if options.loss_law else None,
         uses_tokens=uses_tokens,
@@ -411,24 +417,29 @@ def _held_at_zero(optima: tuple[Optimum, ...], name: str) -> bool:
     return 2 * sum(at_zero) > len(at_zero)
 
 
-def _held_value(optima: tuple[Optimum, ...], column: int, name: str) -> float:
-    """The value of a hyperparameter without a law: 0 where most cells that searched it found 0
-    (`_held_at_zero`); over the cells that located it (two or more), their optima weighted by how well
-    each is located (`fit_constant`, the law's own weighting); the optimum of the one cell that located
-    it (the others ran it at a value a search chose for them, which measures nothing); else the value
-    most cells ran at their optimum (`_most_chosen`)."""
+def _held_value(
+    optima: tuple[Optimum, ...], column: int, name: str, searched: dict[str, tuple[float, float]]
+) -> tuple[float, str]:
+    """The value of a hyperparameter without a law, and why it has none (`VariantFit.held_because`): 0
+    where most cells that searched it found 0 (`_held_at_zero`); over the cells that located it (two or
+    more, all at one size), their optima weighted by how well each is located (`fit_constant`, the law's
+    own weighting); the optimum of the one cell that located it (the others ran it at a value a search
+    chose for them, which measures nothing); else the value most cells ran at their optimum
+    (`_most_chosen`), which is the one value every trial ran where it was not searched."""
     if _held_at_zero(optima, name):
-        return 0.0
+        return 0.0, "0 in most cells"
     cells = [o for o in optima if o.locates(name)]
     if len(cells) == 1:
-        return cells[0].value(name).value
+        return cells[0].value(name).value, "located in one cell"
     if not cells:
-        return _most_chosen(optima, name)
+        low, high = searched.get(name, (math.nan, math.nan))
+        return _most_chosen(optima, name), "not searched" if low == high else "no cell located it"
     replicates = np.column_stack([o.replicates[:, column] for o in cells])
-    return fit_constant(
+    value = fit_constant(
         np.array([o.value(name).value for o in cells]),
         replicates if replicates.shape[0] > 1 else None,
     )
+    return value, "located at one size"
 
 
 def _most_chosen(optima: tuple[Optimum, ...], name: str) -> float:

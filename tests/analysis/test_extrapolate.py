@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from hpo.analysis import Estimate, Recommendation, extrapolate, read_trials
+from hpo.analysis.report import format_recommendation
 from hpo.evaluation.landscape import Landscape
 from hpo.evaluation.synthetic import make_synthetic_trials
 from hpo.vocab import nearest_power_of_two
@@ -168,6 +169,20 @@ def test_a_weight_decay_most_cells_searched_and_found_at_zero_is_recommended_at_
     assert sorted(o.value("weight_decay").value == 0 for o in fit.optima) == [False, True, True, True]
     (tuned,) = [s for s in weight_decay_study.settings if s.variant == "tuned"]
     assert tuned.weight_decay == Estimate.exact(0.0)
+
+
+def test_a_searched_hyperparameter_held_without_a_law_says_why_and_only_an_unsearched_one_reads_fixed(
+    weight_decay_study: Recommendation,
+) -> None:
+    """`tuned` searched weight decay and is held at 0 because most cells found 0; both variants ran one
+    batch size. The report printed "fixed" for all three, as if the user had fixed the weight decay."""
+    held = {variant: fit.held_because for variant, fit in weight_decay_study.fit.variants.items()}
+    assert held["tuned"] == {"batch_size": "not searched", "weight_decay": "0 in most cells"}
+    assert held["zero"] == {"batch_size": "not searched", "weight_decay": "not searched"}
+    lines = format_recommendation(weight_decay_study).splitlines()
+    assert weight_decay_study.variant == "tuned"
+    assert next(line for line in lines if line.startswith("weight_decay ")).endswith("held: 0 in most cells")
+    assert next(line for line in lines if line.startswith("batch_size ")).endswith("fixed")
 
 
 def test_an_irreducible_loss_fitted_at_its_bound_is_exactly_zero(weight_decay_study: Recommendation) -> None:
