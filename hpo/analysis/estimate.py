@@ -8,6 +8,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+_ROUNDING_ULPS = 64
+"""Draws whose median absolute deviation is within 64 units in the last place of their scale are one value."""
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -53,7 +56,7 @@ class Estimate:
         if draws.size < 2 or not math.isfinite(value):
             return cls(value, math.nan, math.nan, level)
         center = math.log(value) if log_scale else value
-        spread = robust_std(np.log(draws) if log_scale else draws)
+        spread = draws_spread(np.log(draws) if log_scale else draws)
         if spread == 0:
             low, high = np.quantile(draws, [0.5 - level / 2, 0.5 + level / 2])
             return cls(float(value), float(min(low, value)), float(max(high, value)), level)
@@ -73,3 +76,14 @@ def robust_std(values: np.ndarray) -> float:
     """1.4826 × the median absolute deviation: the standard deviation for normal data, robust to tails."""
     values = np.asarray(values, dtype=float)
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def draws_spread(draws: np.ndarray) -> float:
+    """`robust_std` of bootstrap draws, 0 where it is float rounding (at most `_ROUNDING_ULPS` units in the
+    last place of the draws' scale, 1 at least): one value reached along different paths, such as a
+    surface's minimum on a bound of the box and back from ln, is one value, not a spread of 1e-16 that an
+    interval would turn into a certainty."""
+    draws = np.asarray(draws, dtype=float)
+    rounding = _ROUNDING_ULPS * np.finfo(float).eps * max(1.0, abs(float(np.median(draws))))
+    spread = robust_std(draws)
+    return 0.0 if spread <= 1.4826 * rounding else spread

@@ -39,7 +39,7 @@ from scipy.optimize import minimize
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from hpo.analysis.estimate import robust_std
+from hpo.analysis.estimate import draws_spread
 from hpo.vocab import HYPERPARAMETERS
 
 TRIALS_PER_COEFFICIENT = 3
@@ -139,7 +139,7 @@ def normal_scores(replicates: np.ndarray) -> np.ndarray:
     ranks kept.
 
     The k-th smallest of n replicates becomes ``exp(median + σ·Φ⁻¹((k − ½)/n))``,
-    median and σ (`robust_std`) those of the column's ln, ties ranked in the
+    median and σ (`draws_spread`) those of the column's ln, ties ranked in the
     replicates' (random) order so that the scores keep σ even where a few
     settings recur. A cell's interval and its weight in a law are both read
     from σ; a law propagates the replicates themselves, and a rare resample
@@ -163,7 +163,7 @@ def normal_scores(replicates: np.ndarray) -> np.ndarray:
         if column.size == 0 or np.any(column <= 0):
             continue
         values = np.log(column)
-        median, spread = np.median(values), robust_std(values)
+        median, spread = np.median(values), draws_spread(values)
         if spread == 0:
             continue
         column[:] = np.exp(median + spread * ndtri((rankdata(values, method="ordinal") - 0.5) / len(values)))
