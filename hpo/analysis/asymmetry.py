@@ -28,10 +28,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from functools import cache
+from statistics import NormalDist
 
 import numpy as np
 from scipy.optimize import root_scalar
-from scipy.stats import norm
 
 DEFAULT_WINDOW = 0.05
 """Profile points within 5% of the cell's best loss: on a grid of √2 steps in lr, three to five a side."""
@@ -119,9 +119,11 @@ def point_offset(ratio: float) -> float:
     if ratio == 1.0:
         return 0.0
 
+    normal = NormalDist()
+
     def excess(z: float) -> float:
-        above = z * float(norm.cdf(z)) + float(norm.pdf(z))
-        below = float(norm.pdf(z)) - z * float(norm.sf(z))
+        above = z * normal.cdf(z) + normal.pdf(z)
+        below = normal.pdf(z) - z * normal.cdf(-z)
         return ratio * above - below
 
     return float(root_scalar(excess, bracket=(-5.0, 5.0), method="brentq").root)

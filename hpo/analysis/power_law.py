@@ -35,7 +35,7 @@ from statistics import NormalDist
 
 import numpy as np
 from scipy.optimize import root_scalar
-from scipy.stats import t as student_t
+from scipy.special import stdtrit
 
 from hpo.analysis.estimate import Estimate, robust_std
 
@@ -377,7 +377,7 @@ def _equal_weight_law(
     floor = float(np.mean(center_variances)) if center_variances is not None else 0.0
     variance = max(residual_variance, floor)
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    widen = student_t.ppf(0.5 + level / 2, degrees_of_freedom) / z if residual_variance > floor else 1.0
+    widen = float(stdtrit(degrees_of_freedom, 0.5 + level / 2)) / z if residual_variance > floor else 1.0
     n_draws = _DRAWS if variance > 0 else 0
     root = np.linalg.cholesky(np.linalg.inv(design.T @ design)) * math.sqrt(variance)
     coefficient_draws = coefficients + widen * rng.standard_normal((n_draws, n_coefficients)) @ root.T

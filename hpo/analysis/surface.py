@@ -37,7 +37,6 @@ from itertools import combinations_with_replacement
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import ndtri
-from scipy.stats import rankdata
 
 from hpo.analysis.estimate import draws_spread
 from hpo.vocab import HYPERPARAMETERS
@@ -166,7 +165,8 @@ def normal_scores(replicates: np.ndarray) -> np.ndarray:
         median, spread = np.median(values), draws_spread(values)
         if spread == 0:
             continue
-        column[:] = np.exp(median + spread * ndtri((rankdata(values, method="ordinal") - 0.5) / len(values)))
+        ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable") + 1
+        column[:] = np.exp(median + spread * ndtri((ranks - 0.5) / len(values)))
     return scored
 
 
