@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import tempfile
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -13,8 +15,11 @@ from hpo.study.spec import StudySpec, load_spec
 from hpo.vocab import COMPLETE, FINAL_STATUSES
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
+    from hpo.analysis import Recommendation
     from hpo.study.compute import StudyCompute
 
 from hpo.cli.output import config_cells, loss_text, say, stdout
@@ -115,7 +120,6 @@ def analyze(args: argparse.Namespace) -> int:
     compute, and record it (with the plots and the trial table) as the summary run of the study's
     MLflow experiment."""
     from hpo.analysis import TRIAL_COLUMNS, extrapolate
-    from hpo.analysis.plots import write_plots
     from hpo.analysis.report import format_recommendation
     from hpo.store.optuna_store import optuna_storage
     from hpo.store.tracker import TRACKERS
@@ -128,18 +132,36 @@ def analyze(args: argparse.Namespace) -> int:
                                  target_tokens=args.target_tokens, searched=spec.searched_ranges())
     stdout.print(format_recommendation(recommendation), markup=False, highlight=False)
     stdout.print(_compute(spec, table).summary(), markup=False, highlight=False)
-    with tempfile.TemporaryDirectory() as scratch:
-        plots = write_plots(recommendation, table[list(TRIAL_COLUMNS)], args.plots or scratch)
+    trials = table[list(TRIAL_COLUMNS)]
+    with tempfile.TemporaryDirectory() as scratch, _beside() as plotter:
+        drawing = plotter.submit(_write_plots, recommendation, trials, args.plots or scratch)
+        tracker = None if args.no_mlflow else TRACKERS.get(spec.storage.tracker)(
+            spec.storage.mlflow, spec.name, spec.output_dir / "artifacts")
+        plots = drawing.result()
         if args.plots:
             for path in plots:
                 stdout.print(f"wrote {path}", markup=False, highlight=False)
-        if not args.no_mlflow:
-            tracker = TRACKERS.get(spec.storage.tracker)(spec.storage.mlflow, spec.name,
-                                                         spec.output_dir / "artifacts")
+        if tracker is not None:
             run_id = tracker.write_summary(recommendation, table, plots)
             stdout.print(f"MLflow: summary run {run_id} of experiment {spec.name} (`hpo ui {args.study}`)",
                          markup=False, highlight=False)
     return 0
+
+
+def _beside() -> Executor:
+    """Where `hpo analyze` draws its plots: a forked process, so that matplotlib's import and the drawing
+    run while this one imports MLflow and opens its store (each 2-3 s of a 4-scale study's analysis on 2
+    cores); a thread of this process where fork is not available."""
+    if "fork" in multiprocessing.get_all_start_methods():
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    return ThreadPoolExecutor(max_workers=1)
+
+
+def _write_plots(recommendation: Recommendation, trials: pd.DataFrame, directory: str) -> list[Path]:
+    """`hpo.analysis.plots.write_plots`, imported where it runs (`_beside`)."""
+    from hpo.analysis.plots import write_plots
+
+    return write_plots(recommendation, trials, directory)
 
 
 def backtest(args: argparse.Namespace) -> int:

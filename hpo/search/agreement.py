@@ -51,7 +51,6 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from hpo.vocab import COMPLETE
 
@@ -141,8 +140,9 @@ def judge_from(agreement: dict[float, float], threshold: float) -> float | None:
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman's rank correlation of `x` and `y` (0 where either is constant)."""
+    rank_x, rank_y = (pd.Series(values).rank().to_numpy() for values in (x, y))
     with np.errstate(invalid="ignore", divide="ignore"):
-        rho = float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
+        rho = float(np.corrcoef(rank_x, rank_y)[0, 1])
     return rho if math.isfinite(rho) else 0.0
 
 
