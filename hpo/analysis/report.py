@@ -13,7 +13,7 @@ import math
 from hpo.analysis.caveats import cell_flags
 from hpo.analysis.estimate import Estimate
 from hpo.analysis.recommendation import Recommendation
-from hpo.analysis.scaling_fit import VariantFit
+from hpo.analysis.scaling_fit import NOT_SEARCHED, VariantFit
 from hpo.vocab import format_number
 
 
@@ -145,7 +145,7 @@ def _cells(estimate: Estimate, held_because: str | None = None) -> list[str]:
     """Value and interval columns; a missing interval shows "-", an exact value "fixed" where it was not
     searched and "held: <why>" where it was searched and has no law (`VariantFit.held_because`)."""
     if estimate.level == 1.0:
-        searched = held_because is not None and held_because != "not searched"
+        searched = held_because is not None and held_because != NOT_SEARCHED
         return [format_value(estimate.value), f"held: {held_because}" if searched else "fixed"]
     if math.isnan(estimate.low):
         return [format_value(estimate.value), "-"]

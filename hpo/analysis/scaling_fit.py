@@ -84,6 +84,8 @@ NOISY = 3.0
 is above 3 × the tolerance (0.3% of the loss by default), by their surfaces below it (module docstring)."""
 _UNMOVED_EXPONENT = 1e-9
 """A shrink that moves no exponent by more than this has nothing to report (a law through equal optima)."""
+NOT_SEARCHED = "not searched"
+"""`VariantFit.held_because` of a hyperparameter every trial ran at one value: the user fixed it."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,7 +100,7 @@ class VariantFit:
     fixed: dict[str, float]
     """Hyperparameters not scaled (held fixed, or searched in too few cells): the value to use."""
     held_because: dict[str, str]
-    """Why each hyperparameter of `fixed` has no law, in a few words for a report: ``"not searched"``,
+    """Why each hyperparameter of `fixed` has no law, in a few words for a report: `NOT_SEARCHED`,
     ``"0 in most cells"``, ``"located in one cell"``, ``"located at one size"`` or ``"no cell located
     it"``."""
     stability_edge: PowerLaw | None
@@ -433,7 +435,7 @@ def _held_value(
         return cells[0].value(name).value, "located in one cell"
     if not cells:
         low, high = searched.get(name, (math.nan, math.nan))
-        return _most_chosen(optima, name), "not searched" if low == high else "no cell located it"
+        return _most_chosen(optima, name), NOT_SEARCHED if low == high else "no cell located it"
     replicates = np.column_stack([o.replicates[:, column] for o in cells])
     value = fit_constant(
         np.array([o.value(name).value for o in cells]),
