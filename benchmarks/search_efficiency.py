@@ -7,7 +7,8 @@ Surrogate ground truth (`hpo.evaluation.surrogate.Surrogate`): a loss landscape 
    divergence edge at 4·lr*. Ladder: N = 250k, 1M, 4M, 16M, 64M (×4), D = 20·N
    tokens; target N = 1e9, D = 2e10. Every method searches the same space
    (lr 1e-4..3e-2, batch 8..1024, wd 1e-2..0.3) on the same ladder, with T
-   trials per scale, T swept over `BUDGETS` (the peers also over `PEER_BUDGETS`), each trial evaluated at
+   trials per scale, T swept over `BUDGETS` (the peers also over `PEER_BUDGETS`, and on, T doubled, while
+   they have not reached our regret: `sweep_peers_on`; not with ``--quick``), each trial evaluated at
    D/27, D/9, D/3 and D (rungs of reduction factor 3; `grace` = D/27). Methods:
 
    * ``scale_aware`` (ours), with every `hpo.search.scale_aware.ScaleAware` setting at its
@@ -144,6 +145,12 @@ PEER_BUDGETS = (32, 48, 64, 96)
 """Further T for the peers only, so that their regret curves reach ours and the speedup is read off a
 curve, not bounded by the sweep's end (where a curve still never reaches it, the speedup is a lower bound:
 the most compute the peer tried over ours)."""
+SPEEDUP_READ_TO = 4.0
+"""A peer whose curve has not reached our median regret is swept on (`sweep_peers_on`) while it has spent
+less than this many times our compute and less than another peer was measured to need: its speedup is
+then read off its curve, or bounded at no less than this (or than the best peer's)."""
+MAX_PEER_BUDGET = 768
+"""The largest T a peer is swept to (`sweep_peers_on`), whatever its compute."""
 REDUCTION_FACTOR = 3
 RUNGS = (1, 3, 9, 27)
 """Evaluations of a trial, in units of grace = D/27: the rungs of successive halving, the last one D."""
@@ -391,6 +398,11 @@ def repetition(truth: Truth, method: str, trials: int, seed: int,
 # ---------------------------------------------------------------- summary
 
 
+def searches(outcomes: list[Outcome]) -> int:
+    """How many searches gave `outcomes` (``naive_transfer``'s outcome is its ``independent`` search's)."""
+    return sum(o.method != "naive_transfer" for o in outcomes)
+
+
 def summarize(outcomes: list[Outcome], target: float = REGRET_TARGET_PCT) -> pd.DataFrame:
     """Median, IQR and worst seed of regret, and compute fraction, per (method, budget); the share of seeds
     within `target` (% regret)."""
@@ -450,6 +462,33 @@ def compute_needed(curve: pd.DataFrame, regret: float) -> tuple[float, str]:
             share = (r0 - regret) / (r0 - r1) if math.isfinite(r0) else 1.0
             return float(math.exp(math.log(c0) + share * (math.log(c1) - math.log(c0)))), "="
     return float(points[-1, 0]), ">="
+
+
+def peers_to_sweep_on(summary: pd.DataFrame, target: float = REGRET_TARGET_PCT,
+                      worst: float = math.inf) -> dict[str, int]:
+    """The searches to run next and their T: every peer whose curve has not reached our median regret at
+    our operating point (`operating_point`), while its most compute is below `SPEEDUP_READ_TO` times
+    ours and below the compute a peer was measured to need, at twice its largest T (at most
+    `MAX_PEER_BUDGET`); ``naive_transfer`` by its ``independent`` search."""
+    ours = operating_point(summary, target, worst)
+    needs = {peer: compute_needed(summary[summary["method"] == peer], ours["regret_median"])
+             for peer in PEERS}
+    measured = min((needed for needed, how in needs.values() if how != ">="), default=math.inf)
+    limit = min(measured, SPEEDUP_READ_TO * ours["compute_median"])
+    short = {"independent" if peer == "naive_transfer" else peer
+             for peer, (needed, how) in needs.items() if how == ">=" and needed < limit}
+    budgets = {search: 2 * int(summary.loc[summary["method"] == search, "budget"].max()) for search in short}
+    return {search: budget for search, budget in budgets.items() if budget <= MAX_PEER_BUDGET}
+
+
+def sweep_peers_on(outcomes: list[Outcome], run: Callable[[list[tuple[str, int, int]]], list[Outcome]],
+                   seeds: int, target: float = REGRET_TARGET_PCT, worst: float = math.inf) -> list[Outcome]:
+    """`outcomes` with the peers swept on (`peers_to_sweep_on`, `run` doing the searches) until each has
+    reached our median regret or spent enough compute to bound the speedup."""
+    while next_budgets := peers_to_sweep_on(summarize(outcomes, target), target, worst):
+        outcomes = outcomes + run([(search, budget, seed) for search, budget in sorted(next_budgets.items())
+                                   for seed in range(seeds)])
+    return outcomes
 
 
 def speedup(summary: pd.DataFrame, ours: pd.Series) -> tuple[str, float, str, list[list[str]]]:
@@ -550,15 +589,22 @@ def _job(job: tuple[str, int, int]) -> list[Outcome]:
     return repetition(Surrogate(), *job)
 
 
-def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: int
+def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: int, sweep_on: bool = True
                         ) -> tuple[pd.Series, float, str]:
+    """Every search on the surrogate ladder; with `sweep_on`, the peers swept on (`sweep_peers_on`)."""
     started = time.perf_counter()
     work = [(method, budget, seed) for budget in budgets for method in SEARCHES for seed in range(seeds)]
     work += [(method, budget, seed) for budget in PEER_BUDGETS if budget > max(budgets)
              for method in SEARCHES if method != OURS for seed in range(seeds)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        outcomes = [o for done in pool.imap(_job, work, chunksize=1) for o in done]
-    print(f"  {len(work)} searches of the ladder in {time.perf_counter() - started:.0f} s", flush=True)
+        def run(work: list[tuple[str, int, int]]) -> list[Outcome]:
+            return [o for done in pool.imap(_job, work, chunksize=1) for o in done]
+
+        outcomes = run(work)
+        if sweep_on:
+            outcomes = sweep_peers_on(outcomes, run, seeds)
+    print(f"  {searches(outcomes)} searches of the ladder in {time.perf_counter() - started:.0f} s",
+          flush=True)
     summary = summarize(outcomes)
     show_summary(summary, seeds)
     ours, ratio, how = show_speedup(summary, "Compute")
@@ -642,11 +688,17 @@ def table_benchmark(name: str, seeds: int, budgets: tuple[int, ...], peer_budget
     work = [(method, budget, seed) for budget in budgets for method in SEARCHES for seed in range(seeds)]
     work += [(method, budget, seed) for budget in peer_budgets if budget > max(budgets)
              for method in SEARCHES if method != OURS for seed in range(seeds)]
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        outcomes = [o for done in pool.imap(_table_job, work, chunksize=1) for o in done]
-        every_point = pool.map(_grid_job, range(seeds))
-    print(f"  {len(work)} searches of the {name} table in {time.perf_counter() - started:.0f} s", flush=True)
     target, worst = REAL_TARGET_PCT
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        def run(work: list[tuple[str, int, int]]) -> list[Outcome]:
+            return [o for done in pool.imap(_table_job, work, chunksize=1) for o in done]
+
+        outcomes = run(work)
+        if peer_budgets:
+            outcomes = sweep_peers_on(outcomes, run, seeds, target, worst)
+        every_point = pool.map(_grid_job, range(seeds))
+    print(f"  {searches(outcomes)} searches of the {name} table in {time.perf_counter() - started:.0f} s",
+          flush=True)
     summary = summarize(outcomes, target)
     show_summary(summary, seeds, title=(
         f"Real {name} ladder, replayed: regret at {truth.target_scale} (N={ladder.target_params:,.0f}) vs "
@@ -686,7 +738,7 @@ def main() -> int:
     seeds = args.seeds or (4 if args.quick else 10)
     budgets = (6, 16) if args.quick else BUDGETS
     started = time.perf_counter()
-    ours, ratio, how = surrogate_benchmark(seeds, budgets, args.plot, args.jobs)
+    ours, ratio, how = surrogate_benchmark(seeds, budgets, args.plot, args.jobs, sweep_on=not args.quick)
     print(f"\nspeedup read {how}")
     print(f"ran in {time.perf_counter() - started:.0f} s ({'quick' if args.quick else 'full'})\n")
     print(f"RESULT regret_pct={ours['regret_median']:.4f}")

@@ -73,3 +73,38 @@ def test_probes_are_judged_where_the_tables_rungs_rank_as_the_end_does(
     for plan in checks:
         probes = history[(history["scale"] == plan.scale) & (history["trial_number"] > 0)]
         assert (probes["tokens_seen"] >= plan.judge_from * probes["tokens"] - 1e-6).all()
+
+
+def _summary(curves: dict[str, list[tuple[int, float, float]]]) -> Any:
+    """A summary of (T, compute, median regret) per method, one seed each."""
+    outcomes = [se.Outcome(method, budget, 0, regret, compute)
+                for method, points in curves.items() for budget, compute, regret in points]
+    return se.summarize(outcomes, target=1.0)
+
+
+def test_a_peer_short_of_our_regret_is_swept_on_until_it_spends_enough_to_bound_the_speedup() -> None:
+    ours = [(8, 0.5, 3.0), (16, 1.0, 0.4)]
+    summary = _summary({
+        se.OURS: ours,
+        "independent": [(32, 2.0, 0.9), (64, 3.0, 0.3)],          # reaches 0.4% at about 2.8 runs
+        "naive_transfer": [(32, 2.0, 5.0), (64, 3.0, 4.0)],       # never, and has spent more than that
+        "asha_random": [(32, 1.0, 2.0), (96, 1.5, 1.0)],          # never, at 1.5 runs: swept on
+        "tpe_hyperband": [(32, 5.0, 1.0)],                        # never, but beyond what independent needs
+        "tpe": [(24, 0.9, 2.0), (48, 1.8, 0.2)],                  # reaches it
+    })
+
+    assert se.peers_to_sweep_on(summary, target=1.0, worst=2.0) == {"asha_random": 192}
+
+
+def test_no_peer_is_swept_past_the_largest_budget_or_the_compute_that_bounds_the_speedup() -> None:
+    ours = [(16, 1.0, 0.4)]
+    summary = _summary({
+        se.OURS: ours,
+        "independent": [(32, 2.0, 0.9), (se.MAX_PEER_BUDGET, 3.0, 0.8)],
+        "naive_transfer": [(32, 2.0, 5.0), (se.MAX_PEER_BUDGET, 3.0, 4.0)],
+        "asha_random": [(32, 1.0, 2.0), (96, se.SPEEDUP_READ_TO, 1.0)],
+        "tpe_hyperband": [(32, 5.0, 1.0)],
+        "tpe": [(48, 6.0, 2.0)],
+    })
+
+    assert se.peers_to_sweep_on(summary, target=1.0, worst=2.0) == {}
