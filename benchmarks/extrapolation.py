@@ -8,7 +8,9 @@
    against reusing the largest fitted size's best setting and the authors'
    published law (fitted on all sizes: an upper reference, not a competitor).
 2. Time of one `extrapolate` on the 1,746-row Step Law table, default
-   settings, against the ``surface`` pipeline in the same run, and where it goes.
+   settings, against the ``surface`` pipeline in the same run, and where it goes;
+   and on the table widened to five sizes per size it holds (`widened`: 75
+   cells, the shape of a larger grid than the shared one).
 3. Chinchilla and Porian et al. points: loss laws fitted below the largest
    compute budgets, error on the held-out largest budgets.
 4. Synthetic grid sweeps from known laws, every method backtested as the
@@ -70,6 +72,8 @@ PORIAN_HELD_OUT_BUDGETS = 2
 PORIAN_NEAR_OPTIMUM = 1.1
 """Porian points are kept when within 10% of their budget's lowest loss: the far tails of an isoFLOP
 curve (e.g. a 900M model on 2e7 tokens) are outside what L(N, D) describes."""
+WIDENED_SIZES = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""`widened`'s copies of each Step Law size, as multiples of its N."""
 TIMED_STAGES = (
     "normalize_trials",
     "pooled_noise",
@@ -193,23 +197,46 @@ def synthetic_grids(draws: int) -> None:
     )
 
 
+def widened(table: pd.DataFrame, factors: tuple[float, ...] = WIDENED_SIZES) -> pd.DataFrame:
+    """The table with a copy of every size N at each multiple f·N of `factors`: its lr × f^-0.7 (Step
+    Law's exponent of N) and its loss × (1 + 0.03·ln(1/f)), so the copies keep an lr law and a loss that
+    falls with N. For timing only: a grid of len(factors) times the cells, as a larger sweep has."""
+    copies = []
+    for factor in factors:
+        copy = table.copy()
+        copy["params"] = copy["params"] * factor
+        copy["lr"] = copy["lr"] * factor**-0.7
+        copy["loss"] = copy["loss"] * (1 + 0.03 * np.log(1 / factor))
+        copies.append(copy)
+    return pd.concat(copies, ignore_index=True)
+
+
+def median_seconds(table: pd.DataFrame, repeats: int, method: str = "auto") -> float:
+    """Median wall seconds of one `extrapolate` of `table` to N = 1e9, D = 1e11 over `repeats` runs."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        extrapolate(table, target_params=1e9, target_tokens=1e11, method=method)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
 def time_extrapolate(table: pd.DataFrame, repeats: int) -> dict[str, float]:
-    """Median seconds of one `extrapolate` of the Step Law table per method, and where the default's go."""
-    seconds = {}
-    for method in ("auto", BASELINE_METHOD):
-        times = []
-        for _ in range(repeats if method == "auto" else 1):
-            started = time.perf_counter()
-            extrapolate(table, target_params=1e9, target_tokens=1e11, method=method)
-            times.append(time.perf_counter() - started)
-        seconds[method] = float(np.median(times))
+    """Median seconds of one `extrapolate` of the Step Law table per method (and of the default on the
+    `widened` table), and where the default's go."""
+    seconds = {method: median_seconds(table, repeats if method == "auto" else 1, method)
+               for method in ("auto", BASELINE_METHOD)}
+    wide = widened(table)
+    seconds["widened"] = median_seconds(wide, repeats)
     profile = cProfile.Profile()
     profile.runcall(extrapolate, table, target_params=1e9, target_tokens=1e11)
     stats = pstats.Stats(profile).stats
     stages = [[name, f"{sum(v[3] for k, v in stats.items() if k[2] == name):.3f}"] for name in TIMED_STAGES]
     print_table(
         f"One extrapolate of the Step Law table ({len(table)} rows), default settings: median of {repeats} "
-        f"runs {seconds['auto']:.2f} s; the '{BASELINE_METHOD}' pipeline {seconds[BASELINE_METHOD]:.2f} s. "
+        f"runs {seconds['auto']:.2f} s; the '{BASELINE_METHOD}' pipeline {seconds[BASELINE_METHOD]:.2f} s; "
+        f"the table widened to {len(wide):,} rows of {wide.groupby(['params', 'tokens']).ngroups} cells "
+        f"{seconds['widened']:.2f} s. "
         "Where the default's time goes (cumulative s, profiled run)",
         ["stage", "seconds"],
         stages,
@@ -430,6 +457,7 @@ def main() -> int:
     )
     print(f"RESULT extrapolate_seconds={seconds['auto']:.3f}")
     print(f"RESULT {BASELINE_METHOD}_extrapolate_seconds={seconds[BASELINE_METHOD]:.3f}")
+    print(f"RESULT widened_extrapolate_seconds={seconds['widened']:.3f}")
     print(f"RESULT synthetic_interval_coverage={coverage:.4f}")
     print(f"RESULT crossover_recall={recall:.4f}")
     print(f"RESULT crossover_false_alarms={false_alarms:.4f}")

@@ -259,11 +259,11 @@ def _profile(
     delta = problem.huber_delta
     y = targets / problem.scale
     coefficients = _nonnegative_least_squares(basis, y, counts)
-    residual = np.einsum("bnk,bk->bn", basis, coefficients) - y
+    residual = np.matmul(basis, coefficients[..., None])[..., 0] - y
     for _ in range(_IRLS_STEPS - 1):
         weights = counts * np.minimum(1.0, delta / np.maximum(np.abs(residual), 1e-300))
         coefficients = _nonnegative_least_squares(basis, y, weights)
-        residual = np.einsum("bnk,bk->bn", basis, coefficients) - y
+        residual = np.matmul(basis, coefficients[..., None])[..., 0] - y
     absolute = np.abs(residual)
     huber = np.where(absolute <= delta, 0.5 * residual**2, delta * (absolute - 0.5 * delta))
     return coefficients, (counts * huber).sum(axis=1) / (delta * counts.sum(axis=1))
@@ -272,8 +272,9 @@ def _profile(
 def _nonnegative_least_squares(basis: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted least squares per batch row; a coefficient that comes out negative is fixed at 0 and the
     others refitted (one active-set pass: the terms of a loss law are rarely negative together)."""
-    normal = np.einsum("bnk,bn,bnl->bkl", basis, weights, basis)
-    right = np.einsum("bnk,bn,bn->bk", basis, weights, y)
+    weighted = basis * weights[..., None]
+    normal = np.matmul(weighted.transpose(0, 2, 1), basis)
+    right = np.matmul(weighted.transpose(0, 2, 1), y[..., None])[..., 0]
     ridge = 1e-12 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(basis.shape[2])
     coefficients = np.linalg.solve(normal + ridge, right[..., None])[..., 0]
     negative = coefficients < 0
