@@ -1,9 +1,10 @@
 """The recommendation as plain-text tables, for terminals and logs.
 
 The answer first (the setting to run, with its intervals), then what qualifies
-it (values outside the searched range, other variants, crossovers), then one
-table of the cells the laws were fitted to (optimum, interval, flags), then
-each warning once.
+it (values outside the searched range, other variants, crossovers), then the
+laws (how each optimum scales, exponents with their intervals), then one table
+of the cells the laws were fitted to (optimum, interval, flags), then each
+warning once.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def format_recommendation(recommendation: Recommendation) -> str:
     lines += _out_of_range(recommendation)
     lines += _variants(recommendation)
     lines += _crossovers(recommendation, level)
+    lines += _laws(recommendation, level)
     lines += _cell_table(recommendation)
     if recommendation.warnings:
         lines += ["", "Warnings:"] + [f"- {warning}" for warning in recommendation.warnings]
@@ -111,6 +113,29 @@ def _crossovers(recommendation: Recommendation, level: str) -> list[str]:
         ],
     )
     return ["", "Crossovers:", *table]
+
+
+def _laws(recommendation: Recommendation, level: str) -> list[str]:
+    """One line per fitted law of each variant: ``h* = a·N^b[·D^c]`` with each exponent's interval, and
+    the loss law ``L = E + A/N^α[ + B/D^β]``."""
+    several = len(recommendation.fit.variants) > 1
+    lines = []
+    for fit in recommendation.fit.variants.values():
+        prefix = f"{fit.variant}: " if several else ""
+        for name, law in fit.laws.items():
+            exponents = [("N", law.exponent("b"))] + ([("D", law.exponent("c"))] if law.c is not None else [])
+            powers = [f"{x}^{format_value(e.value)}" for x, e in exponents]
+            ranges = [f"{x} in [{format_value(e.low)}, {format_value(e.high)}]" for x, e in exponents]
+            lines.append(f"{prefix}{name}* = {' · '.join([format_value(law.a), *powers])}; "
+                         f"exponent of {', of '.join(ranges)}")
+        if fit.loss_law is not None:
+            law = fit.loss_law
+            tokens = "" if law.beta is None else f" + {format_value(law.B)}/D^{format_value(law.beta)}"
+            lines.append(f"{prefix}loss = {format_value(law.E)} + {format_value(law.A)}/N^"
+                         f"{format_value(law.alpha)}{tokens}")
+    if not lines:
+        return []
+    return ["", f"Laws (N parameters, D tokens; {level}s of the exponents):", *lines]
 
 
 def _cell_table(recommendation: Recommendation) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from hpo.analysis import extrapolate
-from hpo.analysis.report import format_recommendation
+from hpo.analysis.report import format_recommendation, format_value
 
 
 def test_the_answer_comes_first_then_one_row_per_cell_then_the_warnings(grid_sweep: pd.DataFrame) -> None:
@@ -35,3 +35,21 @@ def test_a_problem_shared_by_many_cells_is_one_warning_naming_them_and_a_flag_on
     text = format_recommendation(recommendation)
     assert text.count("lr high edge") == 9
     assert text.count("lr optimum is at the high edge") == 1
+
+
+def test_each_law_is_shown_with_the_interval_of_its_exponents_before_the_cells(
+    grid_sweep: pd.DataFrame,
+) -> None:
+    recommendation = extrapolate(grid_sweep, target_params=4e9, target_tokens=2e11, n_bootstrap=5)
+    lr_law = recommendation.fit.variants["default"].laws["lr"]
+    lines = format_recommendation(recommendation).splitlines()
+
+    laws = lines.index("Laws (N parameters, D tokens; 90% intervals of the exponents):")
+    lr_line = next(line for line in lines if line.startswith("lr* = "))
+    b, c = lr_law.exponent("b"), lr_law.exponent("c")
+    assert f"N^{format_value(b.value)} · D^{format_value(c.value)}" in lr_line
+    assert f"exponent of N in [{format_value(b.low)}, {format_value(b.high)}]" in lr_line
+    assert f"of D in [{format_value(c.low)}, {format_value(c.high)}]" in lr_line
+    assert any(line.startswith("batch_size* = ") for line in lines)
+    cells = lines.index(next(line for line in lines if line.startswith("Cells (")))
+    assert laws < lines.index(lr_line) < cells
