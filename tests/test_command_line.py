@@ -117,11 +117,14 @@ def test_run_records_every_trial_in_both_stores(tmp_path: Path) -> None:
 
 
 def assert_ui_serves_the_experiment(path: Path, cwd: Path) -> None:
-    """`hpo ui` prints the experiment's URL on 127.0.0.1, serves it, and stops cleanly on Ctrl-C."""
+    """`hpo ui` prints the experiment's URL on 127.0.0.1, serves it, and stops cleanly on Ctrl-C, also
+    started as a shell script's background job is, with SIGINT ignored (`trap "" INT`, as `cmd &` in a
+    non-interactive shell does): else the test's outcome would hang on how the suite was launched."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    ui = subprocess.Popen([*HPO, "ui", str(path), "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE,
+    ui = subprocess.Popen(["bash", "-c", 'trap "" INT; exec "$@"', "hpo",
+                           *HPO, "ui", str(path), "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL, text=True)
     try:
         assert ui.stdout is not None

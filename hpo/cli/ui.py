@@ -41,7 +41,10 @@ def ui(args: argparse.Namespace) -> int:
     # Its log goes to a file, not a pipe: a pipe nobody reads fills up and stalls the server.
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
-        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server too, as Ctrl-C does
+        # Ctrl-C and `kill` stop the server, also where SIGINT came ignored (a shell script's background
+        # job inherits SIGINT ignored, and Python then leaves it so).
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             if _wait_until_up(server, f"http://{args.host}:{port}/health", UI_START_SECONDS):
                 url = f"http://{args.host}:{port}/#/experiments/{experiment.experiment_id}/runs?{UI_QUERY}"
