@@ -141,4 +141,9 @@ def verify(args: argparse.Namespace) -> int:
     verdict = "within" if report.within_noise else "NOT within"
     say(f"the recommendation is {verdict} the seed noise of the best ({report.best.label}): seed noise "
          f"σ = {report.noise:.4f} per loss, a mean up to {report.margin:.4f} above the best is noise")
+    run_it = report.to_run
+    if run_it is not None:
+        setting = run_it.setting
+        say(f"to run at {args.scale}: {run_it.label}, lr {format_number(setting['lr'])}, batch size "
+            f"{int(setting['batch_size'])}, weight decay {format_number(setting['weight_decay'])}")
     return 0

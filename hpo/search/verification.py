@@ -123,6 +123,15 @@ class VerifyReport:
         trained, or when no setting finished on every seed to tell the noise."""
         return self.trained and self.recommended.mean - self.best.mean <= self.margin
 
+    @property
+    def to_run(self) -> Measured | None:
+        """The setting the measurements say to run at the verified scale: the recommendation when it is
+        within noise of the best, else the best (a neighbour that beat it by more than the noise); None
+        when nothing trained or the noise is unknown (no setting finished on every seed)."""
+        if not self.trained or not math.isfinite(self.noise):
+            return None
+        return self.recommended if self.within_noise else self.best
+
 
 def verdict(trials: pd.DataFrame, settings: Sequence[Setting]) -> VerifyReport:
     """The report of the trials (trial-table rows) that ran `settings` (the plan's, each with its seed;

@@ -70,7 +70,7 @@ def test_hpo_verify_prints_predicted_against_measured(ladder: StudySpec) -> None
                      timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "predicted loss" in result.stdout and "recommended" in result.stdout and "lr ÷2" in result.stdout
-    assert "the seed noise of the best" in result.stdout
+    assert "the seed noise of the best" in result.stdout and "to run at w64: " in result.stdout
     assert not verification_spec(ladder, "w64", seeds=2).recommendation.out_of_range
     assert "warning: " not in result.stdout
 

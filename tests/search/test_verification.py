@@ -25,6 +25,7 @@ def test_the_recommendation_within_the_seed_noise_of_the_best() -> None:
                      [RECOMMENDED, LR_TWICE])
     assert report.trained and math.isfinite(report.noise)
     assert report.best.setting == LR_TWICE and report.within_noise
+    assert report.to_run is report.recommended
 
 
 def test_a_diverged_recommendation_is_not_within_noise_of_a_neighbour_that_trained() -> None:
@@ -32,6 +33,7 @@ def test_a_diverged_recommendation_is_not_within_noise_of_a_neighbour_that_train
                             (LR_TWICE, 0.99, COMPLETE), (LR_TWICE, 1.01, COMPLETE)]),
                      [RECOMMENDED, LR_TWICE])
     assert report.trained and report.recommended.mean == math.inf and not report.within_noise
+    assert report.to_run is not None and report.to_run.setting == LR_TWICE
 
 
 def test_nothing_trained_when_every_setting_diverged() -> None:
@@ -39,6 +41,7 @@ def test_nothing_trained_when_every_setting_diverged() -> None:
                             (LR_TWICE, math.inf, DIVERGED), (LR_TWICE, math.inf, DIVERGED)]),
                      [RECOMMENDED, LR_TWICE])
     assert not report.trained and not report.within_noise and math.isnan(report.noise)
+    assert report.to_run is None
 
 
 def test_one_setting_with_an_unstable_seed_does_not_make_every_gap_noise() -> None:
@@ -52,3 +55,11 @@ def test_seed_noise_of_normal_losses_is_unbiased_on_average() -> None:
     rng = np.random.default_rng(0)
     estimates = [seed_noise(rng.normal(2.0, 0.01, size=(5, 2)).tolist()) for _ in range(2000)]
     assert np.median(estimates) == pytest.approx(0.01, rel=0.1)
+
+
+def test_a_neighbour_that_beats_the_recommendation_beyond_the_noise_is_the_setting_to_run() -> None:
+    report = verdict(table([(RECOMMENDED, 1.10, COMPLETE), (RECOMMENDED, 1.11, COMPLETE),
+                            (LR_TWICE, 1.00, COMPLETE), (LR_TWICE, 1.01, COMPLETE)]),
+                     [RECOMMENDED, LR_TWICE])
+    assert not report.within_noise
+    assert report.to_run is not None and report.to_run.setting == LR_TWICE and report.to_run.label == "lr ×2"
