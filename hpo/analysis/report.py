@@ -130,7 +130,8 @@ def _laws(recommendation: Recommendation, level: str) -> list[str]:
                          f"exponent of {', of '.join(ranges)}")
         if fit.loss_law is not None:
             law = fit.loss_law
-            tokens = "" if law.beta is None else f" + {format_value(law.B)}/D^{format_value(law.beta)}"
+            tokens = ("" if law.B is None or law.beta is None
+                      else f" + {format_value(law.B)}/D^{format_value(law.beta)}")
             lines.append(f"{prefix}loss = {format_value(law.E)} + {format_value(law.A)}/N^"
                          f"{format_value(law.alpha)}{tokens}")
     if not lines:
