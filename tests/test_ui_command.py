@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -82,3 +86,36 @@ def test_ui_passes_the_store_uri_in_the_environment_not_on_any_command_line(stud
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
+def test_ui_killed_outright_takes_its_mlflow_server_with_it(study: Path, tmp_path: Path) -> None:
+    """SIGKILL cannot be caught, so `hpo ui` cannot stop its server then: the server ends itself when its
+    parent dies, instead of serving the store on its port with no one to stop it."""
+    ui = subprocess.Popen([*HPO, "ui", str(study), "--port", "0"], cwd=tmp_path, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = ui.stdout.readline()  # printed once the server answers
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert url, line
+        server = _descendants(ui.pid)
+        ui.kill()
+        ui.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in server):
+            assert time.monotonic() < deadline, f"the MLflow server outlived hpo ui: {server}"
+            time.sleep(0.5)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url.group(0)}health", timeout=5)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("State:"))
+    except (FileNotFoundError, StopIteration):
+        return "zombie"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -11,15 +12,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import TYPE_CHECKING
-
-from hpo.study.spec import load_spec
-
-if TYPE_CHECKING:
-
-    pass
+from collections.abc import Callable
 
 from hpo.cli.output import stdout
+from hpo.study.spec import load_spec
 
 
 def ui(args: argparse.Namespace) -> int:
@@ -40,7 +36,8 @@ def ui(args: argparse.Namespace) -> int:
            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     # Its log goes to a file, not a pipe: a pipe nobody reads fills up and stalls the server.
     with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                  preexec_fn=_ended_with_parent())
         # Ctrl-C and `kill` stop the server, also where SIGINT came ignored (a shell script's background
         # job inherits SIGINT ignored, and Python then leaves it so).
         signal.signal(signal.SIGINT, _interrupt)
@@ -95,6 +92,27 @@ def _wait_until_up(server: subprocess.Popen[str], url: str, seconds: float) -> b
             pass
         time.sleep(0.5)
     return False
+
+
+_PR_SET_PDEATHSIG = 1
+"""Linux prctl(2) option: the signal a process gets when its parent dies."""
+
+
+def _ended_with_parent() -> Callable[[], None] | None:
+    """What the MLflow server runs before exec so that it gets SIGTERM (and stops its workers) when `hpo
+    ui` dies, even by SIGKILL, which nothing can catch: Linux's prctl(PR_SET_PDEATHSIG); None elsewhere.
+    libc is loaded here, before the fork, so the child only makes the call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def end_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return end_with_parent
 
 
 def _interrupt(signum: int, frame: object) -> None:
