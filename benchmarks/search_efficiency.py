@@ -86,6 +86,7 @@ import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,8 @@ REAL_QUICK = (4, (8, 16))
 REAL_FULL = (10, (8, 16, 24))
 """Seeds and trials per scale T on a real ladder's table (``--real``), with and without ``--quick``."""
 Truth = Surrogate | TabularLadder
+Search = tuple[str, int, int]
+"""One search to run: (method, trials per scale T, seed)."""
 
 
 @dataclass(frozen=True)
@@ -481,7 +484,7 @@ def peers_to_sweep_on(summary: pd.DataFrame, target: float = REGRET_TARGET_PCT,
     return {search: budget for search, budget in budgets.items() if budget <= MAX_PEER_BUDGET}
 
 
-def sweep_peers_on(outcomes: list[Outcome], run: Callable[[list[tuple[str, int, int]]], list[Outcome]],
+def sweep_peers_on(outcomes: list[Outcome], run: Callable[[list[Search]], list[Outcome]],
                    seeds: int, target: float = REGRET_TARGET_PCT, worst: float = math.inf) -> list[Outcome]:
     """`outcomes` with the peers swept on (`peers_to_sweep_on`, `run` doing the searches) until each has
     reached our median regret or spent enough compute to bound the speedup."""
@@ -489,6 +492,17 @@ def sweep_peers_on(outcomes: list[Outcome], run: Callable[[list[tuple[str, int, 
         outcomes = outcomes + run([(search, budget, seed) for search, budget in sorted(next_budgets.items())
                                    for seed in range(seeds)])
     return outcomes
+
+
+def run_searches(pool: Pool, job: Callable[[Search], list[Outcome]], work: list[Search], seeds: int, *,
+                 sweep_on: bool, target: float = REGRET_TARGET_PCT, worst: float = math.inf) -> list[Outcome]:
+    """The outcomes of `work`'s searches, each done by `job` in `pool`; with `sweep_on`, the peers then
+    swept on (`sweep_peers_on`)."""
+    def run(searches: list[Search]) -> list[Outcome]:
+        return [o for done in pool.imap(job, searches, chunksize=1) for o in done]
+
+    outcomes = run(work)
+    return sweep_peers_on(outcomes, run, seeds, target, worst) if sweep_on else outcomes
 
 
 def speedup(summary: pd.DataFrame, ours: pd.Series) -> tuple[str, float, str, list[list[str]]]:
@@ -583,7 +597,7 @@ def save_plot(summary: pd.DataFrame, path: Path, ours: pd.Series) -> None:
     plt.close(fig)
 
 
-def _job(job: tuple[str, int, int]) -> list[Outcome]:
+def _job(job: Search) -> list[Outcome]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("hpo").setLevel(logging.ERROR)
     return repetition(Surrogate(), *job)
@@ -597,12 +611,7 @@ def surrogate_benchmark(seeds: int, budgets: tuple[int, ...], plot: Path, jobs: 
     work += [(method, budget, seed) for budget in PEER_BUDGETS if budget > max(budgets)
              for method in SEARCHES if method != OURS for seed in range(seeds)]
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        def run(work: list[tuple[str, int, int]]) -> list[Outcome]:
-            return [o for done in pool.imap(_job, work, chunksize=1) for o in done]
-
-        outcomes = run(work)
-        if sweep_on:
-            outcomes = sweep_peers_on(outcomes, run, seeds)
+        outcomes = run_searches(pool, _job, work, seeds, sweep_on=sweep_on)
     print(f"  {searches(outcomes)} searches of the ladder in {time.perf_counter() - started:.0f} s",
           flush=True)
     summary = summarize(outcomes)
@@ -628,7 +637,7 @@ _TABLE: TabularLadder | None = None
 """The table every worker replays: loaded once in the parent, inherited by the forked workers."""
 
 
-def _table_job(job: tuple[str, int, int]) -> list[Outcome]:
+def _table_job(job: Search) -> list[Outcome]:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("hpo").setLevel(logging.ERROR)
     assert _TABLE is not None
@@ -690,12 +699,8 @@ def table_benchmark(name: str, seeds: int, budgets: tuple[int, ...], peer_budget
              for method in SEARCHES if method != OURS for seed in range(seeds)]
     target, worst = REAL_TARGET_PCT
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        def run(work: list[tuple[str, int, int]]) -> list[Outcome]:
-            return [o for done in pool.imap(_table_job, work, chunksize=1) for o in done]
-
-        outcomes = run(work)
-        if peer_budgets:
-            outcomes = sweep_peers_on(outcomes, run, seeds, target, worst)
+        outcomes = run_searches(pool, _table_job, work, seeds, sweep_on=bool(peer_budgets), target=target,
+                                worst=worst)
         every_point = pool.map(_grid_job, range(seeds))
     print(f"  {searches(outcomes)} searches of the {name} table in {time.perf_counter() - started:.0f} s",
           flush=True)

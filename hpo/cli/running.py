@@ -144,6 +144,8 @@ def verify(args: argparse.Namespace) -> int:
     run_it = report.to_run
     if run_it is not None:
         setting = run_it.setting
-        say(f"to run at {args.scale}: {run_it.label}, lr {format_number(setting['lr'])}, batch size "
-            f"{int(setting['batch_size'])}, weight decay {format_number(setting['weight_decay'])}")
+        lr, batch_size, weight_decay = config_cells(setting["lr"], setting["batch_size"],
+                                                    setting["weight_decay"])
+        say(f"to run at {args.scale}: {run_it.label}, lr {lr}, batch size {batch_size}, weight decay "
+            f"{weight_decay}")
     return 0
