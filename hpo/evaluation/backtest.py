@@ -140,6 +140,7 @@ def run_backtest(
     level: float = 0.9,
     seed: int = 0,
     bandwidth: float = 1.0,
+    largest_only: bool = False,
 ) -> BacktestReport:
     """Backtest every variant of a trial table.
 
@@ -150,6 +151,8 @@ def run_backtest(
         tolerance: an interval covers a cell when it holds a trial within this share of the best loss.
         n_bootstrap, level, seed: as for `fit_scaling`.
         bandwidth: of the local-surface regret reading, in octaves (`regret.local_loss`).
+        largest_only: only the fold that holds out the largest size (the real question), not the shorter
+            ladders' folds nor the leave-one-out ones.
 
     Raises:
         ValueError: no variant has three model sizes (two to fit, one to hold out).
@@ -159,7 +162,7 @@ def run_backtest(
     folds = [
         _fold(rows, fitted, held_out, kind, options)
         for _, rows in trials.groupby("variant", sort=True)
-        for fitted, held_out, kind in _fold_plan(sorted(rows["params"].unique()))
+        for fitted, held_out, kind in _fold_plan(sorted(rows["params"].unique()), largest_only)
     ]
     if not folds:
         raise ValueError("backtest: need a variant with at least 3 model sizes (2 to fit, 1 to hold out)")
@@ -177,9 +180,12 @@ class _Options:
     bandwidth: float
 
 
-def _fold_plan(sizes: list[float]) -> list[tuple[list[float], float, str]]:
-    """(fitted sizes, held-out size, kind) of every fold, the largest held out first."""
+def _fold_plan(sizes: list[float], largest_only: bool = False) -> list[tuple[list[float], float, str]]:
+    """(fitted sizes, held-out size, kind) of every fold, the largest held out first; that one alone
+    where `largest_only`."""
     plan = [(sizes[:j], sizes[j], LEAVE_LARGEST_OUT) for j in range(len(sizes) - 1, 1, -1)]
+    if largest_only:
+        return plan[:1]
     plan += [(sizes[:j] + sizes[j + 1 :], sizes[j], LEAVE_ONE_OUT) for j in range(1, len(sizes) - 1)]
     return plan
 

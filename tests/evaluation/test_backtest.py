@@ -55,6 +55,14 @@ def test_folds_hold_out_the_largest_sizes_then_each_size_inside_the_span(report:
     assert all(len(fold.cells) == 2 and fold.seconds > 0 for fold in report.folds)
 
 
+def test_largest_only_runs_the_fold_of_the_largest_size_alone_and_judges_it_alike(
+    sweep: pd.DataFrame, report: BacktestReport
+) -> None:
+    largest = run_backtest(normalize_trials(sweep), n_bootstrap=5, largest_only=True)
+    assert [(fold.kind, fold.held_out_params) for fold in largest.folds] == [(LEAVE_LARGEST_OUT, 8e8)]
+    assert largest.folds[0].cells == report.folds[0].cells
+
+
 def test_a_law_beats_reusing_the_best_setting_of_a_smaller_size(report: BacktestReport) -> None:
     largest = report.folds[0]
     assert np.mean([c.regret_local_pct[PREDICTED] for c in largest.cells]) < np.mean(
