@@ -7,6 +7,10 @@
    these grids; ``surface``, the per-cell pipeline before issue 14; ``joint``),
    against reusing the largest fitted size's best setting and the authors'
    published law (fitted on all sizes: an upper reference, not a competitor).
+   Beside them, how far the two regret readings can agree in each held-out
+   cell of the leave-largest-out folds: over the settings whose local-surface
+   regret meets issue 14's 0.05%, the share whose nearest run also reads
+   within its 0.10% (a cell whose best run is a lucky draw leaves few).
 2. Time of one `extrapolate` on the 1,746-row Step Law table, default
    settings, against the ``surface`` pipeline in the same run, and where it goes;
    and on the table widened to five sizes per size it holds (`widened`: 75
@@ -50,11 +54,13 @@ from hpo.evaluation.backtest import (
 )
 from hpo.evaluation.backtest_report import format_backtest
 from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.regret import local_loss, regret_pct
 from hpo.evaluation.synthetic import (
     crossing_variants,
     make_grid_sweep,
     make_synthetic_trials,
 )
+from hpo.vocab import COMPLETE
 
 STEPLAW_COLUMNS = {"N": "params", "D": "tokens", "bs": "batch_size", "smooth loss": "loss"}
 PUBLISHED_LAW = "published_law"
@@ -68,6 +74,11 @@ GRID_SIZES = (1e8, 2e8, 4e8, 8e8)
 GRID_LRS = tuple(2.44e-4 * 2 ** (k / 2) for k in range(13))
 GRID_BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048)
 CHINCHILLA_HELD_OUT_FLOP = 1e21
+LOCAL_TARGET_PCT = 0.05
+NEAREST_TARGET_PCT = 0.10
+"""Issue 14's worst-cell targets on the local-surface and nearest-run readings (% regret)."""
+READINGS_GRID = 40
+"""Settings per axis (log-spaced over the cell's runs) at which `readings_agreement` reads both."""
 PORIAN_HELD_OUT_BUDGETS = 2
 PORIAN_NEAR_OPTIMUM = 1.1
 """Porian points are kept when within 10% of their budget's lowest loss: the far tails of an isoFLOP
@@ -156,6 +167,48 @@ def steplaw_backtests(trials: pd.DataFrame, n_bootstrap: int) -> dict[str, Backt
     return reports
 
 
+def readings_agreement(cell: pd.DataFrame) -> tuple[float, float]:
+    """Over a log grid of settings spanning `cell`'s complete runs, those whose local-surface regret is
+    within `LOCAL_TARGET_PCT`: the share whose nearest-run regret is within `NEAREST_TARGET_PCT`, and
+    their median nearest-run regret (%)."""
+    complete = cell[cell["status"] == COMPLETE]
+    best = min(
+        local_loss(complete, lr, bs) for lr, bs in zip(complete["lr"], complete["batch_size"], strict=True)
+    )
+    axes = [np.geomspace(complete[h].min(), complete[h].max(), READINGS_GRID) for h in ("lr", "batch_size")]
+    nearest = [
+        regret_pct(cell, lr, bs, method="nearest")
+        for lr in axes[0]
+        for bs in axes[1]
+        if 100.0 * (local_loss(complete, lr, bs) - best) / best <= LOCAL_TARGET_PCT
+    ]
+    return float(np.mean(np.array(nearest) <= NEAREST_TARGET_PCT)), float(np.median(nearest))
+
+
+def steplaw_readings(trials: pd.DataFrame, report: BacktestReport) -> float:
+    """`readings_agreement` in every held-out cell of the leave-largest-out folds; the least share."""
+    rows, shares = [], []
+    for cell in report.cells(LEAVE_LARGEST_OUT):
+        runs = trials[(trials["params"] == cell.params) & (trials["tokens"] == cell.tokens)]
+        share, median = readings_agreement(runs)
+        shares.append(share)
+        rows.append(
+            [
+                f"{scale_name(cell.params)}, D = {cell.tokens:.3g}",
+                f"{share:.2f}",
+                f"{median:.3f}",
+                f"{cell.regret_local_pct[PREDICTED]:.3f} | {cell.regret_nearest_pct[PREDICTED]:.3f}",
+            ]
+        )
+    print_table(
+        f"Step Law held-out cells: of the settings within {LOCAL_TARGET_PCT}% on the local surface, how many "
+        f"read within {NEAREST_TARGET_PCT}% on the nearest run",
+        ["cell", "share", "median nearest %", "predicted, local | nearest"],
+        rows,
+    )
+    return min(shares)
+
+
 def synthetic_grids(draws: int) -> None:
     """Every method backtested on synthetic grid sweeps with known laws (`make_grid_sweep`): 4 sizes
     1e8-8e8 at 20, 60 and 180 tokens per parameter, 13 lr x 8 batch grids, 0.1% loss noise, the loss
@@ -224,8 +277,10 @@ def median_seconds(table: pd.DataFrame, repeats: int, method: str = "auto") -> f
 def time_extrapolate(table: pd.DataFrame, repeats: int) -> dict[str, float]:
     """Median seconds of one `extrapolate` of the Step Law table per method (and of the default on the
     `widened` table), and where the default's go."""
-    seconds = {method: median_seconds(table, repeats if method == "auto" else 1, method)
-               for method in ("auto", BASELINE_METHOD)}
+    seconds = {
+        method: median_seconds(table, repeats if method == "auto" else 1, method)
+        for method in ("auto", BASELINE_METHOD)
+    }
     wide = widened(table)
     seconds["widened"] = median_seconds(wide, repeats)
     profile = cProfile.Profile()
@@ -426,6 +481,7 @@ def main() -> int:
     table = raw.drop(columns=["loss"]).rename(columns=STEPLAW_COLUMNS)
     trials = read_trials(folder / "steplaw_dense_lr_bs_loss_dev.csv", rename=STEPLAW_COLUMNS)
     reports = steplaw_backtests(trials, n_bootstrap)
+    readings_share = steplaw_readings(trials, reports["auto"])
     synthetic_grids(grid_draws)
     seconds = time_extrapolate(table, repeats)
     chinchilla_heldout(folder, n_bootstrap)
@@ -448,6 +504,7 @@ def main() -> int:
             worst = [max(_regrets(fold, reading)) for reading in ("local", "nearest")]
             print(f"RESULT largest_out_{name}_worst_regret_pct={worst[0]:.4f}")
             print(f"RESULT largest_out_{name}_worst_nearest_regret_pct={worst[1]:.4f}")
+    print(f"RESULT heldout_readings_agree_share_min={readings_share:.4f}")
     steepness = extrapolate(table, target_params=1e9, target_tokens=1e11).fit.variants["default"].steepness
     print(f"RESULT lr_steepness_ratio={steepness['lr']:.3f}")
     reuse = default.mean_regret_pct(REUSE_BEST, "local", LEAVE_LARGEST_OUT)
