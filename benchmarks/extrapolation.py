@@ -10,7 +10,9 @@
    Beside them, how far the two regret readings can agree in each held-out
    cell of the leave-largest-out folds: over the settings whose local-surface
    regret meets issue 14's 0.05%, the share whose nearest run also reads
-   within its 0.10% (a cell whose best run is a lucky draw leaves few).
+   within its 0.10% (a cell whose best run is a lucky draw leaves few). And
+   beyond the shared sizes: the laws fitted on all four, extrapolated to 1B-7B,
+   against the published law (fitted on a wider span of sizes than the four).
 2. Time of one `extrapolate` on the 1,746-row Step Law table, default
    settings, against the ``surface`` pipeline in the same run, and where it goes;
    and on the table widened to five sizes per size it holds (`widened`: 75
@@ -42,7 +44,9 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, normalize_trials, read_trials
-from hpo.analysis.scaling_fit import METHODS
+from hpo.analysis.recommendation import recommend
+from hpo.analysis.report import with_interval
+from hpo.analysis.scaling_fit import METHODS, fit_scaling
 from hpo.analysis.trials import scale_name
 from hpo.evaluation.backtest import (
     LEAVE_LARGEST_OUT,
@@ -77,6 +81,8 @@ CHINCHILLA_HELD_OUT_FLOP = 1e21
 LOCAL_TARGET_PCT = 0.05
 NEAREST_TARGET_PCT = 0.10
 """Issue 14's worst-cell targets on the local-surface and nearest-run readings (% regret)."""
+BEYOND_SHARED = ((1e9, 2e10), (1e9, 1e11), (3e9, 6e10), (7e9, 1.4e11), (7e9, 1e12))
+"""(N, D) targets beyond the shared Step Law sizes (215M-537M) at which `beyond_shared_sizes` compares."""
 READINGS_GRID = 40
 """Settings per axis (log-spaced over the cell's runs) at which `readings_agreement` reads both."""
 PORIAN_HELD_OUT_BUDGETS = 2
@@ -207,6 +213,27 @@ def steplaw_readings(trials: pd.DataFrame, report: BacktestReport) -> float:
         rows,
     )
     return min(shares)
+
+
+def beyond_shared_sizes(trials: pd.DataFrame, n_bootstrap: int) -> float:
+    """The default's lr and batch size, fitted on every shared Step Law size, at each `BEYOND_SHARED`
+    target against the published law; the share of those values inside our 90% intervals."""
+    fit = fit_scaling(trials, n_bootstrap=n_bootstrap)
+    rows, inside = [], []
+    for params, tokens in BEYOND_SHARED:
+        ours = recommend(fit, target_params=params, target_tokens=tokens)
+        published = published_steplaw(params, tokens)
+        cells = [f"{scale_name(params)}, D = {tokens:.3g}"]
+        for estimate, value in zip((ours.lr, ours.batch_size), published, strict=True):
+            inside.append(estimate.low <= value <= estimate.high)
+            cells += [with_interval(estimate), f"{value:.3g}", f"{estimate.value / value:.2f}"]
+        rows.append(cells)
+    print_table(
+        "Step Law beyond the shared sizes: laws fitted on 215M-537M, extrapolated, against the published law",
+        ["target", "lr [90%]", "published", "ratio", "batch [90%]", "published", "ratio"],
+        rows,
+    )
+    return float(np.mean(inside))
 
 
 def synthetic_grids(draws: int) -> None:
@@ -482,6 +509,7 @@ def main() -> int:
     trials = read_trials(folder / "steplaw_dense_lr_bs_loss_dev.csv", rename=STEPLAW_COLUMNS)
     reports = steplaw_backtests(trials, n_bootstrap)
     readings_share = steplaw_readings(trials, reports["auto"])
+    published_inside = beyond_shared_sizes(trials, n_bootstrap)
     synthetic_grids(grid_draws)
     seconds = time_extrapolate(table, repeats)
     chinchilla_heldout(folder, n_bootstrap)
@@ -505,6 +533,7 @@ def main() -> int:
             print(f"RESULT largest_out_{name}_worst_regret_pct={worst[0]:.4f}")
             print(f"RESULT largest_out_{name}_worst_nearest_regret_pct={worst[1]:.4f}")
     print(f"RESULT heldout_readings_agree_share_min={readings_share:.4f}")
+    print(f"RESULT beyond_shared_published_in_interval={published_inside:.4f}")
     steepness = extrapolate(table, target_params=1e9, target_tokens=1e11).fit.variants["default"].steepness
     print(f"RESULT lr_steepness_ratio={steepness['lr']:.3f}")
     reuse = default.mean_regret_pct(REUSE_BEST, "local", LEAVE_LARGEST_OUT)
