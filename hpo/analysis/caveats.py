@@ -77,17 +77,19 @@ def _cell_warnings(variant_fit: VariantFit) -> list[str]:
 
 
 def _problems(optimum: Optimum) -> list[str]:
-    """What is wrong with one cell, in the words of a warning (docs/analysis.md: what to do)."""
+    """What is wrong with one cell, in the words of a warning (docs/analysis.md: what to do). A cell with
+    too few trials is said to have them, not also to lack a bowl: the one explains the other, and the
+    remedy (more trials there) is the same."""
     problems = [
         f"the {name} optimum is at the {side} edge of the searched range; widen it"
         for name, side in optimum.at_edge.items()
     ]
     if optimum.near_stability_edge:
         problems.append("the lr optimum is within 2x of the lowest diverging lr")
-    if optimum.method == "surface" and not optimum.surface_fitted:
-        problems.append("no clear minimum of the loss surface; the best trial is used")
     if optimum.too_few_trials:
         problems.append("too few useful trials for a reliable optimum")
+    elif optimum.method == "surface" and not optimum.surface_fitted:
+        problems.append("no clear minimum of the loss surface; the best trial is used")
     return problems
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pandas as pd
 
 from hpo.analysis import extrapolate
+from hpo.analysis.caveats import cell_flags
 from hpo.analysis.report import format_recommendation, format_value
+from hpo.evaluation.landscape import Landscape
+from hpo.evaluation.synthetic import make_synthetic_trials
 
 
 def test_the_answer_comes_first_then_one_row_per_cell_then_the_warnings(grid_sweep: pd.DataFrame) -> None:
@@ -53,3 +56,15 @@ def test_each_law_is_shown_with_the_interval_of_its_exponents_before_the_cells(
     assert any(line.startswith("batch_size* = ") for line in lines)
     cells = lines.index(next(line for line in lines if line.startswith("Cells (")))
     assert laws < lines.index(lr_line) < cells
+
+
+def test_cells_with_too_few_trials_are_warned_of_once_not_also_for_the_bowl_they_cannot_show() -> None:
+    landscape = Landscape(name="default")
+    trials = make_synthetic_trials([landscape], [1e7, 3e7, 1e8], trials_per_cell=6, seed=1)
+    recommendation = extrapolate(trials, target_params=1e9, method="surface", n_bootstrap=5)
+    flags = [cell_flags(o) for o in recommendation.fit.variants["default"].optima]
+    assert all("few trials" in f for f in flags) and any("no bowl" in f for f in flags)
+
+    warnings = recommendation.warnings
+    assert sum("too few useful trials" in w for w in warnings) == 1
+    assert not any("no clear minimum" in w for w in warnings)
