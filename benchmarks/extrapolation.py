@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import math
 import os
 import pstats
 import sys
@@ -176,7 +177,7 @@ def steplaw_backtests(trials: pd.DataFrame, n_bootstrap: int) -> dict[str, Backt
 def readings_agreement(cell: pd.DataFrame) -> tuple[float, float]:
     """Over a log grid of settings spanning `cell`'s complete runs, those whose local-surface regret is
     within `LOCAL_TARGET_PCT`: the share whose nearest-run regret is within `NEAREST_TARGET_PCT`, and
-    their median nearest-run regret (%)."""
+    their median nearest-run regret (%); NaN for both when no setting of the grid is that close."""
     complete = cell[cell["status"] == COMPLETE]
     best = min(
         local_loss(complete, lr, bs) for lr, bs in zip(complete["lr"], complete["batch_size"], strict=True)
@@ -188,6 +189,8 @@ def readings_agreement(cell: pd.DataFrame) -> tuple[float, float]:
         for bs in axes[1]
         if 100.0 * (local_loss(complete, lr, bs) - best) / best <= LOCAL_TARGET_PCT
     ]
+    if not nearest:
+        return math.nan, math.nan
     return float(np.mean(np.array(nearest) <= NEAREST_TARGET_PCT)), float(np.median(nearest))
 
 
@@ -212,7 +215,7 @@ def steplaw_readings(trials: pd.DataFrame, report: BacktestReport) -> float:
         ["cell", "share", "median nearest %", "predicted, local | nearest"],
         rows,
     )
-    return min(shares)
+    return float(np.nanmin(shares))
 
 
 def beyond_shared_sizes(trials: pd.DataFrame, n_bootstrap: int) -> float:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import extrapolation
@@ -33,3 +34,14 @@ def test_a_lucky_best_run_leaves_the_local_optimum_far_above_it_on_the_nearest_r
 
     assert share < 0.5
     assert median > extrapolation.NEAREST_TARGET_PCT
+
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_cell_whose_grid_of_settings_holds_none_that_close_reads_nan_without_a_warning() -> None:
+    steep = _bowl()
+    steep["loss"] = 1.0 + 100.0 * (steep["loss"] - 1.0)
+
+    share, median = extrapolation.readings_agreement(steep)
+
+    assert np.isnan(share) and np.isnan(median)
