@@ -59,7 +59,7 @@ from hpo.evaluation.backtest import (
 )
 from hpo.evaluation.backtest_report import format_backtest
 from hpo.evaluation.landscape import Landscape
-from hpo.evaluation.regret import local_loss, regret_pct
+from hpo.evaluation.regret import local_best, local_loss, regret_pct
 from hpo.evaluation.synthetic import (
     crossing_variants,
     make_grid_sweep,
@@ -179,9 +179,7 @@ def readings_agreement(cell: pd.DataFrame) -> tuple[float, float]:
     within `LOCAL_TARGET_PCT`: the share whose nearest-run regret is within `NEAREST_TARGET_PCT`, and
     their median nearest-run regret (%); NaN for both when no setting of the grid is that close."""
     complete = cell[cell["status"] == COMPLETE]
-    best = min(
-        local_loss(complete, lr, bs) for lr, bs in zip(complete["lr"], complete["batch_size"], strict=True)
-    )
+    best = local_best(complete)
     axes = [np.geomspace(complete[h].min(), complete[h].max(), READINGS_GRID) for h in ("lr", "batch_size")]
     nearest = [
         regret_pct(cell, lr, bs, method="nearest")

@@ -41,11 +41,14 @@ def regret_pct(
         best = float(complete["loss"].min())
     else:
         loss = local_loss(complete, lr, batch_size, bandwidth=bandwidth)
-        run = zip(complete["lr"], complete["batch_size"], strict=True)
-        best = min(
-            local_loss(complete, trial_lr, trial_bs, bandwidth=bandwidth) for trial_lr, trial_bs in run
-        )
+        best = local_best(complete, bandwidth=bandwidth)
     return 100.0 * (loss - best) / best
+
+
+def local_best(rows: pd.DataFrame, *, bandwidth: float = 1.0) -> float:
+    """The lowest `local_loss` at the settings of the complete trials `rows`: the local reading's best."""
+    run = zip(rows["lr"], rows["batch_size"], strict=True)
+    return min(local_loss(rows, lr, batch_size, bandwidth=bandwidth) for lr, batch_size in run)
 
 
 def local_loss(rows: pd.DataFrame, lr: float, batch_size: float, *, bandwidth: float = 1.0) -> float:
