@@ -26,8 +26,9 @@ import pandas as pd
 from extrapolation import STEPLAW_COLUMNS, print_table, shared_data_folder
 
 from hpo.analysis import read_trials
+from hpo.analysis.near_best import DEFAULT_TOLERANCE
 from hpo.analysis.scaling_fit import METHODS
-from hpo.evaluation.backtest import PREDICTED, REUSE_BEST, HeldOutCell, run_backtest
+from hpo.evaluation.backtest import PREDICTED, REUSE_BEST, BacktestReport, run_backtest
 
 
 def sparse_table(trials: pd.DataFrame, held_out: float, fraction: float, seed: int) -> pd.DataFrame:
@@ -37,17 +38,17 @@ def sparse_table(trials: pd.DataFrame, held_out: float, fraction: float, seed: i
     return pd.concat([fitted, trials[trials["params"] == held_out]])
 
 
-def held_out_cells(trials: pd.DataFrame, method: str, fraction: float, draws: int, n_bootstrap: int
-                   ) -> list[HeldOutCell]:
-    """Every cell of both leave-largest-out folds (the two largest sizes held out in turn), over `draws`
-    thinned tables each, judged on the whole held-out grid."""
+def held_out_folds(trials: pd.DataFrame, method: str, fraction: float, draws: int, n_bootstrap: int
+                   ) -> BacktestReport:
+    """Both leave-largest-out folds (the two largest sizes held out in turn), over `draws` thinned tables
+    each, judged on the whole held-out grid: one report of all their folds."""
     sizes = sorted(trials["params"].unique())
-    return [cell
-            for held_out in sizes[-2:]
-            for seed in range(draws)
-            for fold in run_backtest(sparse_table(trials, held_out, fraction, seed), method=method,
-                                     n_bootstrap=n_bootstrap, seed=seed, largest_only=True).folds
-            for cell in fold.cells]
+    folds = [fold
+             for held_out in sizes[-2:]
+             for seed in range(draws)
+             for fold in run_backtest(sparse_table(trials, held_out, fraction, seed), method=method,
+                                      n_bootstrap=n_bootstrap, seed=seed, largest_only=True).folds]
+    return BacktestReport(method=method, tolerance=DEFAULT_TOLERANCE, folds=tuple(folds))
 
 
 SUMMARY_COLUMNS = {
@@ -62,20 +63,21 @@ SUMMARY_COLUMNS = {
 """`summary`'s figures and their column headings."""
 
 
-def summary(cells: list[HeldOutCell]) -> dict[str, float]:
+def summary(report: BacktestReport) -> dict[str, float]:
     """Mean and worst local regret of the recommendation and mean of reuse-best's (% of the cell's best
     loss), the share of cells where the recommendation is no worse than reuse-best, interval coverage (lr
     alone, and lr and batch size together) and the median lr interval's high/low (`SUMMARY_COLUMNS`)."""
+    cells = report.cells()
     predicted = np.array([cell.regret_local_pct[PREDICTED] for cell in cells])
     reuse = np.array([cell.regret_local_pct[REUSE_BEST] for cell in cells])
     return {
-        "mean": float(predicted.mean()),
-        "worst": float(predicted.max()),
-        "reuse_mean": float(reuse.mean()),
+        "mean": report.mean_regret_pct(PREDICTED, "local"),
+        "worst": report.worst_regret_pct("local", kind=None),
+        "reuse_mean": report.mean_regret_pct(REUSE_BEST, "local"),
         "beats_reuse": float(np.mean(predicted <= reuse)),
         "lr_coverage": float(np.mean([cell.lr_covered for cell in cells])),
-        "coverage": float(np.mean([c.lr_covered for c in cells] + [c.batch_size_covered for c in cells])),
-        "lr_ratio": float(np.median([cell.predicted_lr.high / cell.predicted_lr.low for cell in cells])),
+        "coverage": report.coverage(),
+        "lr_ratio": report.median_lr_interval_ratio(),
     }
 
 
@@ -93,7 +95,7 @@ def main() -> int:
     draws, n_bootstrap = (2, 30) if args.quick else (5, 100)
     started = time.perf_counter()
     trials = read_trials(path, rename=STEPLAW_COLUMNS)
-    results = {method: summary(held_out_cells(trials, method, args.fraction, draws, n_bootstrap))
+    results = {method: summary(held_out_folds(trials, method, args.fraction, draws, n_bootstrap))
                for method in METHODS}
     print_table(
         f"Step Law, the fitted sizes thinned to {args.fraction:.0%} of their runs, {draws} draws per "
