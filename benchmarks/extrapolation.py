@@ -10,7 +10,9 @@
    Beside them, how far the two regret readings can agree in each held-out
    cell of the leave-largest-out folds: over the settings whose local-surface
    regret meets issue 14's 0.05%, the share whose nearest run also reads
-   within its 0.10% (a cell whose best run is a lucky draw leaves few). And
+   within its 0.10% (a cell whose best run is a lucky draw leaves few), and
+   how far the local reading of the prediction and of reuse-best moves when
+   the cell's runs are drawn again with their loss noise. And
    beyond the shared sizes: the laws fitted on all four, extrapolated to 1B-7B,
    against the published law (fitted on a wider span of sizes than the four).
 2. Time of one `extrapolate` on the 1,746-row Step Law table, default
@@ -45,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from hpo.analysis import extrapolate, fit_compute_loss_law, fit_loss_law, normalize_trials, read_trials
+from hpo.analysis.optimum import pooled_noise
 from hpo.analysis.recommendation import recommend
 from hpo.analysis.report import with_interval
 from hpo.analysis.scaling_fit import METHODS, fit_scaling
@@ -86,6 +89,8 @@ BEYOND_SHARED = ((1e9, 2e10), (1e9, 1e11), (3e9, 6e10), (7e9, 1.4e11), (7e9, 1e1
 """(N, D) targets beyond the shared Step Law sizes (215M-537M) at which `beyond_shared_sizes` compares."""
 READINGS_GRID = 40
 """Settings per axis (log-spaced over the cell's runs) at which `readings_agreement` reads both."""
+REREADINGS = (20, 100)
+"""Times `reading_spread` re-reads each held-out cell (quick, full)."""
 PORIAN_HELD_OUT_BUDGETS = 2
 PORIAN_NEAR_OPTIMUM = 1.1
 """Porian points are kept when within 10% of their budget's lowest loss: the far tails of an isoFLOP
@@ -192,28 +197,64 @@ def readings_agreement(cell: pd.DataFrame) -> tuple[float, float]:
     return float(np.mean(np.array(nearest) <= NEAREST_TARGET_PCT)), float(np.median(nearest))
 
 
-def steplaw_readings(trials: pd.DataFrame, report: BacktestReport) -> float:
-    """`readings_agreement` in every held-out cell of the leave-largest-out folds; the least share."""
+def reading_spread(
+    cell: pd.DataFrame, settings: dict[str, tuple[float, float]], noise: float, rereadings: int
+) -> dict[str, np.ndarray]:
+    """The local-surface regret (%) of each named (lr, batch size) in `cell`, re-read `rereadings` times,
+    every run's loss L moved to L·(1 + noise·ε), ε standard normal: how far the reading moves when the
+    runs are drawn again with the loss noise σ = `noise` measured in them."""
+    rng = np.random.default_rng(0)
+    readings: dict[str, list[float]] = {name: [] for name in settings}
+    for _ in range(rereadings):
+        drawn = cell.assign(loss=cell["loss"] * (1.0 + noise * rng.standard_normal(len(cell))))
+        for name, (lr, batch_size) in settings.items():
+            readings[name].append(regret_pct(drawn, lr, batch_size))
+    return {name: np.array(values) for name, values in readings.items()}
+
+
+def steplaw_readings(trials: pd.DataFrame, report: BacktestReport, rereadings: int) -> float:
+    """In every held-out cell of the leave-largest-out folds: `readings_agreement`, and the 90% range of
+    the local reading of the prediction and of reuse-best when the runs are re-drawn with the table's
+    loss noise (`reading_spread`); the least share."""
+    noise = pooled_noise(rows for _, rows in trials.groupby(["params", "tokens"])) or 0.0
     rows, shares = [], []
     for cell in report.cells(LEAVE_LARGEST_OUT):
         runs = trials[(trials["params"] == cell.params) & (trials["tokens"] == cell.tokens)]
         share, median = readings_agreement(runs)
         shares.append(share)
+        judged = {name: cell.settings[name] for name in (PREDICTED, REUSE_BEST)}
+        spread = reading_spread(runs, judged, noise, rereadings)
         rows.append(
             [
                 f"{scale_name(cell.params)}, D = {cell.tokens:.3g}",
                 f"{share:.2f}",
                 f"{median:.3f}",
                 f"{cell.regret_local_pct[PREDICTED]:.3f} | {cell.regret_nearest_pct[PREDICTED]:.3f}",
+                *(_range_of(spread[name]) for name in (PREDICTED, REUSE_BEST)),
+                f"{np.mean(spread[PREDICTED] < spread[REUSE_BEST]):.2f}",
             ]
         )
     print_table(
         f"Step Law held-out cells: of the settings within {LOCAL_TARGET_PCT}% on the local surface, how many "
-        f"read within {NEAREST_TARGET_PCT}% on the nearest run",
-        ["cell", "share", "median nearest %", "predicted, local | nearest"],
+        f"read within {NEAREST_TARGET_PCT}% on the nearest run; the local reading re-read {rereadings} times "
+        f"with the runs' loss noise ({100 * noise:.3f}%), 5-95%",
+        [
+            "cell",
+            "share",
+            "median nearest %",
+            "predicted, local | nearest",
+            "predicted, re-read",
+            "reuse-best, re-read",
+            "predicted below reuse",
+        ],
         rows,
     )
     return float(np.nanmin(shares))
+
+
+def _range_of(readings: np.ndarray) -> str:
+    low, high = np.percentile(readings, [5, 95])
+    return f"[{low:.3f}, {high:.3f}]"
 
 
 def beyond_shared_sizes(trials: pd.DataFrame, n_bootstrap: int) -> float:
@@ -509,7 +550,7 @@ def main() -> int:
     table = raw.drop(columns=["loss"]).rename(columns=STEPLAW_COLUMNS)
     trials = read_trials(folder / "steplaw_dense_lr_bs_loss_dev.csv", rename=STEPLAW_COLUMNS)
     reports = steplaw_backtests(trials, n_bootstrap)
-    readings_share = steplaw_readings(trials, reports["auto"])
+    readings_share = steplaw_readings(trials, reports["auto"], REREADINGS[0 if args.quick else 1])
     published_inside = beyond_shared_sizes(trials, n_bootstrap)
     synthetic_grids(grid_draws)
     seconds = time_extrapolate(table, repeats)

@@ -45,3 +45,21 @@ def test_a_cell_whose_grid_of_settings_holds_none_that_close_reads_nan_without_a
     share, median = extrapolation.readings_agreement(steep)
 
     assert np.isnan(share) and np.isnan(median)
+
+
+def test_re_reading_a_cell_without_noise_reads_the_same_regret_every_time() -> None:
+    settings = {"optimum": (8.0, 4.0), "one octave of lr off": (16.0, 4.0)}
+
+    spread = extrapolation.reading_spread(_bowl(), settings, noise=0.0, rereadings=5)
+
+    for name, (lr, batch_size) in settings.items():
+        assert np.allclose(spread[name], extrapolation.regret_pct(_bowl(), lr, batch_size))
+
+
+def test_re_reading_with_loss_noise_moves_the_reading_but_keeps_a_clear_margin_in_order() -> None:
+    settings = {"half an octave of lr off": (8.0 * 2**0.5, 4.0), "one octave off": (16.0, 4.0)}
+
+    spread = extrapolation.reading_spread(_bowl(), settings, noise=0.001, rereadings=30)
+
+    assert spread["half an octave of lr off"].std() > 0.001
+    assert np.all(spread["half an octave of lr off"] < spread["one octave off"])
