@@ -190,7 +190,7 @@ def readings_agreement(cell: pd.DataFrame) -> tuple[float, float]:
         regret_pct(cell, lr, bs, method="nearest")
         for lr in axes[0]
         for bs in axes[1]
-        if 100.0 * (local_loss(complete, lr, bs) - best) / best <= LOCAL_TARGET_PCT
+        if _local_regret_pct(complete, lr, bs, best) <= LOCAL_TARGET_PCT
     ]
     if not nearest:
         return math.nan, math.nan
@@ -202,14 +202,22 @@ def reading_spread(
 ) -> dict[str, np.ndarray]:
     """The local-surface regret (%) of each named (lr, batch size) in `cell`, re-read `rereadings` times,
     every run's loss L moved to L·(1 + noise·ε), ε standard normal: how far the reading moves when the
-    runs are drawn again with the loss noise σ = `noise` measured in them."""
+    runs are drawn again with the loss noise σ = `noise` measured in them. Each draw's best is read once
+    for all the settings."""
     rng = np.random.default_rng(0)
+    complete = cell["status"] == COMPLETE
     readings: dict[str, list[float]] = {name: [] for name in settings}
     for _ in range(rereadings):
-        drawn = cell.assign(loss=cell["loss"] * (1.0 + noise * rng.standard_normal(len(cell))))
+        drawn = cell.assign(loss=cell["loss"] * (1.0 + noise * rng.standard_normal(len(cell))))[complete]
+        best = local_best(drawn)
         for name, (lr, batch_size) in settings.items():
-            readings[name].append(regret_pct(drawn, lr, batch_size))
+            readings[name].append(_local_regret_pct(drawn, lr, batch_size, best))
     return {name: np.array(values) for name, values in readings.items()}
+
+
+def _local_regret_pct(complete: pd.DataFrame, lr: float, batch_size: float, best: float) -> float:
+    """`regret_pct`'s local reading with its best, `local_best(complete)`, read once by the caller."""
+    return 100.0 * (local_loss(complete, lr, batch_size) - best) / best
 
 
 def steplaw_readings(trials: pd.DataFrame, report: BacktestReport, rereadings: int) -> float:
